@@ -1,0 +1,84 @@
+"""The `bot` command: serve, migrate, chat, prune."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from bot import migrate
+from bot.app import open_core, serve
+from bot.logs import configure_logging
+from bot.scheduler import prune_once
+from bot.settings import Settings, SettingsError, load_settings
+from bot.store import create_engine
+
+
+def _secrets(settings: Settings) -> list[str]:
+    values = [
+        settings.anthropic_api_key,
+        settings.slack_bot_token,
+        settings.slack_signing_secret,
+        settings.slack_app_token,
+        settings.discord_token,
+    ]
+    return [v.get_secret_value() for v in values if v is not None]
+
+
+async def _migrate(settings: Settings) -> None:
+    engine = create_engine(settings.database_url)
+    try:
+        await migrate.upgrade(engine)
+    finally:
+        await engine.dispose()
+    print("database schema is up to date")
+
+
+async def _chat(settings: Settings) -> None:
+    from adapters.console import ConsoleAdapter
+
+    core = await open_core(settings)
+    try:
+        await ConsoleAdapter().start(core.service)
+    finally:
+        await core.close()
+
+
+async def _prune(settings: Settings) -> None:
+    core = await open_core(settings)
+    try:
+        result = await prune_once(core.store, settings.thread_ttl_days)
+        print(f"pruned {result.conversations} conversations, {result.messages} messages, {result.events} event claims")
+    finally:
+        await core.close()
+
+
+COMMANDS = {
+    "serve": (serve, "run the service: platform adapters, /healthz, the pruning scheduler"),
+    "migrate": (_migrate, "create or upgrade the database schema"),
+    "chat": (_chat, "talk to Claude in the terminal (reads lines from stdin)"),
+    "prune": (_prune, "delete stale conversations and old event claims once"),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bot", description="Claude in Slack and Discord.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text)
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+        configure_logging(settings.log_level if args.command != "chat" else "WARNING", _secrets(settings))
+        asyncio.run(COMMANDS[args.command][0](settings))
+    except SettingsError as exc:
+        print(f"bot {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

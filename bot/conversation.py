@@ -1,0 +1,211 @@
+"""The conversation service: who gets an answer, and how one is produced.
+
+policy -> per-thread lock -> claim the event and store the user turn (one
+transaction) -> settings and history -> fit to the context window -> stream
+Claude into the adapter's reply -> store the assistant turn -> show its final
+text.
+
+The claim happens under the thread's lock, so a retried delivery that arrives
+while the first is being answered waits, then finds the event taken; and the
+claim and the user turn are written together, so a crash never leaves a claimed
+event without its turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from adapters.base import Adapter
+from bot.claude import ClaudeClient, ClaudeError, ClaudeReply, ClaudeRequest, TextSink
+from bot.commands import CommandService
+from bot.events import CommandInvocation, IncomingMessage, ThreadKey
+from bot.prompt import estimate_tokens, fit_context, render_thread_context, to_messages
+from bot.store import ChannelSettings, History, Store, StoredTurn
+
+log = logging.getLogger(__name__)
+
+CUT_OFF_NOTE = "_(cut off: the answer reached its length limit)_"
+CONTEXT_FULL_NOTE = "_(cut off: the conversation filled the model's context window; older turns will be dropped)_"
+REFUSAL_NOTE = "_(Claude declined to answer this request.)_"
+TRIMMED_NOTE = "_(Earlier turns of this conversation no longer fit in the model's context window and were left out.)_"
+REFUSAL_PLACEHOLDER = "(declined to answer)"
+# After "prompt is too long" (our estimate was off), keep only a quarter of the budget.
+_HARD_TRIM_SHARE = 0.25
+
+
+class ThreadLocks:
+    """One asyncio lock per conversation, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[ThreadKey, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, thread: ThreadKey) -> AsyncIterator[None]:
+        lock, users = self._locks.get(thread, (asyncio.Lock(), 0))
+        self._locks[thread] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[thread]
+            if users == 1:
+                del self._locks[thread]
+            else:
+                self._locks[thread] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
+@dataclass(frozen=True, slots=True)
+class TurnOutcome:
+    """What happened to one message, for logs and tests."""
+
+    answered: bool
+    reply: ClaudeReply | None = None
+    error: ClaudeError | None = None
+
+
+class ConversationService:
+    def __init__(
+        self,
+        store: Store,
+        claude: ClaudeClient,
+        commands: CommandService,
+        *,
+        max_concurrent_claude_calls: int = 256,
+    ) -> None:
+        self.store = store
+        self.claude = claude
+        self.commands = commands
+        self.locks = ThreadLocks()
+        self._claude_slots = asyncio.Semaphore(max_concurrent_claude_calls)
+
+    # --- MessageSink ------------------------------------------------------
+
+    async def on_message(self, adapter: Adapter, message: IncomingMessage) -> None:
+        await self.handle(adapter, message)
+
+    async def on_command(self, adapter: Adapter, invocation: CommandInvocation) -> None:
+        answer = await self.commands.run(adapter, invocation)
+        await adapter.answer_command(invocation, answer)
+
+    # --- the flow ---------------------------------------------------------
+
+    async def handle(self, adapter: Adapter, message: IncomingMessage) -> TurnOutcome:
+        if not await self._should_answer(message):
+            return TurnOutcome(answered=False)
+        earlier = []
+        if message.mentions_bot and not message.is_direct and not await self.store.conversation_exists(
+            message.thread
+        ):
+            earlier = await adapter.fetch_thread_context(message)
+        async with self.locks.hold(message.thread):
+            if earlier and not await self.store.conversation_exists(message.thread):
+                await self.store.append_turn(message.thread, "user", render_thread_context(earlier))
+            if not await self.store.accept_message(message):
+                log.info("duplicate delivery dropped: event=%s thread=%s", message.event_id, message.thread)
+                return TurnOutcome(answered=False)
+            return await self._answer(adapter, message)
+
+    async def _should_answer(self, message: IncomingMessage) -> bool:
+        """A mention, a DM, or a message in a thread the bot is already part of;
+        never a bot (ourselves included)."""
+        if message.actor.is_bot:
+            return False
+        if message.is_direct or message.mentions_bot:
+            return True
+        return await self.store.conversation_exists(message.thread)
+
+    async def _answer(self, adapter: Adapter, message: IncomingMessage) -> TurnOutcome:
+        started = time.monotonic()
+        settings = await self.store.settings_for(message.channel)
+        history = await self.store.load_history(message.thread)
+        async with self._claude_slots:
+            reply_stream = await adapter.open_reply(message)
+            shown: list[str] = []
+
+            async def show(delta: str) -> None:
+                shown.append(delta)
+                await reply_stream.append(delta)
+
+            try:
+                reply, notes = await self._ask_claude(message.thread, settings, history, show)
+            except ClaudeError as error:
+                log.warning(
+                    "turn failed: thread=%s model=%s kind=%s status=%s request_id=%s",
+                    message.thread, settings.model, error.kind, error.status, error.request_id,
+                )
+                await reply_stream.finish(_join("".join(shown), error.user_message))
+                return TurnOutcome(answered=True, error=error)
+
+        stored_text = reply.text or (REFUSAL_PLACEHOLDER if reply.stop_reason == "refusal" else "")
+        if stored_text:
+            await self.store.append_turn(
+                message.thread,
+                "assistant",
+                stored_text,
+                model=reply.model,
+                stop_reason=reply.stop_reason,
+                usage=reply.usage,
+            )
+        await reply_stream.finish(_join(reply.text, *notes))
+        log.info(
+            "turn: thread=%s model=%s stop=%s in=%d cache_read=%d cache_write=%d out=%d seconds=%.2f",
+            message.thread, reply.model, reply.stop_reason, reply.usage.input_tokens,
+            reply.usage.cache_read_tokens, reply.usage.cache_write_tokens, reply.usage.output_tokens,
+            time.monotonic() - started,
+        )
+        return TurnOutcome(answered=True, reply=reply)
+
+    async def _ask_claude(
+        self, thread: ThreadKey, settings: ChannelSettings, history: History, show: TextSink
+    ) -> tuple[ClaudeReply, list[str]]:
+        """Fit the history to the window, stream the answer; on "prompt too long",
+        trim harder and try once more. Returns the reply and the notes to show."""
+        window = await self.claude.catalog.context_window(settings.model)
+        budget = window - settings.max_tokens - estimate_tokens(settings.system_prompt)
+        notes: list[str] = []
+        trim_noticed = history.trim_noticed
+
+        async def attempt(keep_share: float | None) -> tuple[ClaudeReply, list[StoredTurn]]:
+            nonlocal trim_noticed
+            plan = fit_context(history.turns, budget, keep_share=keep_share)
+            if plan.trimmed:
+                await self.store.move_context_start(thread, plan.turns[0].id, trimmed=True)
+                if not trim_noticed:
+                    notes.append(TRIMMED_NOTE)
+                    trim_noticed = True
+            request = ClaudeRequest(
+                model=settings.model,
+                system=settings.system_prompt,
+                messages=to_messages(plan.turns),
+                max_tokens=settings.max_tokens,
+            )
+            return await self.claude.stream(request, show), plan.turns
+
+        try:
+            reply, sent = await attempt(None)
+        except ClaudeError as error:
+            if error.kind != "prompt_too_long":
+                raise
+            reply, sent = await attempt(_HARD_TRIM_SHARE)
+        if reply.stop_reason == "max_tokens":
+            notes.insert(0, CUT_OFF_NOTE)
+        elif reply.stop_reason == "model_context_window_exceeded":
+            notes.insert(0, CONTEXT_FULL_NOTE)
+            await self.store.move_context_start(
+                thread, fit_context(sent, budget, keep_share=_HARD_TRIM_SHARE).turns[0].id, trimmed=True
+            )
+        elif reply.stop_reason == "refusal":
+            notes.insert(0, REFUSAL_NOTE)
+        return reply, notes
+
+
+def _join(*parts: str) -> str:
+    return "\n\n".join(part for part in parts if part)

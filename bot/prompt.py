@@ -1,0 +1,110 @@
+"""Turning stored turns into the `messages` of a Claude request, and fitting them
+into the model's context window.
+
+Two rules keep prompt caching effective: a turn renders to the same bytes every
+time it is sent, and trimming drops old turns in one large step (down to half
+the budget) so the kept prefix then stays put for many turns.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bot.events import ContextMessage
+from bot.store import StoredTurn
+
+# Conservative: real tokenizers average ~4 characters per token on English and
+# about one token per 3 bytes on most other scripts.
+_BYTES_PER_TOKEN = 3
+_PER_MESSAGE_OVERHEAD = 8
+# What trimming keeps, as a share of the budget: room to grow before the next trim.
+_KEEP_SHARE_AFTER_TRIM = 0.5
+_TRUNCATED_MARK = "\n[…message truncated: it does not fit in the model's context window]"
+
+
+def estimate_tokens(text: str) -> int:
+    return math.ceil(len(text.encode("utf-8")) / _BYTES_PER_TOKEN)
+
+
+def render_user_turn(author: str | None, content: str) -> str:
+    """A user turn as Claude sees it: the speaker's name, then what they said."""
+    return f"[{author}] {content}" if author else content
+
+
+def render_thread_context(earlier: Sequence[ContextMessage]) -> str:
+    """Earlier messages of a thread the bot joined mid-way, as one labelled block."""
+    lines = [render_user_turn(m.author + (" (bot)" if m.is_bot else ""), m.text) for m in earlier]
+    return "Earlier messages in this thread, before I was mentioned:\n" + "\n".join(lines)
+
+
+def to_messages(turns: Sequence[StoredTurn]) -> list[dict[str, Any]]:
+    """Stored turns -> alternating user/assistant messages that start with a user turn.
+
+    Consecutive user turns (several people talking, or a turn whose answer failed)
+    merge into one user message; leading assistant turns are dropped.
+    """
+    result: list[dict[str, Any]] = []
+    for turn in turns:
+        if turn.role == "user":
+            text = render_user_turn(turn.author, turn.content)
+        else:
+            text = turn.content
+        if not result and turn.role != "user":
+            continue
+        if result and result[-1]["role"] == turn.role:
+            result[-1]["content"] += "\n\n" + text
+        else:
+            result.append({"role": turn.role, "content": text})
+    return result
+
+
+def _turn_tokens(turn: StoredTurn) -> int:
+    return estimate_tokens(render_user_turn(turn.author, turn.content)) + _PER_MESSAGE_OVERHEAD
+
+
+@dataclass(frozen=True, slots=True)
+class ContextPlan:
+    turns: list[StoredTurn]
+    trimmed: bool  # older turns were dropped by this plan
+
+
+def fit_context(
+    turns: Sequence[StoredTurn], budget_tokens: int, *, keep_share: float | None = None
+) -> ContextPlan:
+    """Keep the newest turns that fit in `budget_tokens`.
+
+    Nothing is dropped while everything fits (unless `keep_share` forces a trim).
+    Otherwise the oldest turns go until what is left takes at most `keep_share` of
+    the budget (half by default); the unanswered user turns at the end are always
+    kept, and the kept part starts with a user turn. If the newest user turn alone
+    does not fit, it is cut short so the request can still be made.
+    """
+    sizes = [_turn_tokens(t) for t in turns]
+    if keep_share is None and sum(sizes) <= budget_tokens:
+        return ContextPlan(list(turns), trimmed=False)
+    target = int(budget_tokens * (_KEEP_SHARE_AFTER_TRIM if keep_share is None else keep_share))
+
+    start = len(turns)
+    while start > 0 and turns[start - 1].role == "user":  # the unanswered tail
+        start -= 1
+    used = sum(sizes[start:])
+    if start == len(turns) or used > budget_tokens:
+        last_user = next((t for t in reversed(turns) if t.role == "user"), None)
+        if last_user is None:
+            return ContextPlan([], trimmed=bool(turns))
+        return ContextPlan([_truncate(last_user, budget_tokens)], trimmed=True)
+    while start > 0 and used + sizes[start - 1] <= target:
+        start -= 1
+        used += sizes[start]
+    while turns[start].role != "user":  # open with a user turn
+        start += 1
+    return ContextPlan(list(turns[start:]), trimmed=start > 0)
+
+
+def _truncate(turn: StoredTurn, budget_tokens: int) -> StoredTurn:
+    room_bytes = max(0, (budget_tokens - _PER_MESSAGE_OVERHEAD) * _BYTES_PER_TOKEN - len(_TRUNCATED_MARK) * 3)
+    clipped = turn.content.encode("utf-8")[:room_bytes].decode("utf-8", errors="ignore")
+    return StoredTurn(turn.id, turn.role, turn.author, clipped + _TRUNCATED_MARK)

@@ -1,0 +1,129 @@
+"""Tables of the service (see DESIGN.md, Storage). Migrations in `migrations/` create them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+
+# SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC on both databases (SQLite hands back naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use UTC-aware values")
+        if value is not None and dialect.name == "sqlite":
+            return value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+metadata = MetaData()
+
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("platform", String(32), nullable=False),
+    Column("workspace_id", String(64), nullable=False),
+    Column("channel_id", String(64), nullable=False),
+    Column("thread_id", String(64), nullable=False),
+    # Turns before this message id are kept but no longer sent to Claude
+    # (trimmed to the context window, or a fresh start with `/claude new`).
+    Column("context_start_id", BigInteger, nullable=True),
+    Column("trim_noticed", Boolean, nullable=False, default=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_activity_at", UTCDateTime, nullable=False),
+    UniqueConstraint("platform", "workspace_id", "channel_id", "thread_id", name="uq_conversations_thread"),
+    Index("ix_conversations_last_activity_at", "last_activity_at"),
+    Index("ix_conversations_channel", "platform", "workspace_id", "channel_id"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column(
+        "conversation_id",
+        BigInteger,
+        ForeignKey("conversations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("role", String(16), nullable=False),
+    Column("author", String(128), nullable=True),
+    Column("author_id", String(64), nullable=True),
+    Column("content", Text, nullable=False),
+    Column("platform_message_id", String(64), nullable=True),
+    Column("model", String(128), nullable=True),
+    Column("stop_reason", String(64), nullable=True),
+    Column("input_tokens", Integer, nullable=False, default=0),
+    Column("output_tokens", Integer, nullable=False, default=0),
+    Column("cache_read_tokens", Integer, nullable=False, default=0),
+    Column("cache_write_tokens", Integer, nullable=False, default=0),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_messages_conversation_id", "conversation_id", "id"),
+)
+
+channel_settings = Table(
+    "channel_settings",
+    metadata,
+    Column("platform", String(32), primary_key=True),
+    Column("workspace_id", String(64), primary_key=True),
+    # '*' is the workspace-wide row.
+    Column("channel_id", String(64), primary_key=True),
+    Column("model", String(128), nullable=True),
+    Column("system_prompt", Text, nullable=True),
+    Column("max_tokens", Integer, nullable=True),
+    Column("updated_by", String(128), nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+processed_events = Table(
+    "processed_events",
+    metadata,
+    Column("platform", String(32), primary_key=True),
+    Column("event_id", String(128), primary_key=True),
+    Column("seen_at", UTCDateTime, nullable=False),
+    Index("ix_processed_events_seen_at", "seen_at"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("platform", String(32), nullable=False),
+    Column("workspace_id", String(64), nullable=False),
+    Column("channel_id", String(64), nullable=False),
+    Column("actor_id", String(128), nullable=False),
+    Column("setting", String(64), nullable=False),
+    Column("old_value", Text, nullable=True),
+    Column("new_value", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)

@@ -1,0 +1,115 @@
+"""Operator configuration, read once from the environment and `.env`.
+
+A missing or malformed value becomes one line naming the variable
+(`SettingsError`), never a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_MODEL = "claude-sonnet-5-5"
+DEFAULT_SYSTEM_PROMPT = (
+    "You are Claude, a helpful assistant in a team chat. Several people may speak in one "
+    "conversation; each of their messages starts with their name in brackets. Answer concisely "
+    "and format with Markdown."
+)
+
+
+class SettingsError(Exception):
+    """A configuration problem, phrased for the operator in one line."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    anthropic_api_key: SecretStr | None = None
+    anthropic_base_url: str | None = None
+    default_model: str = DEFAULT_MODEL
+    default_system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    max_tokens: int = Field(default=4096, ge=1, le=128_000)
+    claude_timeout_seconds: float = Field(default=300.0, gt=0)
+    # A retry-after longer than this is not waited out: the user hears "busy, try again".
+    max_retry_wait_seconds: float = Field(default=20.0, ge=0)
+    database_url: str = "sqlite+aiosqlite:///./data/bot.db"
+    thread_ttl_days: int = Field(default=30, ge=1)
+    prune_interval_minutes: int = Field(default=60, ge=1)
+    max_concurrent_claude_calls: int = Field(default=256, ge=1)
+    admin_user_ids: Annotated[frozenset[str], NoDecode] = frozenset()
+    port: int = Field(default=8000, ge=0, le=65535)
+    host: str = "0.0.0.0"
+    log_level: str = "INFO"
+
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    discord_token: SecretStr | None = None
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalize_database_url(cls, value: str) -> str:
+        return normalize_database_url(value)
+
+    @field_validator("admin_user_ids", mode="before")
+    @classmethod
+    def _split_admins(cls, value: object) -> object:
+        if isinstance(value, str):
+            ids = {part.strip() for part in value.split(",") if part.strip()}
+            for item in ids:
+                platform, _, user = item.partition(":")
+                if not platform or not user:
+                    raise ValueError(f"{item!r} is not platform-qualified, e.g. slack:U123 or discord:456")
+            return frozenset(ids)
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return level
+
+    def require_anthropic_key(self) -> SecretStr:
+        if self.anthropic_api_key is None or not self.anthropic_api_key.get_secret_value():
+            raise SettingsError("ANTHROPIC_API_KEY is not set: the service cannot call Claude without it.")
+        return self.anthropic_api_key
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept URLs as hosting platforms hand them out and pick the async driver."""
+    url = url.strip()
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    if url.startswith("sqlite://"):
+        return "sqlite+aiosqlite://" + url[len("sqlite://") :]
+    if url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+        return url
+    raise ValueError("must be a PostgreSQL (postgres://...) or SQLite (sqlite:///path) URL")
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file behind a SQLite URL, or None for PostgreSQL and in-memory SQLite."""
+    prefix = "sqlite+aiosqlite:///"
+    if not url.startswith(prefix) or url.endswith(":memory:"):
+        return None
+    return Path(url[len(prefix) :])
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings, turning pydantic's report into one line per bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            name = str(error["loc"][0]).upper() if error["loc"] else "settings"
+            message = str(error["msg"]).removeprefix("Value error, ")
+            lines.append(f"{name}: {message}")
+        raise SettingsError("; ".join(lines)) from None

@@ -1,0 +1,413 @@
+"""The service's memory: conversations, their turns, channel settings, claimed events.
+
+Queries are named by what they are for. All timestamps are UTC. On SQLite the
+service's own writes are serialized by one in-process lock (SQLite has a single
+writer anyway, and waiting on a lock is cheaper than retrying on "database is
+locked"); other processes are covered by WAL mode and a busy timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, event, func, select, text, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from bot.events import ChannelKey, IncomingMessage, ThreadKey
+from bot.schema import audit_log, channel_settings, conversations, messages, processed_events
+from bot.settings import sqlite_path
+from bot.usage import TokenUsage
+
+SETTING_NAMES = ("model", "system_prompt", "max_tokens")
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelSettings:
+    """The effective settings of a channel: its own, else its workspace's, else the defaults."""
+
+    model: str
+    system_prompt: str
+    max_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTurn:
+    id: int
+    role: str  # "user" or "assistant"
+    author: str | None
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """The turns of a conversation that are still sent to Claude."""
+
+    turns: list[StoredTurn]
+    trim_noticed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ModelUsage:
+    model: str
+    turns: int
+    usage: TokenUsage
+
+
+@dataclass(frozen=True, slots=True)
+class PruneResult:
+    conversations: int
+    messages: int
+    events: int
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """An async engine; SQLite gets WAL, a busy timeout and enforced foreign keys."""
+    path = sqlite_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, pool_size=8, max_overflow=8, pool_timeout=60)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_async_engine(url, pool_size=10, max_overflow=20, pool_timeout=60, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class Store:
+    def __init__(self, engine: AsyncEngine, defaults: ChannelSettings) -> None:
+        self.engine = engine
+        self.defaults = defaults
+        self._is_sqlite = engine.dialect.name == "sqlite"
+        self._insert = sqlite.insert if self._is_sqlite else postgresql.insert
+        self._sqlite_writer = asyncio.Lock()
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    @contextlib.asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        """One write transaction (serialized in-process on SQLite)."""
+        lock = self._sqlite_writer if self._is_sqlite else contextlib.nullcontext()
+        async with lock, self.engine.begin() as conn:
+            yield conn
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    # --- events and turns -------------------------------------------------
+
+    async def claim_event(self, platform: str, event_id: str) -> bool:
+        """Claim an event id; False when it was claimed before (a retry or second delivery)."""
+        async with self._write() as conn:
+            return await self._claim(conn, platform, event_id)
+
+    async def accept_message(self, message: IncomingMessage) -> bool:
+        """Claim the message's event and store it as a user turn, in one transaction.
+
+        False (and nothing written) when the event was already claimed. Doing both
+        at once means a crash can never leave a claimed event whose turn is lost.
+        """
+        async with self._write() as conn:
+            if not await self._claim(conn, message.thread.platform, message.event_id):
+                return False
+            conversation_id = await self._touch_conversation(conn, message.thread)
+            await conn.execute(
+                messages.insert().values(
+                    conversation_id=conversation_id,
+                    role="user",
+                    author=message.actor.display_name,
+                    author_id=message.actor.user_id,
+                    content=message.text,
+                    platform_message_id=message.message_id,
+                    created_at=now(),
+                )
+            )
+            return True
+
+    async def append_turn(
+        self,
+        thread: ThreadKey,
+        role: str,
+        content: str,
+        *,
+        author: str | None = None,
+        model: str | None = None,
+        stop_reason: str | None = None,
+        usage: TokenUsage | None = None,
+    ) -> int:
+        """Store one turn; returns its id."""
+        usage = usage or TokenUsage()
+        async with self._write() as conn:
+            conversation_id = await self._touch_conversation(conn, thread)
+            result = await conn.execute(
+                messages.insert()
+                .values(
+                    conversation_id=conversation_id,
+                    role=role,
+                    author=author,
+                    content=content,
+                    model=model,
+                    stop_reason=stop_reason,
+                    input_tokens=usage.input_tokens,
+                    output_tokens=usage.output_tokens,
+                    cache_read_tokens=usage.cache_read_tokens,
+                    cache_write_tokens=usage.cache_write_tokens,
+                    created_at=now(),
+                )
+                .returning(messages.c.id)
+            )
+            return int(result.scalar_one())
+
+    async def conversation_exists(self, thread: ThreadKey) -> bool:
+        async with self.engine.connect() as conn:
+            result = await conn.execute(select(conversations.c.id).where(_thread_filter(thread)))
+            return result.first() is not None
+
+    async def load_history(self, thread: ThreadKey) -> History:
+        """The turns still in context, oldest first."""
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(
+                        conversations.c.id, conversations.c.context_start_id, conversations.c.trim_noticed
+                    ).where(_thread_filter(thread))
+                )
+            ).first()
+            if row is None:
+                return History([], False)
+            query = select(messages.c.id, messages.c.role, messages.c.author, messages.c.content).where(
+                messages.c.conversation_id == row.id
+            )
+            if row.context_start_id is not None:
+                query = query.where(messages.c.id >= row.context_start_id)
+            result = await conn.execute(query.order_by(messages.c.id))
+            turns = [StoredTurn(r.id, r.role, r.author, r.content) for r in result]
+            return History(turns, bool(row.trim_noticed))
+
+    async def move_context_start(self, thread: ThreadKey, first_kept_id: int, *, trimmed: bool) -> None:
+        """Stop sending turns older than `first_kept_id` (they stay stored)."""
+        values: dict[str, Any] = {"context_start_id": first_kept_id}
+        if trimmed:
+            values["trim_noticed"] = True
+        async with self._write() as conn:
+            await conn.execute(update(conversations).where(_thread_filter(thread)).values(**values))
+
+    async def start_fresh(self, thread: ThreadKey) -> None:
+        """`/claude new`: later turns start a new context; the old ones stay stored."""
+        async with self._write() as conn:
+            last = (
+                await conn.execute(
+                    select(func.max(messages.c.id))
+                    .select_from(messages.join(conversations))
+                    .where(_thread_filter(thread))
+                )
+            ).scalar()
+            await conn.execute(
+                update(conversations)
+                .where(_thread_filter(thread))
+                .values(context_start_id=(last or 0) + 1, trim_noticed=False)
+            )
+
+    async def _claim(self, conn: AsyncConnection, platform: str, event_id: str) -> bool:
+        statement = (
+            self._insert(processed_events)
+            .values(platform=platform, event_id=event_id, seen_at=now())
+            .on_conflict_do_nothing(index_elements=["platform", "event_id"])
+        )
+        result = await conn.execute(statement)
+        return bool(result.rowcount == 1)
+
+    async def _touch_conversation(self, conn: AsyncConnection, thread: ThreadKey) -> int:
+        """Create the conversation if new, mark it active; returns its id."""
+        moment = now()
+        statement = (
+            self._insert(conversations)
+            .values(
+                platform=thread.platform,
+                workspace_id=thread.workspace_id,
+                channel_id=thread.channel_id,
+                thread_id=thread.thread_id,
+                trim_noticed=False,
+                created_at=moment,
+                last_activity_at=moment,
+            )
+            .on_conflict_do_update(
+                index_elements=["platform", "workspace_id", "channel_id", "thread_id"],
+                set_={"last_activity_at": moment},
+            )
+            .returning(conversations.c.id)
+        )
+        return int((await conn.execute(statement)).scalar_one())
+
+    # --- settings ---------------------------------------------------------
+
+    async def settings_for(self, channel: ChannelKey) -> ChannelSettings:
+        async with self.engine.connect() as conn:
+            result = await conn.execute(
+                select(channel_settings).where(
+                    channel_settings.c.platform == channel.platform,
+                    channel_settings.c.workspace_id == channel.workspace_id,
+                    channel_settings.c.channel_id.in_([channel.channel_id, "*"]),
+                )
+            )
+            rows = {row.channel_id: row for row in result}
+        effective = {name: getattr(self.defaults, name) for name in SETTING_NAMES}
+        for key in ("*", channel.channel_id):  # the channel's own row wins
+            row = rows.get(key)
+            for name in SETTING_NAMES:
+                if row is not None and getattr(row, name) is not None:
+                    effective[name] = getattr(row, name)
+        return ChannelSettings(**effective)
+
+    async def set_setting(self, channel: ChannelKey, name: str, value: Any, actor_id: str) -> None:
+        """Set (or with None, clear back to the default) one setting, with an audit row."""
+        if name not in SETTING_NAMES:
+            raise ValueError(f"unknown setting {name!r}")
+        moment = now()
+        async with self._write() as conn:
+            old = (
+                await conn.execute(
+                    select(channel_settings.c[name]).where(*_channel_filter(channel_settings, channel))
+                )
+            ).scalar()
+            await conn.execute(
+                self._insert(channel_settings)
+                .values(
+                    platform=channel.platform,
+                    workspace_id=channel.workspace_id,
+                    channel_id=channel.channel_id,
+                    updated_by=actor_id,
+                    updated_at=moment,
+                    **{name: value},
+                )
+                .on_conflict_do_update(
+                    index_elements=["platform", "workspace_id", "channel_id"],
+                    set_={name: value, "updated_by": actor_id, "updated_at": moment},
+                )
+            )
+            await conn.execute(
+                audit_log.insert().values(
+                    platform=channel.platform,
+                    workspace_id=channel.workspace_id,
+                    channel_id=channel.channel_id,
+                    actor_id=actor_id,
+                    setting=name,
+                    old_value=None if old is None else str(old),
+                    new_value=None if value is None else str(value),
+                    created_at=moment,
+                )
+            )
+
+    async def audit_entries(self, channel: ChannelKey) -> list[dict[str, Any]]:
+        async with self.engine.connect() as conn:
+            result = await conn.execute(
+                select(audit_log).where(*_channel_filter(audit_log, channel)).order_by(audit_log.c.id)
+            )
+            return [dict(row._mapping) for row in result]
+
+    # --- reporting and housekeeping ---------------------------------------
+
+    async def usage_summary(self, channel: ChannelKey, since: datetime) -> list[ModelUsage]:
+        """Assistant turns and their tokens in one channel since `since`, per model."""
+        query = (
+            select(
+                messages.c.model,
+                func.count(),
+                func.coalesce(func.sum(messages.c.input_tokens), 0),
+                func.coalesce(func.sum(messages.c.output_tokens), 0),
+                func.coalesce(func.sum(messages.c.cache_read_tokens), 0),
+                func.coalesce(func.sum(messages.c.cache_write_tokens), 0),
+            )
+            .select_from(messages.join(conversations))
+            .where(
+                *_channel_filter(conversations, channel),
+                messages.c.role == "assistant",
+                messages.c.created_at >= since,
+            )
+            .group_by(messages.c.model)
+            .order_by(messages.c.model)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            ModelUsage(model or "unknown", int(count), TokenUsage(int(i), int(o), int(r), int(w)))
+            for model, count, i, o, r, w in rows
+        ]
+
+    async def prune(
+        self, idle_before: datetime, events_before: datetime, batch_size: int = 5000
+    ) -> PruneResult:
+        """Delete conversations idle since before `idle_before` (with their turns), and old
+        event claims, in small batches so replies can write in between."""
+        stale = select(conversations.c.id).where(conversations.c.last_activity_at < idle_before)
+        message_batch = (
+            select(messages.c.id).where(messages.c.conversation_id.in_(stale)).limit(batch_size)
+        )
+        conversation_batch = stale.limit(batch_size)
+        event_batch = (
+            select(processed_events.c.platform, processed_events.c.event_id)
+            .where(processed_events.c.seen_at < events_before)
+            .limit(batch_size)
+        )
+        deleted_messages = await self._delete_in_batches(
+            delete(messages).where(messages.c.id.in_(message_batch.scalar_subquery()))
+        )
+        deleted_conversations = await self._delete_in_batches(
+            delete(conversations).where(
+                conversations.c.id.in_(conversation_batch.scalar_subquery()),
+                # re-checked: a conversation that woke up meanwhile is kept
+                conversations.c.last_activity_at < idle_before,
+            )
+        )
+        deleted_events = await self._delete_in_batches(
+            delete(processed_events).where(
+                tuple_(processed_events.c.platform, processed_events.c.event_id).in_(event_batch)
+            )
+        )
+        return PruneResult(deleted_conversations, deleted_messages, deleted_events)
+
+    async def _delete_in_batches(self, statement: Any) -> int:
+        total = 0
+        while True:
+            async with self._write() as conn:
+                count = (await conn.execute(statement)).rowcount
+            total += count
+            if count == 0:
+                return total
+            await asyncio.sleep(0)  # let replies take the writer between batches
+
+
+def _thread_filter(thread: ThreadKey) -> Any:
+    return and_(
+        conversations.c.platform == thread.platform,
+        conversations.c.workspace_id == thread.workspace_id,
+        conversations.c.channel_id == thread.channel_id,
+        conversations.c.thread_id == thread.thread_id,
+    )
+
+
+def _channel_filter(table: Any, channel: ChannelKey) -> tuple[Any, ...]:
+    return (
+        table.c.platform == channel.platform,
+        table.c.workspace_id == channel.workspace_id,
+        table.c.channel_id == channel.channel_id,
+    )

@@ -1,0 +1,35 @@
+"""Alembic environment. `bot migrate` hands in a live connection; the plain
+`alembic` command line gets one from DATABASE_URL."""
+
+import asyncio
+
+from alembic import context
+from sqlalchemy.engine import Connection
+
+from bot.schema import metadata
+
+config = context.config
+
+
+def run_on(connection: Connection) -> None:
+    context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def run_from_settings() -> None:
+    from bot.settings import load_settings
+    from bot.store import create_engine
+
+    engine = create_engine(load_settings().database_url)
+    async with engine.begin() as connection:
+        await connection.run_sync(run_on)
+    await engine.dispose()
+
+
+if context.is_offline_mode():
+    raise SystemExit("offline migrations are not supported; run `bot migrate`")
+elif (connection := config.attributes.get("connection")) is not None:
+    run_on(connection)
+else:
+    asyncio.run(run_from_settings())

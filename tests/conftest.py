@@ -1,0 +1,82 @@
+"""Fixtures: a real database (SQLite in a temp dir, or PostgreSQL when
+TEST_DATABASE_URL is set), the fake Anthropic API over HTTP, and the core."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from bot import migrate
+from bot.app import Core, open_core
+from bot.schema import metadata
+from bot.settings import Settings, load_settings
+from bot.store import create_engine
+from tests.fakes.anthropic_server import FakeAnthropic
+from tests.support import RecordingAdapter
+
+API_KEY = "sk-ant-test-canary-0123456789"
+POSTGRES_URL = os.environ.get("TEST_DATABASE_URL")
+
+
+@pytest.fixture(scope="session")
+def _postgres_schema() -> Iterator[str | None]:
+    """Migrate the PostgreSQL test database once per run (tests then empty the tables)."""
+    if POSTGRES_URL is None:
+        yield None
+        return
+
+    async def upgrade() -> None:
+        engine = create_engine(load_settings(database_url=POSTGRES_URL).database_url)
+        await migrate.upgrade(engine)
+        await engine.dispose()
+
+    asyncio.run(upgrade())
+    yield POSTGRES_URL
+
+
+@pytest.fixture
+async def database_url(tmp_path: Path, _postgres_schema: str | None) -> AsyncIterator[str]:
+    if _postgres_schema is None:
+        yield f"sqlite:///{tmp_path}/bot.db"
+        return
+    url = load_settings(database_url=_postgres_schema).database_url
+    engine = create_engine(url)
+    async with engine.begin() as conn:
+        names = ", ".join(table.name for table in metadata.sorted_tables)
+        await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    await engine.dispose()
+    yield _postgres_schema
+
+
+@pytest.fixture
+async def fake_anthropic() -> AsyncIterator[FakeAnthropic]:
+    async with FakeAnthropic(api_key=API_KEY) as fake:
+        yield fake
+
+
+@pytest.fixture
+def settings(database_url: str, fake_anthropic: FakeAnthropic) -> Settings:
+    return load_settings(
+        anthropic_api_key=API_KEY,
+        anthropic_base_url=fake_anthropic.base_url,
+        database_url=database_url,
+        default_model="claude-sonnet-5-5",
+        max_retry_wait_seconds=2.0,
+    )
+
+
+@pytest.fixture
+async def core(settings: Settings) -> AsyncIterator[Core]:
+    opened = await open_core(settings)
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+def adapter() -> RecordingAdapter:
+    return RecordingAdapter(admins={"ADMIN"})

@@ -1,0 +1,140 @@
+"""The conversation service end to end: adapter -> service -> store -> real SDK -> fake Anthropic."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+
+from bot.app import Core, open_core
+from bot.settings import Settings
+from tests.fakes.anthropic_server import FakeAnthropic
+from tests.support import RecordingAdapter, message, person, thread
+
+
+def user_texts(body: dict) -> list[tuple[str, str]]:
+    return [(m["role"], m["content"]) for m in body["messages"]]
+
+
+async def test_history_is_resent_in_order_on_turns_two_and_three(
+    core: Core, adapter: RecordingAdapter, fake_anthropic: FakeAnthropic
+) -> None:
+    where = thread()
+    for text in ("first", "second", "third"):
+        await core.service.handle(adapter, message(where, text))
+
+    requests = fake_anthropic.message_requests
+    assert len(requests) == 3
+    assert user_texts(requests[2]) == [
+        ("user", "[Alice] first"),
+        ("assistant", "You said: [Alice] first"),
+        ("user", "[Alice] second"),
+        ("assistant", "You said: [Alice] second"),
+        ("user", "[Alice] third"),
+    ]
+    assert adapter.finals() == ["You said: [Alice] first", "You said: [Alice] second", "You said: [Alice] third"]
+    assert all(len(r.deltas) > 1 for r in adapter.replies), "answers arrive streamed, in several deltas"
+
+
+async def test_a_restart_on_the_same_database_continues_the_conversation(
+    settings: Settings, adapter: RecordingAdapter, fake_anthropic: FakeAnthropic
+) -> None:
+    where = thread()
+    first = await open_core(settings)
+    await first.service.handle(adapter, message(where, "remember the word pineapple"))
+    await first.close()
+
+    second = await open_core(settings)
+    await second.service.handle(adapter, message(where, "which word?", mention=False))
+    await second.close()
+
+    roles = user_texts(fake_anthropic.message_requests[-1])
+    assert roles[0] == ("user", "[Alice] remember the word pineapple")
+    assert roles[-1] == ("user", "[Alice] which word?")
+
+
+async def test_messages_in_a_thread_the_bot_is_not_part_of_are_ignored_without_a_write(
+    core: Core, adapter: RecordingAdapter, fake_anthropic: FakeAnthropic
+) -> None:
+    outcome = await core.service.handle(adapter, message(thread("9.9"), "chatter", mention=False))
+    assert not outcome.answered
+    assert fake_anthropic.message_requests == []
+    assert await core.store.claim_event("test", "probe") is not False  # the store still works
+    assert not await core.store.conversation_exists(thread("9.9"))
+
+
+async def test_bots_are_never_answered(core: Core, adapter: RecordingAdapter, fake_anthropic: FakeAnthropic) -> None:
+    bot = person("B1", "OtherBot")
+    bot = type(bot)(bot.platform, bot.user_id, bot.display_name, is_bot=True)
+    outcome = await core.service.handle(adapter, message(thread(), "@you hello", who=bot))
+    assert not outcome.answered
+    assert fake_anthropic.message_requests == []
+
+
+async def test_a_second_delivery_of_an_event_is_a_no_op(
+    core: Core, adapter: RecordingAdapter, fake_anthropic: FakeAnthropic
+) -> None:
+    event = message(thread(), "hello")
+    first = await core.service.handle(adapter, event)
+    second = await core.service.handle(adapter, event)
+    assert first.answered and not second.answered
+    assert len(fake_anthropic.message_requests) == 1
+    assert len(adapter.replies) == 1
+
+
+async def test_two_deliveries_arriving_at_once_give_one_answer(
+    core: Core, adapter: RecordingAdapter, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.latency = 0.2
+    event = message(thread(), "hello")
+    outcomes = await asyncio.gather(*(core.service.handle(adapter, event) for _ in range(4)))
+    assert sum(o.answered for o in outcomes) == 1
+    assert len(fake_anthropic.message_requests) == 1
+    assert len(adapter.replies) == 1
+
+
+async def test_turns_in_one_thread_are_serialized_while_threads_run_in_parallel(
+    core: Core, adapter: RecordingAdapter, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.latency = 0.3
+    same = thread("1.1")
+    await asyncio.gather(*(core.service.handle(adapter, message(same, f"m{i}")) for i in range(3)))
+    assert fake_anthropic.max_in_flight == 1
+
+    fake_anthropic.max_in_flight = 0
+    await asyncio.gather(*(core.service.handle(adapter, message(thread(f"2.{i}"), "hi")) for i in range(5)))
+    assert fake_anthropic.max_in_flight == 5
+
+    history = user_texts(fake_anthropic.message_requests[2])
+    assert [role for role, _ in history] == ["user", "assistant", "user", "assistant", "user"]
+
+
+async def test_several_speakers_are_labelled_and_roles_alternate(
+    core: Core, adapter: RecordingAdapter, fake_anthropic: FakeAnthropic
+) -> None:
+    where = thread()
+    fake_anthropic.fail_always(400, message="boom")
+    await core.service.handle(adapter, message(where, "hi all", who=person("U1", "Alice")))
+    fake_anthropic.clear_faults()
+    await core.service.handle(adapter, message(where, "and me", who=person("U2", "Bob"), mention=False))
+
+    body = fake_anthropic.message_requests[-1]
+    assert user_texts(body) == [("user", "[Alice] hi all\n\n[Bob] and me")]
+
+
+async def test_the_prefix_of_each_request_is_the_previous_request_byte_for_byte_with_cache_control(
+    core: Core, adapter: RecordingAdapter, fake_anthropic: FakeAnthropic
+) -> None:
+    where = thread()
+    for i in range(4):
+        await core.service.handle(adapter, message(where, f"turn {i} " + "words " * 50))
+    bodies = fake_anthropic.message_requests
+    for before, after in itertools.pairwise(bodies):
+        assert after["cache_control"] == {"type": "ephemeral"}
+        assert json.dumps(after["system"]) == json.dumps(before["system"])
+        previous = json.dumps(before["messages"])[:-1]
+        assert json.dumps(after["messages"]).startswith(previous)
+    usages = fake_anthropic.usages
+    totals = [u["input_tokens"] + u["cache_read_input_tokens"] + u["cache_creation_input_tokens"] for u in usages]
+    for previous_total, usage in zip(totals, fake_anthropic.usages[1:], strict=False):
+        assert usage["cache_read_input_tokens"] == previous_total, "the whole previous request is read from cache"
