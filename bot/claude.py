@@ -146,6 +146,9 @@ class ClaudeClient:
             base_url=base_url,
             max_retries=0,
             timeout=httpx2.Timeout(timeout_seconds, connect=5.0),
+            # aiohttp's connection pool costs far less CPU per request than the
+            # default transport's when hundreds of replies stream at once.
+            http_client=anthropic.DefaultAioHttpClient(timeout=httpx2.Timeout(timeout_seconds, connect=5.0)),
         )
         self._max_attempts = max_attempts
         self._max_retry_wait = max_retry_wait_seconds

@@ -24,7 +24,7 @@ from adapters.base import Adapter
 from bot.claude import ClaudeClient, ClaudeError, ClaudeReply, ClaudeRequest, TextSink
 from bot.commands import CommandService
 from bot.events import CommandInvocation, IncomingMessage, ThreadKey
-from bot.prompt import estimate_tokens, fit_context, render_thread_context, to_messages
+from bot.prompt import context_tokens, estimate_tokens, fit_context, render_thread_context, to_messages
 from bot.store import ChannelSettings, History, Store, StoredTurn
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ CONTEXT_FULL_NOTE = "_(cut off: the conversation filled the model's context wind
 REFUSAL_NOTE = "_(Claude declined to answer this request.)_"
 TRIMMED_NOTE = "_(Earlier turns of this conversation no longer fit in the model's context window and were left out.)_"
 REFUSAL_PLACEHOLDER = "(declined to answer)"
-# After "prompt is too long" (our estimate was off), keep only a quarter of the budget.
+# When the output fills the context window, keep a quarter of the budget next time.
 _HARD_TRIM_SHARE = 0.25
 
 
@@ -173,7 +173,7 @@ class ConversationService:
         notes: list[str] = []
         trim_noticed = history.trim_noticed
 
-        async def attempt(keep_share: float | None) -> tuple[ClaudeReply, list[StoredTurn]]:
+        async def attempt(budget: int, keep_share: float | None) -> tuple[ClaudeReply, list[StoredTurn]]:
             nonlocal trim_noticed
             plan = fit_context(history.turns, budget, keep_share=keep_share)
             if plan.trimmed:
@@ -190,11 +190,13 @@ class ConversationService:
             return await self.claude.stream(request, show), plan.turns
 
         try:
-            reply, sent = await attempt(None)
+            reply, sent = await attempt(budget, None)
         except ClaudeError as error:
             if error.kind != "prompt_too_long":
                 raise
-            reply, sent = await attempt(_HARD_TRIM_SHARE)
+            # Our estimate was too low for this text: send at most half of what was refused.
+            refused = fit_context(history.turns, budget).turns
+            reply, sent = await attempt(context_tokens(refused) // 2, 1.0)
         if reply.stop_reason == "max_tokens":
             notes.insert(0, CUT_OFF_NOTE)
         elif reply.stop_reason == "model_context_window_exceeded":

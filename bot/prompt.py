@@ -65,6 +65,11 @@ def _turn_tokens(turn: StoredTurn) -> int:
     return estimate_tokens(render_user_turn(turn.author, turn.content)) + _PER_MESSAGE_OVERHEAD
 
 
+def context_tokens(turns: Sequence[StoredTurn]) -> int:
+    """Our (conservative) estimate of what `turns` cost as input."""
+    return sum(_turn_tokens(t) for t in turns)
+
+
 @dataclass(frozen=True, slots=True)
 class ContextPlan:
     turns: list[StoredTurn]
