@@ -101,7 +101,7 @@ class ConversationService:
         if not await self._should_answer(message):
             return TurnOutcome(answered=False)
         earlier = []
-        if message.mentions_bot and not message.is_direct and not await self.store.conversation_exists(
+        if message.mentions_bot and message.is_thread_reply and not await self.store.conversation_exists(
             message.thread
         ):
             earlier = await adapter.fetch_thread_context(message)

@@ -86,8 +86,10 @@ class Actor:
 class IncomingMessage:
     """One message a person posted, already cleaned of the bot's own mention.
 
-    `settings_channel` is where this conversation's settings live when that is
-    not the thread's own channel (a Discord thread uses its parent channel).
+    `is_thread_reply` says it was posted inside an existing thread rather than
+    starting one: only then can there be earlier messages the bot has not seen.
+    Settings live at `thread.channel` (for a Discord thread, the adapter puts
+    the parent channel there).
     """
 
     thread: ThreadKey
@@ -97,12 +99,12 @@ class IncomingMessage:
     text: str
     is_direct: bool = False
     mentions_bot: bool = False
-    settings_channel: ChannelKey | None = None
+    is_thread_reply: bool = False
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
     def channel(self) -> ChannelKey:
-        return self.settings_channel or self.thread.channel
+        return self.thread.channel
 
 
 @dataclass(frozen=True, slots=True)

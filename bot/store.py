@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +26,9 @@ from bot.settings import sqlite_path
 from bot.usage import TokenUsage
 
 SETTING_NAMES = ("model", "system_prompt", "max_tokens")
+# Settings are read on every turn and change rarely: each instance keeps them this
+# long (a change made on another instance shows up within this time).
+SETTINGS_CACHE_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +102,7 @@ class Store:
         self._is_sqlite = engine.dialect.name == "sqlite"
         self._insert = sqlite.insert if self._is_sqlite else postgresql.insert
         self._sqlite_writer = asyncio.Lock()
+        self._settings_cache: dict[ChannelKey, tuple[float, ChannelSettings]] = {}
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -261,6 +266,16 @@ class Store:
     # --- settings ---------------------------------------------------------
 
     async def settings_for(self, channel: ChannelKey) -> ChannelSettings:
+        cached = self._settings_cache.get(channel)
+        if cached is not None and time.monotonic() < cached[0]:
+            return cached[1]
+        settings = await self._read_settings(channel)
+        if len(self._settings_cache) > 10_000:
+            self._settings_cache.clear()
+        self._settings_cache[channel] = (time.monotonic() + SETTINGS_CACHE_SECONDS, settings)
+        return settings
+
+    async def _read_settings(self, channel: ChannelKey) -> ChannelSettings:
         async with self.engine.connect() as conn:
             result = await conn.execute(
                 select(channel_settings).where(
@@ -316,6 +331,7 @@ class Store:
                     created_at=moment,
                 )
             )
+        self._settings_cache.clear()  # after the commit; a workspace row affects every channel
 
     async def audit_entries(self, channel: ChannelKey) -> list[dict[str, Any]]:
         async with self.engine.connect() as conn:

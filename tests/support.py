@@ -85,6 +85,7 @@ def message(
     who: Actor | None = None,
     mention: bool = True,
     direct: bool = False,
+    in_thread: bool = False,
     event_id: str | None = None,
 ) -> IncomingMessage:
     number = next(_ids)
@@ -96,6 +97,7 @@ def message(
         text=text,
         is_direct=direct,
         mentions_bot=mention,
+        is_thread_reply=in_thread,
     )
 
 

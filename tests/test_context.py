@@ -93,8 +93,8 @@ async def test_a_bot_summoned_mid_thread_sees_the_earlier_messages_labelled(
         ContextMessage("Carol", "the deploy failed at step 3"),
         ContextMessage("Dan", "logs say disk full"),
     ]
-    await core.service.handle(adapter, message(where, "what should we do?"))
-    await core.service.handle(adapter, message(where, "and then?", mention=False))
+    await core.service.handle(adapter, message(where, "what should we do?", in_thread=True))
+    await core.service.handle(adapter, message(where, "and then?", mention=False, in_thread=True))
 
     first, second = fake_anthropic.message_requests
     assert first["messages"][0]["content"] == (
@@ -103,3 +103,10 @@ async def test_a_bot_summoned_mid_thread_sees_the_earlier_messages_labelled(
     )
     assert second["messages"][0] == first["messages"][0], "the context is stored once and resent as is"
     assert adapter.context_fetches == 1
+
+
+async def test_a_mention_that_starts_a_thread_fetches_no_context(
+    core: Core, adapter: RecordingAdapter, fake_anthropic: FakeAnthropic
+) -> None:
+    await core.service.handle(adapter, message(thread(), "hello"))
+    assert adapter.context_fetches == 0
