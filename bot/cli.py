@@ -7,12 +7,15 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
+import asyncpg
+from sqlalchemy.exc import SQLAlchemyError
+
 from bot import migrate
-from bot.app import open_core, serve
+from bot.app import ensure_schema, open_core, serve
 from bot.logs import configure_logging
 from bot.scheduler import prune_once
-from bot.settings import Settings, SettingsError, load_settings
-from bot.store import create_engine
+from bot.settings import Settings, SettingsError, database_secret, load_settings
+from bot.store import ChannelSettings, Store, create_engine
 
 
 def _secrets(settings: Settings) -> list[str]:
@@ -23,7 +26,9 @@ def _secrets(settings: Settings) -> list[str]:
         settings.slack_app_token,
         settings.discord_token,
     ]
-    return [v.get_secret_value() for v in values if v is not None]
+    secrets = [v.get_secret_value() for v in values if v is not None]
+    password = database_secret(settings.database_url)
+    return [*secrets, password] if password else secrets
 
 
 async def _migrate(settings: Settings) -> None:
@@ -46,13 +51,17 @@ async def _chat(settings: Settings) -> None:
 
 
 async def _prune(settings: Settings) -> None:
-    core = await open_core(settings)
+    engine = create_engine(settings.database_url)
     try:
-        result = await prune_once(core.store, settings.thread_ttl_days)
+        await ensure_schema(engine)
+        store = Store(engine, ChannelSettings(settings.default_model, settings.default_system_prompt, 1))
+        result = await prune_once(store, settings.thread_ttl_days)
         print(f"pruned {result.conversations} conversations, {result.messages} messages, {result.events} event claims")
     finally:
-        await core.close()
+        await engine.dispose()
 
+
+NEEDS_CLAUDE = {"serve", "chat"}
 
 COMMANDS = {
     "serve": (serve, "run the service: platform adapters, /healthz, the pruning scheduler"),
@@ -70,14 +79,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
+        if args.command in NEEDS_CLAUDE:
+            settings.require_anthropic_key()
         configure_logging(settings.log_level if args.command != "chat" else "WARNING", _secrets(settings))
         asyncio.run(COMMANDS[args.command][0](settings))
     except SettingsError as exc:
         print(f"bot {args.command}: {exc}", file=sys.stderr)
         return 2
+    except (OSError, SQLAlchemyError, asyncpg.PostgresError) as exc:
+        # The database is unreachable or refused us: say so in one line, without the URL.
+        reason = f"{type(exc).__name__}: {_first_line(exc)}"
+        print(f"bot {args.command}: cannot use the database ({reason})", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else "no details"
 
 
 if __name__ == "__main__":

@@ -115,12 +115,12 @@ class ConversationService:
 
     async def _should_answer(self, message: IncomingMessage) -> bool:
         """A mention, a DM, or a message in a thread the bot is already part of;
-        never a bot (ourselves included)."""
+        never a bot (ourselves included). Top-level chatter costs no database access."""
         if message.actor.is_bot:
             return False
         if message.is_direct or message.mentions_bot:
             return True
-        return await self.store.conversation_exists(message.thread)
+        return message.is_thread_reply and await self.store.conversation_exists(message.thread)
 
     async def _answer(self, adapter: Adapter, message: IncomingMessage) -> TurnOutcome:
         started = time.monotonic()

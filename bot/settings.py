@@ -11,6 +11,8 @@ from typing import Annotated
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 DEFAULT_MODEL = "claude-sonnet-5-5"
 DEFAULT_SYSTEM_PROMPT = (
@@ -32,10 +34,11 @@ class Settings(BaseSettings):
     default_model: str = DEFAULT_MODEL
     default_system_prompt: str = DEFAULT_SYSTEM_PROMPT
     max_tokens: int = Field(default=4096, ge=1, le=128_000)
-    claude_timeout_seconds: float = Field(default=300.0, gt=0)
+    claude_timeout_seconds: float = Field(default=120.0, gt=0)
     # A retry-after longer than this is not waited out: the user hears "busy, try again".
     max_retry_wait_seconds: float = Field(default=20.0, ge=0)
-    database_url: str = "sqlite+aiosqlite:///./data/bot.db"
+    # repr=False: a PostgreSQL URL may carry a password.
+    database_url: str = Field(default="sqlite+aiosqlite:///./data/bot.db", repr=False)
     thread_ttl_days: int = Field(default=30, ge=1)
     prune_interval_minutes: int = Field(default=60, ge=1)
     max_concurrent_claude_calls: int = Field(default=256, ge=1)
@@ -86,12 +89,25 @@ def normalize_database_url(url: str) -> str:
     url = url.strip()
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+asyncpg://" + url[len(prefix) :]
+            url = "postgresql+asyncpg://" + url[len(prefix) :]
     if url.startswith("sqlite://"):
-        return "sqlite+aiosqlite://" + url[len("sqlite://") :]
-    if url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
-        return url
-    raise ValueError("must be a PostgreSQL (postgres://...) or SQLite (sqlite:///path) URL")
+        url = "sqlite+aiosqlite://" + url[len("sqlite://") :]
+    if not url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+        raise ValueError("must be a PostgreSQL (postgres://...) or SQLite (sqlite:///path) URL")
+    try:
+        parsed = make_url(url)
+        _ = parsed.port  # a non-numeric port fails here, not deep inside the driver
+    except (ArgumentError, ValueError):
+        raise ValueError("is not a valid database URL (check the host, port and database name)") from None
+    return url
+
+
+def database_secret(url: str) -> str | None:
+    """The password inside a database URL, so the log filter can hide it."""
+    try:
+        return make_url(url).password
+    except (ArgumentError, ValueError):
+        return None
 
 
 def sqlite_path(url: str) -> Path | None:

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import and_, delete, event, func, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from bot.events import ChannelKey, IncomingMessage, ThreadKey
@@ -83,7 +84,15 @@ def create_engine(url: str) -> AsyncEngine:
         engine = create_async_engine(url, pool_size=8, max_overflow=8, pool_timeout=60)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_timeout=60, pool_pre_ping=True)
+    # Hosting platforms put libpq's `sslmode` on their URLs; asyncpg calls it `ssl`.
+    parsed = make_url(url)
+    connect_args: dict[str, Any] = {}
+    if "sslmode" in parsed.query:
+        connect_args["ssl"] = parsed.query["sslmode"]
+        parsed = parsed.difference_update_query(["sslmode"])
+    return create_async_engine(
+        parsed, pool_size=10, max_overflow=20, pool_timeout=60, pool_pre_ping=True, connect_args=connect_args
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

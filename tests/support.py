@@ -85,9 +85,10 @@ def message(
     who: Actor | None = None,
     mention: bool = True,
     direct: bool = False,
-    in_thread: bool = False,
+    in_thread: bool | None = None,
     event_id: str | None = None,
 ) -> IncomingMessage:
+    """A person's message; without a mention (and not a DM) it is a reply inside the thread."""
     number = next(_ids)
     return IncomingMessage(
         thread=where,
@@ -97,7 +98,7 @@ def message(
         text=text,
         is_direct=direct,
         mentions_bot=mention,
-        is_thread_reply=in_thread,
+        is_thread_reply=(not mention and not direct) if in_thread is None else in_thread,
     )
 
 

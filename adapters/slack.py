@@ -1,0 +1,413 @@
+"""Slack: Bolt's AsyncApp over HTTP (`POST /slack/events`) or Socket Mode.
+
+Translates Slack events into the core's `IncomingMessage` / `CommandInvocation`
+and renders answers back (see `slack_reply`). Every delivery is acked at once;
+the work runs as a background task.
+
+Message identity: the claim key is `channel:ts` of the posted message, not the
+envelope's event id, because Slack delivers one post twice (as `app_mention`
+and as `message`) under two event ids, and both must give one answer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.signature import SignatureVerifier
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from adapters.base import AdapterLimits, BackgroundTasks, MessageSink, ReplyStream
+from adapters.slack_reply import MARKDOWN_LIMIT, ReplyTarget, SlackReply
+from bot.events import Actor, ChannelKey, CommandInvocation, ContextMessage, IncomingMessage, ThreadKey
+from bot.settings import SettingsError
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "slack"
+# Subtypes that are a person speaking; edits, deletions, joins and the like are not.
+_SPOKEN_SUBTYPES = {None, "file_share", "thread_broadcast"}
+_CACHE_SECONDS = 300.0
+_CONTEXT_MESSAGES = 50  # earlier messages of a thread sent when the bot is summoned mid-way
+_DEFAULT_PROMPTS = (
+    {"title": "Explain a concept", "message": "Explain this concept simply:"},
+    {"title": "Draft a message", "message": "Help me draft a message to my team about"},
+    {"title": "Review some code", "message": "Review this code and suggest improvements:"},
+)
+
+
+@dataclass(frozen=True)
+class SlackConfig:
+    bot_token: str
+    signing_secret: str | None = None
+    app_token: str | None = None
+    api_url: str = "https://slack.com/api/"
+    command: str = "/claude"
+    suggested_prompts: tuple[dict[str, str], ...] = _DEFAULT_PROMPTS
+    rate_limit_retries: int = 5
+
+
+@dataclass
+class _Cached:
+    value: Any
+    expires: float = field(default_factory=lambda: time.monotonic() + _CACHE_SECONDS)
+
+
+class SlackAdapter:
+    name = PLATFORM
+    limits = AdapterLimits(max_message_chars=MARKDOWN_LIMIT, min_edit_interval=1.0)
+
+    def __init__(self, config: SlackConfig) -> None:
+        self.config = config
+        self.client = AsyncWebClient(
+            token=config.bot_token,
+            base_url=config.api_url,
+            retry_handlers=[
+                AsyncConnectionErrorRetryHandler(),
+                AsyncRateLimitErrorRetryHandler(max_retry_count=config.rate_limit_retries),
+                AsyncServerErrorRetryHandler(max_retry_count=2),
+            ],
+        )
+        self.app = AsyncApp(
+            client=self.client,
+            signing_secret=config.signing_secret or "socket-mode",
+            request_verification_enabled=config.app_token is None,
+            process_before_response=False,
+            logger=logging.getLogger("slack_bolt"),
+        )
+        self._verifier = SignatureVerifier(config.signing_secret or "")
+        self._socket: AsyncSocketModeHandler | None = None
+        self._sink: MessageSink | None = None
+        self.tasks = BackgroundTasks()
+        self.bot_user_id = ""
+        self.team_id = ""
+        self._users: dict[str, _Cached] = {}
+        self._response_urls: dict[int, str] = {}
+        self._assistant_threads_untitled: set[tuple[str, str]] = set()
+        self._streaming_refused_everywhere = False
+        self._streaming_refused_in: set[str] = set()
+        self._register_listeners()
+
+    # --- lifecycle --------------------------------------------------------
+
+    async def start(self, sink: MessageSink) -> None:
+        self._sink = sink
+        try:
+            identity = await self.client.auth_test()
+        except SlackApiError as exc:
+            raise SettingsError(
+                f"SLACK_BOT_TOKEN was rejected by Slack ({exc.response.get('error', 'unknown error')})"
+            ) from None
+        self.bot_user_id = str(identity["user_id"])
+        self.team_id = str(identity["team_id"])
+        if self.config.app_token:
+            self._socket = AsyncSocketModeHandler(self.app, app_token=self.config.app_token)
+            await self._socket.connect_async()
+            log.info("slack: connected in Socket Mode as %s", self.bot_user_id)
+        else:
+            log.info("slack: listening for events at POST /slack/events as %s", self.bot_user_id)
+
+    async def stop(self) -> None:
+        if self._socket is not None:
+            await self._socket.close_async()
+        await self.tasks.drain()
+
+    def routes(self) -> list[web.RouteDef]:
+        return [] if self.config.app_token else [web.post("/slack/events", self.handle_http)]
+
+    # --- HTTP mode --------------------------------------------------------
+
+    async def handle_http(self, request: web.Request) -> web.StreamResponse:
+        """Verify the signature, refuse what cannot be parsed (400, never 500), then let Bolt ack."""
+        body = await request.read()
+        headers = request.headers
+        if not self._verifier.is_valid(
+            body=body,
+            timestamp=headers.get("X-Slack-Request-Timestamp"),
+            signature=headers.get("X-Slack-Signature"),
+        ):
+            return web.json_response({"error": "invalid request"}, status=401)
+        problem = _unparseable(body, request.content_type)
+        if problem is not None:
+            log.warning("slack: rejected a signed but malformed request: %s", problem)
+            return web.json_response({"error": problem}, status=400)
+        bolt_request = AsyncBoltRequest(body=body.decode("utf-8"), query=request.query_string, headers=dict(headers))
+        return await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
+
+    # --- events in --------------------------------------------------------
+
+    def _register_listeners(self) -> None:
+        app = self.app
+
+        @app.event("app_mention")
+        async def on_mention(event: dict[str, Any], body: dict[str, Any]) -> None:
+            self.tasks.spawn(self._on_event(event, body, mentioned=True))
+
+        @app.event("message")
+        async def on_message(event: dict[str, Any], body: dict[str, Any]) -> None:
+            self.tasks.spawn(self._on_event(event, body, mentioned=False))
+
+        @app.event("assistant_thread_started")
+        async def on_assistant_thread(event: dict[str, Any]) -> None:
+            self.tasks.spawn(self._greet_assistant_thread(event))
+
+        @app.event("assistant_thread_context_changed")
+        async def on_context_changed() -> None:
+            return None
+
+        @app.command(self.config.command)
+        async def on_command(ack: Any, command: dict[str, Any]) -> None:
+            await ack()
+            self.tasks.spawn(self._on_command(command))
+
+    async def _on_event(self, event: dict[str, Any], body: dict[str, Any], *, mentioned: bool) -> None:
+        message = await self.translate(event, body, mentioned=mentioned)
+        if message is not None and self._sink is not None:
+            await self._sink.on_message(self, message)
+
+    async def translate(
+        self, event: dict[str, Any], body: dict[str, Any], *, mentioned: bool
+    ) -> IncomingMessage | None:
+        """A Slack message event as the core's IncomingMessage (None: not a person speaking)."""
+        if event.get("subtype") not in _SPOKEN_SUBTYPES or "user" not in event or "ts" not in event:
+            return None
+        text = str(event.get("text") or "")
+        own_mention = f"<@{self.bot_user_id}>"
+        mentions_bot = mentioned or (bool(self.bot_user_id) and own_mention in text)
+        ts = str(event["ts"])
+        thread_ts = str(event.get("thread_ts") or ts)
+        channel = str(event["channel"])
+        is_direct = event.get("channel_type") == "im"
+        is_thread_reply = thread_ts != ts
+        user = str(event["user"])
+        is_bot = bool(event.get("bot_id")) or event.get("subtype") == "bot_message"
+        # A name lookup costs an API call: only for messages the core might answer
+        # (top-level chatter without a mention never is).
+        might_answer = mentions_bot or is_direct or is_thread_reply
+        name = await self.display_name(user) if might_answer and not is_bot else user
+        return IncomingMessage(
+            thread=ThreadKey(PLATFORM, str(body.get("team_id") or self.team_id), channel, thread_ts),
+            event_id=f"{channel}:{ts}",
+            message_id=ts,
+            actor=Actor(PLATFORM, user, name, is_bot=is_bot),
+            text=re.sub(rf"\s*{re.escape(own_mention)}\s*", " ", text).strip() if self.bot_user_id else text,
+            is_direct=is_direct,
+            mentions_bot=mentions_bot,
+            is_thread_reply=is_thread_reply,
+        )
+
+    async def _greet_assistant_thread(self, event: dict[str, Any]) -> None:
+        thread = event.get("assistant_thread") or {}
+        channel, thread_ts = thread.get("channel_id"), thread.get("thread_ts")
+        if not channel or not thread_ts:
+            return
+        self._assistant_threads_untitled.add((channel, thread_ts))
+        if self.config.suggested_prompts:
+            await self._quietly(
+                self.client.assistant_threads_setSuggestedPrompts(
+                    channel_id=channel, thread_ts=thread_ts, prompts=list(self.config.suggested_prompts)
+                )
+            )
+
+    async def _on_command(self, command: dict[str, Any]) -> None:
+        channel_id = str(command.get("channel_id", ""))
+        user_id = str(command.get("user_id", ""))
+        invocation = CommandInvocation(
+            channel=ChannelKey(PLATFORM, str(command.get("team_id") or self.team_id), channel_id),
+            actor=Actor(PLATFORM, user_id, str(command.get("user_name") or user_id)),
+            text=str(command.get("text") or ""),
+            is_direct=channel_id.startswith("D"),
+        )
+        self._response_urls[id(invocation)] = str(command.get("response_url", ""))
+        if self._sink is not None:
+            await self._sink.on_command(self, invocation)
+
+    # --- answers out ------------------------------------------------------
+
+    async def open_reply(self, message: IncomingMessage) -> ReplyStream:
+        channel, thread_ts = message.thread.channel_id, message.thread.thread_id
+        if (channel, thread_ts) in self._assistant_threads_untitled:
+            self._assistant_threads_untitled.discard((channel, thread_ts))
+            await self._quietly(
+                self.client.assistant_threads_setTitle(channel_id=channel, thread_ts=thread_ts, title=message.text[:80])
+            )
+        target = ReplyTarget(channel, thread_ts, message.thread.workspace_id, message.actor.user_id)
+        native = not self._streaming_refused_everywhere and channel not in self._streaming_refused_in
+        reply = SlackReply(self.client, target, native_streaming=native)
+        cue = _ProgressCue(self.client, message)
+        await cue.show()
+        return _CuedReply(reply, cue, self)
+
+    def streaming_refused(self, channel: str, error: str) -> None:
+        """Remember where native streaming is not to be had, so later answers skip the attempt."""
+        if error in ("unknown_method", "not_allowed_token_type", "missing_scope"):
+            self._streaming_refused_everywhere = True
+        elif error == "channel_type_not_supported":
+            self._streaming_refused_in.add(channel)
+
+    async def answer_command(self, invocation: CommandInvocation, text: str) -> None:
+        url = self._response_urls.pop(id(invocation), "")
+        if not url:
+            log.warning("slack: no response_url for a command answer")
+            return
+        await AsyncWebhookClient(url).send(text=text, response_type="ephemeral")
+
+    async def is_admin(self, actor: Actor, channel: ChannelKey) -> bool:
+        user = await self._user(actor.user_id)
+        if not user or user.get("deleted") or user.get("is_restricted"):
+            return False
+        return any(user.get(flag) for flag in ("is_admin", "is_owner", "is_primary_owner"))
+
+    async def fetch_thread_context(self, message: IncomingMessage) -> list[ContextMessage]:
+        try:
+            response = await self.client.conversations_replies(
+                channel=message.thread.channel_id, ts=message.thread.thread_id, limit=200
+            )
+        except SlackApiError as exc:
+            log.warning("slack: could not read the thread for context (%s)", exc.response.get("error"))
+            return []
+        items: list[dict[str, Any]] = response.get("messages", [])
+        earlier = [m for m in items if float(m.get("ts", 0)) < float(message.message_id)]
+        context = []
+        for item in earlier[-_CONTEXT_MESSAGES:]:
+            is_bot = bool(item.get("bot_id"))
+            author = item.get("username") or "a bot" if is_bot else await self.display_name(str(item.get("user", "")))
+            context.append(ContextMessage(str(author), str(item.get("text", "")), is_bot=is_bot))
+        return context
+
+    # --- users ------------------------------------------------------------
+
+    async def display_name(self, user_id: str) -> str:
+        user = await self._user(user_id)
+        if not user:
+            return user_id
+        profile = user.get("profile") or {}
+        names = (profile.get("display_name"), profile.get("real_name"), user.get("real_name"), user.get("name"))
+        return str(next((name for name in names if name), user_id))
+
+    async def _user(self, user_id: str) -> dict[str, Any] | None:
+        cached = self._users.get(user_id)
+        if cached is not None and cached.expires > time.monotonic():
+            return cached.value
+        try:
+            user = (await self.client.users_info(user=user_id)).get("user")
+        except SlackApiError as exc:
+            log.warning("slack: users.info failed for a user (%s)", exc.response.get("error"))
+            user = None
+        self._users[user_id] = _Cached(user)
+        return user
+
+    async def _quietly(self, call: Any) -> None:
+        """A cosmetic call (status, title, reaction) that must never break an answer."""
+        try:
+            await call
+        except SlackApiError as exc:
+            log.debug("slack: cosmetic call failed (%s)", exc.response.get("error"))
+
+
+class _ProgressCue:
+    """"Thinking…" while Claude works: the pane's status in DMs, an :eyes: reaction in channels."""
+
+    def __init__(self, client: AsyncWebClient, message: IncomingMessage) -> None:
+        self._client = client
+        self._message = message
+        self._shown = False
+
+    async def show(self) -> None:
+        thread = self._message.thread
+        try:
+            if self._message.is_direct:
+                await self._client.assistant_threads_setStatus(
+                    channel_id=thread.channel_id, thread_ts=thread.thread_id, status="is thinking…"
+                )
+            else:
+                await self._client.reactions_add(
+                    channel=thread.channel_id, timestamp=self._message.message_id, name="eyes"
+                )
+            self._shown = True
+        except SlackApiError:
+            pass
+
+    async def clear(self) -> None:
+        if not self._shown:
+            return
+        self._shown = False
+        thread = self._message.thread
+        try:
+            if self._message.is_direct:
+                await self._client.assistant_threads_setStatus(
+                    channel_id=thread.channel_id, thread_ts=thread.thread_id, status=""
+                )
+            else:
+                await self._client.reactions_remove(
+                    channel=thread.channel_id, timestamp=self._message.message_id, name="eyes"
+                )
+        except SlackApiError:
+            pass
+
+
+class _CuedReply:
+    """The reply, clearing the progress cue when the answer starts and telling the
+    adapter when Slack refused native streaming."""
+
+    def __init__(self, reply: SlackReply, cue: _ProgressCue, adapter: SlackAdapter) -> None:
+        self._reply = reply
+        self._cue = cue
+        self._adapter = adapter
+
+    async def append(self, delta: str) -> None:
+        await self._cue.clear()
+        await self._reply.append(delta)
+        self._note_refusal()
+
+    async def finish(self, text: str) -> None:
+        await self._cue.clear()
+        await self._reply.finish(text)
+        self._note_refusal()
+
+    def _note_refusal(self) -> None:
+        if self._reply.streaming_refused:
+            self._adapter.streaming_refused(self._reply.channel, self._reply.streaming_refused)
+
+
+def _unparseable(body: bytes, content_type: str) -> str | None:
+    """Why a signed request body cannot be handled, or None when it can."""
+    if not body.strip():
+        return "empty body"
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return "body is not UTF-8"
+    if content_type == "application/json" or text.lstrip().startswith("{"):
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            return "body is not valid JSON"
+        return None if isinstance(parsed, dict) else "body is not a JSON object"
+    form = parse_qs(text, keep_blank_values=True)
+    if "payload" in form:
+        try:
+            payload = json.loads(form["payload"][0])
+        except ValueError:
+            return "payload is not valid JSON"
+        return None if isinstance(payload, dict) else "payload is not a JSON object"
+    if "command" in form or "ssl_check" in form:
+        return None
+    return "unrecognised body"
