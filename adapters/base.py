@@ -12,7 +12,9 @@ import asyncio
 import logging
 from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
+
+from aiohttp import web
 
 from bot.events import Actor, ChannelKey, CommandInvocation, ContextMessage, IncomingMessage
 
@@ -71,6 +73,13 @@ class Adapter(Protocol):
         """Earlier messages of the thread `message` was posted in, oldest first
         ([] where there are none or the platform has no threads)."""
         ...
+
+
+@runtime_checkable
+class ServesHttp(Protocol):
+    """An adapter that receives the platform over the service's HTTP server."""
+
+    def routes(self) -> list[web.RouteDef]: ...
 
 
 class BackgroundTasks:

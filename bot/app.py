@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.base import Adapter
+from adapters.base import Adapter, ServesHttp
 from bot import migrate
 from bot.claude import ClaudeClient
 from bot.commands import CommandService
@@ -70,13 +70,21 @@ async def ensure_schema(engine: AsyncEngine) -> None:
 
 
 def platform_adapters(settings: Settings) -> list[Adapter]:
-    """Every platform adapter whose credentials are set (Slack and Discord arrive
-    with their own issues)."""
-    return []
+    """Every platform adapter whose credentials are set."""
+    adapters: list[Adapter] = []
+    if settings.slack_bot_token is not None:
+        from adapters.slack import SlackAdapter, slack_config
+
+        adapters.append(SlackAdapter(slack_config(settings)))
+    return adapters
 
 
-def health_app(core: Core) -> web.Application:
-    app = web.Application()
+def web_app(core: Core, adapters: list[Adapter]) -> web.Application:
+    """The one HTTP server: `/healthz` and whatever routes the adapters serve."""
+    app = web.Application(client_max_size=4 * 1024 * 1024)
+    for adapter in adapters:
+        if isinstance(adapter, ServesHttp):
+            app.router.add_routes(adapter.routes())
 
     async def healthz(_request: web.Request) -> web.Response:
         try:
@@ -90,32 +98,42 @@ def health_app(core: Core) -> web.Application:
     return app
 
 
+@dataclass
+class RunningService:
+    core: Core
+    adapters: list[Adapter]
+    port: int
+
+
 @contextlib.asynccontextmanager
-async def running_service(settings: Settings) -> AsyncIterator[tuple[Core, web.AppRunner]]:
+async def running_service(settings: Settings) -> AsyncIterator[RunningService]:
     """Everything `bot serve` runs, started in order and stopped in reverse."""
+    adapters = platform_adapters(settings)
     core = await open_core(settings)
     pruner = Pruner(core.store, settings.thread_ttl_days, settings.prune_interval_minutes)
-    runner = web.AppRunner(health_app(core), handle_signals=False)
-    adapters = platform_adapters(settings)
+    runner = web.AppRunner(web_app(core, adapters), handle_signals=False, access_log=None)
+    started: list[Adapter] = []
     try:
         await runner.setup()
+        for adapter in adapters:  # before the port opens: events need a started adapter
+            await adapter.start(core.service)
+            started.append(adapter)
         site = web.TCPSite(runner, settings.host, settings.port)
         await site.start()
         pruner.start()
-        for adapter in adapters:
-            await adapter.start(core.service)
         if not adapters:
             log.warning(
                 "no platform credentials set: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (or "
                 "SLACK_APP_TOKEN) for Slack, DISCORD_TOKEN for Discord. `bot chat` works without them."
             )
-        log.info("serving on %s:%s", settings.host, settings.port)
-        yield core, runner
+        port = int(runner.addresses[0][1])
+        log.info("serving on %s:%s", settings.host, port)
+        yield RunningService(core, started, port)
     finally:
-        for adapter in reversed(adapters):
+        await runner.cleanup()  # no new deliveries; then let the adapters finish what they started
+        for adapter in reversed(started):
             await adapter.stop()
         pruner.stop()
-        await runner.cleanup()
         await core.close()
 
 

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = None
     slack_app_token: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api/"
+    slack_command: str = "/claude"
+    # Prompts offered when someone opens the assistant pane, separated by "|" (empty: none).
+    slack_suggested_prompts: str | None = None
     discord_token: SecretStr | None = None
 
     @field_validator("database_url")

@@ -77,7 +77,7 @@ def test_parts_fit_rejoin_and_what_was_stable_never_changes(text: str, limit: in
     assert all(fences_balanced(p) for p in parts[:-1])
     # Nothing but whitespace can go missing: a run too long for a message, or trailing.
     assert re.sub(r"\s", "", rejoined(splitter)) == re.sub(r"\s", "", text)
-    if not re.search(r"\s{%d}" % (limit // 2), text):
+    if not re.search(rf"\s{{{limit // 2}}}", text):
         assert rejoined(splitter).rstrip() == text.rstrip()
     for index, shown in promised:
         if shown:

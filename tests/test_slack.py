@@ -1,0 +1,303 @@
+"""Slack in HTTP mode, end to end: signed requests in, fake Slack Web API out."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.events import ChannelKey
+from bot.schema import conversations, processed_events
+from bot.settings import Settings
+from tests.fakes.anthropic_server import FakeAnthropic
+from tests.fakes.slack_server import FakeSlack, event_body, sign_request
+from tests.slack_harness import SIGNING_SECRET, SlackHarness, channel_message, dm, mention, next_ts, slack_service
+
+CHANNEL = ChannelKey("slack", "T1", "C1")
+
+
+@pytest.fixture
+async def fake_slack() -> AsyncIterator[FakeSlack]:
+    async with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def slack(settings: Settings, fake_slack: FakeSlack) -> AsyncIterator[SlackHarness]:
+    async with slack_service(settings, fake_slack) as harness:
+        yield harness
+
+
+async def rows(harness: SlackHarness, table: object) -> int:
+    async with harness.service.core.store.engine.connect() as conn:
+        return int((await conn.execute(select(func.count()).select_from(table))).scalar_one())  # type: ignore[arg-type]
+
+
+async def test_url_verification_is_answered(slack: SlackHarness) -> None:
+    body = json.dumps({"type": "url_verification", "challenge": "abc123", "token": "t"})
+    headers = {"Content-Type": "application/json", **sign_request(SIGNING_SECRET, body)}
+    async with slack.http.post(slack.url + "/slack/events", data=body, headers=headers) as response:
+        assert response.status == 200
+        assert (await response.json())["challenge"] == "abc123"
+
+
+async def test_a_mention_is_answered_in_its_thread_by_streaming(
+    slack: SlackHarness, fake_anthropic: FakeAnthropic
+) -> None:
+    event = mention("what is 2+2?")
+    response = await slack.send_event(event)
+    assert response.status == 200
+    await slack.settle()
+
+    assert fake_anthropic.message_requests[0]["messages"] == [{"role": "user", "content": "[mel] what is 2+2?"}]
+    answer = slack.slack.bot_messages("C1", event["ts"])
+    assert [m.text for m in answer] == ["You said: [mel] what is 2+2?"]
+    assert slack.slack.calls_to("chat.startStream"), "native streaming was used"
+    assert slack.slack.calls_to("chat.startStream")[0].params["recipient_user_id"] == "U1"
+    assert slack.slack.calls_to("reactions.add") and slack.slack.calls_to("reactions.remove"), (
+        "a progress cue came and went"
+    )
+
+
+async def test_a_follow_up_in_the_thread_needs_no_mention(slack: SlackHarness, fake_anthropic: FakeAnthropic) -> None:
+    root = mention("remember: blue")
+    await slack.send_event(root)
+    await slack.settle()
+    await slack.send_event(channel_message("what colour?", thread_ts=root["ts"]))
+    await slack.settle()
+    assert len(fake_anthropic.message_requests) == 2
+    assert [m["role"] for m in fake_anthropic.message_requests[1]["messages"]] == ["user", "assistant", "user"]
+    assert len(slack.slack.bot_messages("C1", root["ts"])) == 2
+
+
+async def test_chatter_outside_the_bots_threads_is_ignored_without_a_database_write(
+    slack: SlackHarness, fake_anthropic: FakeAnthropic
+) -> None:
+    await slack.send_event(channel_message("lunch anyone?"))
+    await slack.send_event(channel_message("in someone else's thread", thread_ts=next_ts()))
+    await slack.settle()
+    assert fake_anthropic.message_requests == []
+    assert slack.slack.calls_to("chat.postMessage") == [] and slack.slack.calls_to("chat.startStream") == []
+    assert await rows(slack, conversations) == 0 and await rows(slack, processed_events) == 0
+
+
+async def test_a_dm_is_answered_in_the_thread_of_that_message(
+    slack: SlackHarness, fake_anthropic: FakeAnthropic
+) -> None:
+    event = dm("hello in private")
+    await slack.send_event(event)
+    await slack.settle()
+    assert [m.text for m in slack.slack.bot_messages("D1", event["ts"])] == ["You said: [mel] hello in private"]
+    assert slack.slack.statuses.get(("D1", event["ts"]), [])[:1] == ["is thinking…"]
+
+
+async def test_a_post_delivered_as_mention_and_as_message_is_answered_once(
+    slack: SlackHarness, fake_anthropic: FakeAnthropic
+) -> None:
+    ts = next_ts()
+    await asyncio.gather(
+        slack.send_event(mention("hi", ts=ts)),
+        slack.send_event(channel_message("<@UBOT> hi", ts=ts)),
+    )
+    await slack.settle()
+    assert len(fake_anthropic.message_requests) == 1
+    assert len(slack.slack.bot_messages("C1", ts)) == 1
+
+
+async def test_a_retry_arriving_while_the_first_is_answered_gives_one_reply(
+    slack: SlackHarness, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.latency = 0.5
+    event = mention("slow one")
+    first = await slack.send_event(event, event_id="EvRetry")
+    await asyncio.sleep(0.1)
+    retried = await slack.send_event(event, event_id="EvRetry", retry=1)
+    assert first.status == retried.status == 200
+    await slack.settle()
+    assert len(fake_anthropic.message_requests) == 1
+    assert len(slack.slack.bot_messages("C1", event["ts"])) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"\xff\xfe not utf-8", "application/json"),
+        (b"[1, 2, 3]", "application/json"),
+        (b"payload=%7Bnot-json", "application/x-www-form-urlencoded"),
+        (b"", "application/json"),
+        (b'{"type": ', "application/json"),
+    ],
+)
+async def test_a_signed_but_malformed_body_gets_400_and_changes_nothing(
+    slack: SlackHarness, fake_anthropic: FakeAnthropic, body: bytes, content_type: str
+) -> None:
+    response = await slack.post(body, content_type=content_type)
+    assert response.status == 400
+    async with slack.http.get(slack.url + "/healthz") as health:
+        assert health.status == 200
+    assert fake_anthropic.message_requests == []
+
+
+async def test_a_bad_signature_or_a_stale_timestamp_gets_401_and_causes_nothing(
+    slack: SlackHarness, fake_anthropic: FakeAnthropic
+) -> None:
+    body = json.dumps(event_body(mention("hi"), "EvBad"))
+    assert (await slack.post(body, secret="wrong-secret")).status == 401
+    assert (await slack.post(body, timestamp=int(time.time()) - 301)).status == 401
+    await slack.settle()
+    assert fake_anthropic.message_requests == []
+    assert await rows(slack, processed_events) == 0
+
+
+async def test_own_messages_other_bots_and_edits_are_ignored(
+    slack: SlackHarness, fake_anthropic: FakeAnthropic
+) -> None:
+    root = mention("start")
+    await slack.send_event(root)
+    await slack.settle()
+    thread = {"thread_ts": root["ts"]}
+    await slack.send_event(channel_message("echo", user="UBOT", bot_id="BBOT", **thread))
+    await slack.send_event(channel_message("<@UBOT> loop?", user="UOTHER", bot_id="BOTHER", **thread))
+    await slack.send_event({**channel_message("x", **thread), "subtype": "message_changed"})
+    await slack.send_event({**channel_message("x", **thread), "subtype": "message_deleted"})
+    await slack.settle()
+    assert len(fake_anthropic.message_requests) == 1
+
+
+async def test_claude_sees_the_text_without_the_bots_mention(
+    slack: SlackHarness, fake_anthropic: FakeAnthropic
+) -> None:
+    await slack.send_event(mention("please <@UBOT> summarise"))
+    await slack.settle()
+    assert fake_anthropic.message_requests[0]["messages"][0]["content"] == "[mel] please summarise"
+
+
+async def test_a_60000_character_answer_arrives_whole_in_order(
+    slack: SlackHarness, fake_anthropic: FakeAnthropic
+) -> None:
+    answer = "".join(f"Paragraph {i}: " + "lorem ipsum dolor sit amet " * 20 + "\n\n" for i in range(110))[:60_000]
+    fake_anthropic.queue_reply(answer)
+    await slack.service.core.store.set_setting(CHANNEL, "max_tokens", 32_000, "test")
+    event = mention("write a lot")
+    await slack.send_event(event)
+    await slack.settle()
+    texts = [m.text for m in slack.slack.bot_messages("C1", event["ts"])]
+    assert len(texts) >= 5 and all(len(t) <= 12_000 for t in texts)
+    assert "".join(texts) == answer
+
+
+async def test_a_channel_ping_from_the_model_is_neutralized(slack: SlackHarness, fake_anthropic: FakeAnthropic) -> None:
+    fake_anthropic.queue_reply("Hey <!here> and <!channel>, also <!subteam^S123|@devs>!")
+    event = mention("ping everyone")
+    await slack.send_event(event)
+    await slack.settle()
+    shown = slack.slack.bot_messages("C1", event["ts"])[0].text
+    assert "<!" not in shown and "@\u2060here" in shown and "@\u2060devs" in shown
+
+
+async def test_the_post_and_update_fallback_delivers_the_whole_text(
+    slack: SlackHarness, fake_anthropic: FakeAnthropic
+) -> None:
+    slack.slack.streaming_supported = False
+    answer = "line one\nline two\nline three"
+    fake_anthropic.queue_reply(answer)
+    event = mention("fallback please")
+    await slack.send_event(event)
+    await slack.settle()
+    assert [m.text for m in slack.slack.bot_messages("C1", event["ts"])] == [answer]
+    assert slack.slack.calls_to("chat.postMessage")
+
+
+async def test_a_stream_that_expires_midway_falls_back_without_losing_text(
+    slack: SlackHarness, fake_anthropic: FakeAnthropic
+) -> None:
+    slack.slack.stop_streaming_after(1)
+    fake_anthropic.chunk_delay = 0.05  # updates come about a second apart
+    answer = "\n".join(f"line {i} of a long answer" for i in range(12))
+    fake_anthropic.queue_reply(answer)
+    event = mention("long")
+    await slack.send_event(event)
+    await slack.settle()
+    assert [m.text for m in slack.slack.bot_messages("C1", event["ts"])] == [answer]
+
+
+async def test_a_slack_429_is_waited_out_and_the_reply_completes(
+    slack: SlackHarness, fake_anthropic: FakeAnthropic
+) -> None:
+    slack.slack.rate_limit("chat.startStream", times=1, retry_after=1)
+    event = mention("rate limited")
+    await slack.send_event(event)
+    await slack.settle()
+    assert [m.text for m in slack.slack.bot_messages("C1", event["ts"])] == ["You said: [mel] rate limited"]
+
+
+async def test_a_claude_outage_is_told_in_the_thread(slack: SlackHarness, fake_anthropic: FakeAnthropic) -> None:
+    fake_anthropic.fail_always(529)
+    event = mention("are you there?")
+    await slack.send_event(event)
+    await slack.settle()
+    assert [m.text for m in slack.slack.bot_messages("C1", event["ts"])] == [
+        "Claude is overloaded right now. Please try again in a few minutes."
+    ]
+
+
+async def test_a_non_admin_cannot_change_the_system_prompt(slack: SlackHarness) -> None:
+    response_id = await slack.send_command("system be rude", user_id="U1")
+    await slack.settle()
+    [answer] = slack.slack.responses_to(response_id)
+    assert answer.response_type == "ephemeral" and answer.text.startswith("Only workspace admins")
+    settings = await slack.service.core.store.settings_for(CHANNEL)
+    assert settings.system_prompt == slack.service.core.settings.default_system_prompt
+
+
+async def test_a_workspace_admin_sets_the_system_prompt_for_the_channel(
+    slack: SlackHarness, fake_anthropic: FakeAnthropic
+) -> None:
+    response_id = await slack.send_command("system Answer in French.", user_id="UADMIN")
+    await slack.settle()
+    assert "system prompt is updated" in slack.slack.responses_to(response_id)[0].text
+    await slack.send_event(mention("hello"))
+    await slack.settle()
+    assert fake_anthropic.message_requests[-1]["system"] == "Answer in French."
+
+
+async def test_summoned_mid_thread_the_earlier_messages_come_along(
+    slack: SlackHarness, fake_anthropic: FakeAnthropic
+) -> None:
+    root_ts = next_ts()
+    slack.slack.seed_thread(
+        "C1",
+        root_ts,
+        [
+            {"user": "U1", "text": "the build is red", "ts": root_ts},
+            {"user": "UADMIN", "text": "since this morning", "ts": next_ts()},
+        ],
+    )
+    await slack.send_event(mention("why?", thread_ts=root_ts))
+    await slack.settle()
+    first = fake_anthropic.message_requests[0]["messages"][0]["content"]
+    assert "[mel] the build is red" in first and "since this morning" in first and first.endswith("[mel] why?")
+
+
+async def test_the_assistant_pane_gets_prompts_status_and_a_title(
+    slack: SlackHarness, fake_anthropic: FakeAnthropic
+) -> None:
+    thread_ts = next_ts()
+    await slack.send_event(
+        {
+            "type": "assistant_thread_started",
+            "assistant_thread": {"user_id": "U1", "channel_id": "D9", "thread_ts": thread_ts},
+            "event_ts": thread_ts,
+        }
+    )
+    await slack.settle()
+    assert slack.slack.suggested_prompts.get(("D9", thread_ts))
+    await slack.send_event(dm("plan my week", channel="D9", thread_ts=thread_ts))
+    await slack.settle()
+    assert slack.slack.titles[("D9", thread_ts)] == "plan my week"
+    assert slack.slack.statuses[("D9", thread_ts)][0] == "is thinking…"
+    assert [m.text for m in slack.slack.bot_messages("D9", thread_ts)] == ["You said: [mel] plan my week"]
