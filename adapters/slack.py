@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -132,9 +133,12 @@ class SlackAdapter:
 
     async def start(self, sink: MessageSink) -> None:
         self._sink = sink
+        # One keep-alive session for every Web API call (slack_sdk opens one per call otherwise).
+        self.client.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         try:
             identity = await self.client.auth_test()
         except SlackApiError as exc:
+            await self.client.session.close()
             raise SettingsError(
                 f"SLACK_BOT_TOKEN was rejected by Slack ({exc.response.get('error', 'unknown error')})"
             ) from None
@@ -151,6 +155,8 @@ class SlackAdapter:
         if self._socket is not None:
             await self._socket.close_async()
         await self.tasks.drain()
+        if self.client.session is not None:
+            await self.client.session.close()
 
     def routes(self) -> list[web.RouteDef]:
         return [] if self.config.app_token else [web.post("/slack/events", self.handle_http)]

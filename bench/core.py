@@ -169,12 +169,20 @@ def percentile(samples: list[float], pct: float) -> float:
     return statistics.quantiles(samples, n=100, method="inclusive")[int(pct) - 1]
 
 
+def _ms(value: tuple[float, float]) -> str:
+    return f"{value[0]:.1f} / {value[1]:.1f}"
+
+
 async def run_column(kind: str) -> dict[str, str]:
+    from bench.slack import slack_concurrent, slack_overhead
+
     column: dict[str, str] = {}
     measurements: list[tuple[str, Callable[[str, str], Any], float, int, Callable[[Any], str]]] = [
-        ("overhead per turn p50 / p99 (ms)", overhead_per_turn, 0.0, 0, lambda v: f"{v[0]:.1f} / {v[1]:.1f}"),
-        ("1,000 concurrent conversations, 1 s Claude (s)", concurrent_conversations, 1.0, 0, lambda v: f"{v:.2f}"),
-        ("cached share of input, 12-turn thread", cached_share, 0.0, 250, lambda v: f"{v:.1%}"),
+        ("core: overhead per turn p50 / p99 (ms)", overhead_per_turn, 0.0, 0, _ms),
+        ("core: 1,000 concurrent conversations, 1 s Claude (s)", concurrent_conversations, 1.0, 0, "{:.2f}".format),
+        ("core: cached share of input, 12-turn thread", cached_share, 0.0, 250, "{:.1%}".format),
+        ("slack: event in -> reply visible, p50 / p99 (ms)", slack_overhead, 0.0, 0, _ms),
+        ("slack: 200 concurrent mentions, 1 s Claude (s)", slack_concurrent, 1.0, 0, "{:.2f}".format),
     ]
     for label, measure, latency, reply_words, show in measurements:
         async with database(kind) as url:
@@ -190,7 +198,7 @@ def main() -> None:
     results = {kind: asyncio.run(run_column(kind)) for kind in ("sqlite", "postgresql")}
     labels = list(results["sqlite"])
     width = max(len(label) for label in labels)
-    print(f"{'core benchmark':<{width}} | {'SQLite':>16} | {'PostgreSQL':>16}")
+    print(f"{'benchmark':<{width}} | {'SQLite':>16} | {'PostgreSQL':>16}")
     print(f"{'-' * width}-|-{'-' * 16}-|-{'-' * 16}")
     for label in labels:
         print(f"{label:<{width}} | {results['sqlite'][label]:>16} | {results['postgresql'][label]:>16}")

@@ -20,7 +20,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from adapters.base import Adapter
+from adapters.base import Adapter, ReplyStream
 from bot.claude import ClaudeClient, ClaudeError, ClaudeReply, ClaudeRequest, TextSink
 from bot.commands import CommandService
 from bot.events import CommandInvocation, IncomingMessage, ThreadKey
@@ -127,21 +127,15 @@ class ConversationService:
         settings = await self.store.settings_for(message.channel)
         history = await self.store.load_history(message.thread)
         async with self._claude_slots:
-            reply_stream = await adapter.open_reply(message)
-            shown: list[str] = []
-
-            async def show(delta: str) -> None:
-                shown.append(delta)
-                await reply_stream.append(delta)
-
+            reply_stream = _GuardedReply(await adapter.open_reply(message), message.thread)
             try:
-                reply, notes = await self._ask_claude(message.thread, settings, history, show)
+                reply, notes = await self._ask_claude(message.thread, settings, history, reply_stream.append)
             except ClaudeError as error:
                 log.warning(
                     "turn failed: thread=%s model=%s kind=%s status=%s request_id=%s",
                     message.thread, settings.model, error.kind, error.status, error.request_id,
                 )
-                await reply_stream.finish(_join("".join(shown), error.user_message))
+                await reply_stream.finish(_join(reply_stream.shown, error.user_message))
                 return TurnOutcome(answered=True, error=error)
 
         stored_text = reply.text or (REFUSAL_PLACEHOLDER if reply.stop_reason == "refusal" else "")
@@ -207,6 +201,38 @@ class ConversationService:
         elif reply.stop_reason == "refusal":
             notes.insert(0, REFUSAL_NOTE)
         return reply, notes
+
+
+class _GuardedReply:
+    """The adapter's reply stream, kept from taking the turn down with it: if the
+    platform fails mid-answer, Claude's answer is still stored and the final text
+    is tried once more at the end."""
+
+    def __init__(self, stream: ReplyStream, thread: ThreadKey) -> None:
+        self._stream = stream
+        self._thread = thread
+        self._broken = False
+        self._deltas: list[str] = []
+
+    @property
+    def shown(self) -> str:
+        return "".join(self._deltas)
+
+    async def append(self, delta: str) -> None:
+        self._deltas.append(delta)
+        if self._broken:
+            return
+        try:
+            await self._stream.append(delta)
+        except Exception:
+            self._broken = True
+            log.exception("showing the answer failed mid-stream: thread=%s", self._thread)
+
+    async def finish(self, text: str) -> None:
+        try:
+            await self._stream.finish(text)
+        except Exception:
+            log.exception("showing the final answer failed: thread=%s", self._thread)
 
 
 def _join(*parts: str) -> str:

@@ -147,3 +147,26 @@ async def test_the_assistant_turn_is_stored_before_its_final_text_is_shown(
 
     await core.service.handle(CheckingAdapter(), message(where, "hello"))
     assert seen_at_finish == [["user", "assistant"]]
+
+
+async def test_a_platform_failure_mid_answer_still_stores_the_answer(
+    core: Core, fake_anthropic: FakeAnthropic, caplog: pytest.LogCaptureFixture
+) -> None:
+    where = thread()
+
+    class FlakyPlatform(RecordingAdapter):
+        async def open_reply(self, msg):  # type: ignore[no-untyped-def]
+            reply = await super().open_reply(msg)
+
+            async def broken_append(delta: str) -> None:
+                raise ConnectionError("platform down")
+
+            reply.append = broken_append  # type: ignore[method-assign]
+            return reply
+
+    adapter = FlakyPlatform()
+    outcome = await core.service.handle(adapter, message(where, "hello"))
+    assert outcome.reply is not None
+    assert adapter.finals() == ["You said: [Alice] hello"], "the final text is still delivered"
+    assert [t.role for t in (await core.store.load_history(where)).turns] == ["user", "assistant"]
+    assert "showing the answer failed mid-stream" in caplog.text
