@@ -48,6 +48,10 @@ class MessageSink(Protocol):
 
     async def on_command(self, adapter: Adapter, invocation: CommandInvocation) -> None: ...
 
+    async def model_choices(self) -> list[str]:
+        """The model ids `/claude model` accepts (for autocomplete)."""
+        ...
+
 
 class Adapter(Protocol):
     name: str

@@ -76,6 +76,10 @@ def platform_adapters(settings: Settings) -> list[Adapter]:
         from adapters.slack import SlackAdapter, slack_config
 
         adapters.append(SlackAdapter(slack_config(settings)))
+    if settings.discord_token is not None:
+        from adapters.discord import DiscordAdapter, discord_config
+
+        adapters.append(DiscordAdapter(discord_config(settings)))
     return adapters
 
 

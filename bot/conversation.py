@@ -95,6 +95,9 @@ class ConversationService:
         answer = await self.commands.run(adapter, invocation)
         await adapter.answer_command(invocation, answer)
 
+    async def model_choices(self) -> list[str]:
+        return sorted(await self.claude.catalog.models())
+
     # --- the flow ---------------------------------------------------------
 
     async def handle(self, adapter: Adapter, message: IncomingMessage) -> TurnOutcome:

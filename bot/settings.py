@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     # Prompts offered when someone opens the assistant pane, separated by "|" (empty: none).
     slack_suggested_prompts: str | None = None
     discord_token: SecretStr | None = None
+    discord_api_url: str | None = None
+    # Sync /claude to these servers only (instant), instead of globally (may take an hour).
+    discord_guild_ids: Annotated[tuple[int, ...], NoDecode] = ()
 
     @field_validator("database_url")
     @classmethod
@@ -71,6 +74,16 @@ class Settings(BaseSettings):
                 if not platform or not user:
                     raise ValueError(f"{item!r} is not platform-qualified, e.g. slack:U123 or discord:456")
             return frozenset(ids)
+        return value
+
+    @field_validator("discord_guild_ids", mode="before")
+    @classmethod
+    def _split_guilds(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return tuple(int(part) for part in value.replace(" ", "").split(",") if part)
+            except ValueError:
+                raise ValueError("must be a comma-separated list of server (guild) ids") from None
         return value
 
     @field_validator("log_level")
