@@ -361,36 +361,27 @@ class _ProgressCue:
         self._shown = False
 
     async def show(self) -> None:
-        thread = self._message.thread
-        try:
-            if self._message.is_direct:
-                await self._client.assistant_threads_setStatus(
-                    channel_id=thread.channel_id, thread_ts=thread.thread_id, status="is thinking…"
-                )
-            else:
-                await self._client.reactions_add(
-                    channel=thread.channel_id, timestamp=self._message.message_id, name="eyes"
-                )
-            self._shown = True
-        except SlackApiError:
-            pass
+        self._shown = await self._set(True)
 
     async def clear(self) -> None:
-        if not self._shown:
-            return
-        self._shown = False
-        thread = self._message.thread
+        if self._shown:
+            self._shown = False
+            await self._set(False)
+
+    async def _set(self, on: bool) -> bool:
+        thread, message_ts = self._message.thread, self._message.message_id
         try:
             if self._message.is_direct:
                 await self._client.assistant_threads_setStatus(
-                    channel_id=thread.channel_id, thread_ts=thread.thread_id, status=""
+                    channel_id=thread.channel_id, thread_ts=thread.thread_id, status="is thinking…" if on else ""
                 )
+            elif on:
+                await self._client.reactions_add(channel=thread.channel_id, timestamp=message_ts, name="eyes")
             else:
-                await self._client.reactions_remove(
-                    channel=thread.channel_id, timestamp=self._message.message_id, name="eyes"
-                )
+                await self._client.reactions_remove(channel=thread.channel_id, timestamp=message_ts, name="eyes")
         except SlackApiError:
-            pass
+            return False  # cosmetic: an answer never fails for it
+        return True
 
 
 class _CuedReply:
