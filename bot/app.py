@@ -17,6 +17,7 @@ from bot import migrate
 from bot.claude import ClaudeClient
 from bot.commands import CommandService
 from bot.conversation import ConversationService
+from bot.locks import PostgresThreadLocks, ThreadLocks
 from bot.scheduler import Pruner
 from bot.settings import Settings, SettingsError
 from bot.store import ChannelSettings, Store, create_engine
@@ -32,6 +33,7 @@ class Core:
     service: ConversationService
 
     async def close(self) -> None:
+        await self.service.locks.close()
         await self.claude.close()
         await self.store.close()
 
@@ -52,8 +54,9 @@ async def open_core(settings: Settings) -> Core:
         max_retry_wait_seconds=settings.max_retry_wait_seconds,
     )
     commands = CommandService(store, claude.catalog, settings.admin_user_ids)
+    locks = PostgresThreadLocks(engine) if engine.dialect.name == "postgresql" else ThreadLocks()
     service = ConversationService(
-        store, claude, commands, max_concurrent_claude_calls=settings.max_concurrent_claude_calls
+        store, claude, commands, max_concurrent_claude_calls=settings.max_concurrent_claude_calls, locks=locks
     )
     return Core(settings, store, claude, service)
 

@@ -24,7 +24,7 @@ HELP = """\
 • `/claude system <text>`: set this channel's system prompt (admins)
 • `/claude reset`: back to the default model and system prompt (admins)
 • `/claude usage`: this channel's turns, tokens and estimated cost over 30 days (admins)
-• `/claude new`: in a DM, start a fresh conversation
+• `/claude new`: where a whole DM is one conversation, start a fresh one
 • `/claude help`: this list"""
 
 _EVERYONE = {"help", "show", "new"}
@@ -130,7 +130,7 @@ class CommandService:
 
     async def _new(self, invocation: CommandInvocation, _argument: str) -> str:
         if invocation.thread is None or not invocation.is_direct:
-            return "`/claude new` works in a DM with me; in channels every thread is its own conversation."
+            return "Here every thread is already its own conversation: start a new thread to start fresh."
         await self.store.start_fresh(invocation.thread)
         return "Starting fresh: I won't use our earlier messages from here on."
 

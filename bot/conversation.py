@@ -14,16 +14,15 @@ event without its turn.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from adapters.base import Adapter, ReplyStream
 from bot.claude import ClaudeClient, ClaudeError, ClaudeReply, ClaudeRequest, TextSink
 from bot.commands import CommandService
 from bot.events import CommandInvocation, IncomingMessage, ThreadKey
+from bot.locks import ThreadLocks
 from bot.prompt import context_tokens, estimate_tokens, fit_context, render_thread_context, to_messages
 from bot.store import ChannelSettings, History, Store, StoredTurn
 
@@ -36,30 +35,6 @@ TRIMMED_NOTE = "_(Earlier turns of this conversation no longer fit in the model'
 REFUSAL_PLACEHOLDER = "(declined to answer)"
 # When the output fills the context window, keep a quarter of the budget next time.
 _HARD_TRIM_SHARE = 0.25
-
-
-class ThreadLocks:
-    """One asyncio lock per conversation, dropped when nobody holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[ThreadKey, tuple[asyncio.Lock, int]] = {}
-
-    @contextlib.asynccontextmanager
-    async def hold(self, thread: ThreadKey) -> AsyncIterator[None]:
-        lock, users = self._locks.get(thread, (asyncio.Lock(), 0))
-        self._locks[thread] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[thread]
-            if users == 1:
-                del self._locks[thread]
-            else:
-                self._locks[thread] = (lock, users - 1)
-
-    def __len__(self) -> int:
-        return len(self._locks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,11 +54,12 @@ class ConversationService:
         commands: CommandService,
         *,
         max_concurrent_claude_calls: int = 256,
+        locks: ThreadLocks | None = None,
     ) -> None:
         self.store = store
         self.claude = claude
         self.commands = commands
-        self.locks = ThreadLocks()
+        self.locks = locks if locks is not None else ThreadLocks()  # (an empty one is falsy)
         self._claude_slots = asyncio.Semaphore(max_concurrent_claude_calls)
 
     # --- MessageSink ------------------------------------------------------

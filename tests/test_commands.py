@@ -150,4 +150,4 @@ async def test_new_in_a_dm_starts_fresh_and_keeps_the_old_turns(
 
 async def test_new_outside_a_dm_changes_nothing(core: Core, adapter: RecordingAdapter) -> None:
     answer = await run(core, adapter, command(thread().channel, "new", who=MEMBER))
-    assert "works in a DM" in answer
+    assert "every thread is already its own conversation" in answer

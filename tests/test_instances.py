@@ -1,0 +1,77 @@
+"""Several instances of the service on one PostgreSQL behave as one."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bot.app import open_core
+from bot.locks import advisory_key
+from bot.settings import Settings
+from tests.conftest import POSTGRES_URL
+from tests.fakes.anthropic_server import FakeAnthropic
+from tests.support import RecordingAdapter, message, thread
+
+pytestmark = pytest.mark.skipif(POSTGRES_URL is None, reason="needs PostgreSQL (TEST_DATABASE_URL)")
+
+
+async def test_two_instances_answer_one_thread_one_turn_at_a_time(
+    settings: Settings, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.latency = 0.3
+    first, second = await open_core(settings), await open_core(settings)
+    try:
+        where = thread()
+        adapter = RecordingAdapter()
+        await asyncio.gather(
+            *(
+                (first if i % 2 else second).service.handle(adapter, message(where, f"m{i}"))
+                for i in range(4)
+            )
+        )
+        assert fake_anthropic.max_in_flight == 1
+        assert len(fake_anthropic.message_requests) == 4
+        roles = [m["role"] for m in fake_anthropic.message_requests[-1]["messages"]]
+        assert roles == ["user", "assistant", "user", "assistant", "user", "assistant", "user"]
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_one_event_delivered_to_two_instances_at_once_is_answered_once(
+    settings: Settings, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.latency = 0.2
+    first, second = await open_core(settings), await open_core(settings)
+    try:
+        adapter = RecordingAdapter()
+        events = [message(thread(f"t{i}"), "hello") for i in range(20)]
+        await asyncio.gather(*(core.service.handle(adapter, e) for e in events for core in (first, second)))
+        assert len(fake_anthropic.message_requests) == 20
+        assert len(adapter.replies) == 20
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_different_threads_are_not_held_up_by_each_other_across_instances(
+    settings: Settings, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.latency = 0.3
+    first, second = await open_core(settings), await open_core(settings)
+    try:
+        adapter = RecordingAdapter()
+        await asyncio.gather(
+            *((first, second)[i % 2].service.handle(adapter, message(thread(f"p{i}"), "hi")) for i in range(6))
+        )
+        assert fake_anthropic.max_in_flight == 6
+    finally:
+        await first.close()
+        await second.close()
+
+
+def test_advisory_keys_are_stable_signed_64_bit_numbers() -> None:
+    key = advisory_key(thread("1.1"))
+    assert key == advisory_key(thread("1.1")) != advisory_key(thread("1.2"))
+    assert -(2**63) <= key < 2**63
