@@ -1,0 +1,285 @@
+"""Crash safety with a real process: `bot serve` (Slack in HTTP mode) killed with
+SIGKILL and started again on the same database keeps each thread's history, loses
+no user turn and gives no duplicate reply.
+
+The service runs as a subprocess with an environment built from scratch (as in
+tests/test_cli.py); the fake Anthropic and fake Slack APIs run in this test's event
+loop, so the test can watch what the service asks Claude and what it posts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.conftest import API_KEY
+from tests.fakes.anthropic_server import FakeAnthropic
+from tests.fakes.slack_server import FakeSlack, event_body, sign_request
+
+SIGNING_SECRET = "slack-restart-signing-canary-41c9"
+LIMIT_SECONDS = 30.0  # a failure guard for each wait, not a speed requirement
+_SCRIPT = Path(sys.executable).with_name("bot")
+BOT: list[str] = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "bot"]
+_ts = itertools.count(1)
+_event_ids = itertools.count(1)
+
+
+def next_ts() -> str:
+    return f"1810000{next(_ts):03d}.000200"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    return "".join(block.get("text", "") for block in content if isinstance(block, dict))
+
+
+def conversation(request: dict[str, Any]) -> list[tuple[str, str]]:
+    """The (role, text) turns of one Messages request."""
+    return [(m["role"], text_of(m["content"])) for m in request["messages"]]
+
+
+async def eventually(condition: Callable[[], bool], what: str, process: ServeProcess | None = None) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + LIMIT_SECONDS
+    while not condition():
+        if loop.time() > deadline:
+            log = process.output() if process is not None else ""
+            raise AssertionError(f"gave up waiting ({LIMIT_SECONDS:.0f} s) for {what}\n{log}")
+        if process is not None and process.proc.returncode is not None:
+            raise AssertionError(
+                f"`bot serve` exited ({process.proc.returncode}) while waiting for {what}\n{process.output()}"
+            )
+        await asyncio.sleep(0.05)
+
+
+@dataclass
+class ServeProcess:
+    """One `bot serve` subprocess; both pipes are drained all along (DEBUG logging
+    would otherwise fill a pipe buffer and block the service)."""
+
+    proc: asyncio.subprocess.Process
+    port: int
+    lines: list[str] = field(default_factory=list)
+    readers: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def output(self) -> str:
+        return "\n".join(self.lines[-60:])
+
+    async def _drain(self, stream: asyncio.StreamReader) -> None:
+        while line := await stream.readline():
+            self.lines.append(line.decode(errors="replace").rstrip())
+
+    async def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, as when a machine or container dies."""
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGKILL)
+        await asyncio.wait_for(self.proc.wait(), LIMIT_SECONDS)
+        await asyncio.wait_for(asyncio.gather(*self.readers), LIMIT_SECONDS)
+        assert self.proc.returncode == -signal.SIGKILL, self.proc.returncode
+
+
+@dataclass
+class Deployment:
+    """What an operator has: an environment, a working directory and a database that
+    outlive any one process."""
+
+    env: dict[str, str]
+    cwd: Path
+    slack: FakeSlack
+    http: aiohttp.ClientSession
+    processes: list[ServeProcess] = field(default_factory=list)
+
+    async def start(self) -> ServeProcess:
+        port = free_port()
+        proc = await asyncio.create_subprocess_exec(
+            *BOT,
+            "serve",
+            cwd=self.cwd,
+            env={**self.env, "PORT": str(port)},
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert proc.stdout is not None and proc.stderr is not None
+        process = ServeProcess(proc, port)
+        process.readers = [asyncio.create_task(process._drain(s)) for s in (proc.stdout, proc.stderr)]
+        self.processes.append(process)
+        await eventually(lambda: any("serving on" in line for line in process.lines), "`bot serve` to start", process)
+        async with self.http.get(process.url + "/healthz") as health:
+            assert health.status == 200, process.output()
+        return process
+
+    async def send_event(
+        self, process: ServeProcess, event: dict[str, Any], *, event_id: str | None = None, retry: int | None = None
+    ) -> None:
+        body = json.dumps(
+            event_body(event, event_id or f"EvRestart{next(_event_ids)}", bot_user_id=self.slack.bot_user_id)
+        ).encode()
+        headers = {"Content-Type": "application/json", **sign_request(SIGNING_SECRET, body)}
+        if retry:
+            headers |= {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"}
+        async with self.http.post(process.url + "/slack/events", data=body, headers=headers) as response:
+            assert response.status == 200, f"{response.status}: {await response.text()}\n{process.output()}"
+
+    def finished_replies(self, channel: str, thread_ts: str) -> list[str]:
+        """The bot's replies in a thread that are complete (not still streaming)."""
+        return [m.text for m in self.slack.bot_messages(channel, thread_ts) if not m.is_streaming]
+
+    async def wait_replies(self, process: ServeProcess, channel: str, thread_ts: str, count: int) -> list[str]:
+        await eventually(
+            lambda: (
+                len(self.finished_replies(channel, thread_ts)) >= count
+                and len(self.slack.bot_messages(channel, thread_ts)) == len(self.finished_replies(channel, thread_ts))
+            ),
+            f"{count} finished replies in {channel}/{thread_ts}",
+            process,
+        )
+        return self.finished_replies(channel, thread_ts)
+
+
+@pytest.fixture
+async def fake_slack() -> AsyncIterator[FakeSlack]:
+    async with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def deployment(
+    tmp_path: Path, database_url: str, fake_anthropic: FakeAnthropic, fake_slack: FakeSlack
+) -> AsyncIterator[Deployment]:
+    """The fixture's database is migrated already (SQLite: `bot serve` would migrate it; PostgreSQL:
+    the session fixture ran the migrations)."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    path = ":".join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"])
+    env = {
+        "PATH": path,
+        "HOME": str(cwd),
+        "LANG": "C.UTF-8",
+        "ANTHROPIC_API_KEY": API_KEY,
+        "ANTHROPIC_BASE_URL": fake_anthropic.base_url,
+        "SLACK_BOT_TOKEN": fake_slack.bot_token or "xoxb-test-token",
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": fake_slack.api_url,
+        "DATABASE_URL": database_url,
+        "HOST": "127.0.0.1",
+        "LOG_LEVEL": "DEBUG",
+    }
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=LIMIT_SECONDS)) as http:
+        deployed = Deployment(env, cwd, fake_slack, http)
+        try:
+            yield deployed
+        finally:
+            for process in deployed.processes:
+                with contextlib.suppress(ProcessLookupError):
+                    await process.kill()
+    for process in deployed.processes:
+        output = "\n".join(process.lines)
+        assert API_KEY not in output, "the API key was logged"
+        assert SIGNING_SECRET not in output, "the signing secret was logged"
+
+
+def mention(text: str, *, ts: str | None = None, **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "app_mention",
+        "user": "U1",
+        "text": f"<@UBOT> {text}",
+        "ts": ts or next_ts(),
+        "channel": "C1",
+        **extra,
+    }
+
+
+def thread_reply(text: str, thread_ts: str) -> dict[str, Any]:
+    return {
+        "type": "message",
+        "channel_type": "channel",
+        "user": "U1",
+        "text": text,
+        "ts": next_ts(),
+        "channel": "C1",
+        "thread_ts": thread_ts,
+    }
+
+
+async def test_a_thread_keeps_its_history_across_a_sigkill(
+    deployment: Deployment, fake_anthropic: FakeAnthropic
+) -> None:
+    first = await deployment.start()
+    root = mention("remember the word: heliotrope")
+    await deployment.send_event(first, root)
+    [answer] = await deployment.wait_replies(first, "C1", root["ts"], 1)
+    assert answer == "You said: [mel] remember the word: heliotrope"
+
+    await first.kill()
+    second = await deployment.start()
+    await deployment.send_event(second, thread_reply("which word was it?", root["ts"]))
+    replies = await deployment.wait_replies(second, "C1", root["ts"], 2)
+
+    assert replies == [answer, "You said: [mel] which word was it?"], "answered in the thread, no mention needed"
+    assert len(fake_anthropic.message_requests) == 2
+    assert conversation(fake_anthropic.message_requests[-1]) == [
+        ("user", "[mel] remember the word: heliotrope"),
+        ("assistant", answer),
+        ("user", "[mel] which word was it?"),
+    ], "the first turn and its answer survived the kill"
+
+
+async def test_a_turn_killed_while_claude_answers_is_not_lost_and_not_answered_twice(
+    deployment: Deployment, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.latency = 3.0
+    first = await deployment.start()
+    root = mention("first question, asked before the crash")
+    await deployment.send_event(first, root, event_id="EvKilled")
+    await eventually(lambda: fake_anthropic.in_flight == 1, "the question to reach Claude", first)
+    assert deployment.slack.bot_messages("C1", root["ts"]) == [], "nothing was shown before the kill"
+    await first.kill()
+
+    fake_anthropic.latency = 0.0
+    second = await deployment.start()
+    await deployment.send_event(second, thread_reply("second question, after the restart", root["ts"]))
+    [reply] = await deployment.wait_replies(second, "C1", root["ts"], 1)
+
+    assert len(fake_anthropic.message_requests) == 2
+    assert conversation(fake_anthropic.message_requests[-1]) == [
+        ("user", "[mel] first question, asked before the crash\n\n[mel] second question, after the restart"),
+    ], "the unanswered turn was kept and merged with the next one"
+    assert reply == "You said: [mel] first question, asked before the crash\n\n[mel] second question, after the restart"
+
+    # A late redelivery of the killed turn's event is not answered again, and the
+    # thread goes on with one reply per answered turn.
+    await deployment.send_event(second, root, event_id="EvKilled", retry=1)
+    await eventually(
+        lambda: any("duplicate delivery dropped" in line for line in second.lines),
+        "the redelivery to be dropped",
+        second,
+    )
+    await deployment.send_event(second, thread_reply("third question", root["ts"]))
+    replies = await deployment.wait_replies(second, "C1", root["ts"], 2)
+    assert len(replies) == 2 and len(deployment.slack.bot_messages("C1", root["ts"])) == 2, replies
+    assert len(fake_anthropic.message_requests) == 3
+    assert [role for role, _ in conversation(fake_anthropic.message_requests[-1])] == ["user", "assistant", "user"]
