@@ -26,6 +26,7 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -115,7 +116,7 @@ class SlackAdapter:
             signing_secret=config.signing_secret or "socket-mode",
             request_verification_enabled=config.app_token is None,
             process_before_response=False,
-            logger=logging.getLogger("slack_bolt"),
+            logger=_bolt_logger(),
         )
         self._socket: AsyncSocketModeHandler | None = None
         self._sink: MessageSink | None = None
@@ -406,6 +407,25 @@ class _CuedReply:
     def _note_refusal(self) -> None:
         if self._reply.streaming_refused:
             self._adapter.streaming_refused(self._reply.channel, self._reply.streaming_refused)
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != self.text
+
+
+def _bolt_logger() -> logging.Logger:
+    """Bolt's logger, without the warning it gives whenever SLACK_BOT_TOKEN is in the
+    environment while a client is passed (which is how this adapter sets its base URL)."""
+    logger = logging.getLogger("slack_bolt.app")
+    noise = warning_client_prioritized_and_token_skipped()
+    if not any(isinstance(f, _DropMessage) and f.text == noise for f in logger.filters):
+        logger.addFilter(_DropMessage(noise))
+    return logger
 
 
 def signature_ok(secret: str, body: bytes, timestamp: str | None, signature: str | None) -> bool:
