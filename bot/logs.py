@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 _TOKEN_PATTERNS = re.compile(
     r"(xox[abposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|sk-ant-[A-Za-z0-9_-]+|"
-    r"(?i:authorization)[\"']?\s*[:=]\s*[\"']?(?:bearer|bot)?\s*[^\s\"',}]+)"
+    r"(?i:authorization)[\"']?\s*[:=]\s*[\"']?(?:(?i:bearer|bot)\s+)?[^\s\"',}]+)"
 )
 
 

@@ -301,3 +301,15 @@ async def test_the_assistant_pane_gets_prompts_status_and_a_title(
     assert slack.slack.titles[("D9", thread_ts)] == "plan my week"
     assert slack.slack.statuses[("D9", thread_ts)][0] == "is thinking…"
     assert [m.text for m in slack.slack.bot_messages("D9", thread_ts)] == ["You said: [mel] plan my week"]
+
+
+async def test_deliveries_are_acked_before_the_answer_is_worked_out(
+    slack: SlackHarness, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.latency = 2.0
+    event = mention("take your time")
+    response = await slack.send_event(event)
+    assert response.status == 200
+    assert slack.slack.bot_messages("C1", event["ts"]) == [], "acked while Claude is still thinking"
+    await slack.settle()
+    assert [m.text for m in slack.slack.bot_messages("C1", event["ts"])] == ["You said: [mel] take your time"]
