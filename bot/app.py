@@ -13,7 +13,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.base import Adapter, ServesHttp
-from bot import migrate
+from bot import metrics, migrate
 from bot.claude import ClaudeClient
 from bot.commands import CommandService
 from bot.conversation import ConversationService
@@ -101,7 +101,11 @@ def web_app(core: Core, adapters: list[Adapter]) -> web.Application:
             return web.json_response({"status": "unavailable", "database": "down"}, status=503)
         return web.json_response({"status": "ok"})
 
+    async def prometheus(_request: web.Request) -> web.Response:
+        return web.Response(body=metrics.exposition(), content_type="text/plain", charset="utf-8")
+
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", prometheus)
     return app
 
 

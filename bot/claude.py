@@ -22,6 +22,7 @@ from typing import Any
 import anthropic
 import httpx2
 
+from bot import metrics
 from bot.usage import TokenUsage
 
 log = logging.getLogger(__name__)
@@ -172,7 +173,8 @@ class ClaudeClient:
 
         for attempt in range(1, self._max_attempts + 1):
             try:
-                return await self._stream_once(request, show)
+                with metrics.CLAUDE_IN_FLIGHT.track_inprogress(), metrics.CLAUDE_LATENCY.time():
+                    return await self._stream_once(request, show)
             except ClaudeError:
                 raise
             except Exception as exc:

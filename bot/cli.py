@@ -81,7 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         if args.command in NEEDS_CLAUDE:
             settings.require_anthropic_key()
-        configure_logging(settings.log_level if args.command != "chat" else "WARNING", _secrets(settings))
+        level = settings.log_level if args.command != "chat" else "WARNING"
+        configure_logging(level, _secrets(settings), settings.log_format)
         asyncio.run(COMMANDS[args.command][0](settings))
     except SettingsError as exc:
         print(f"bot {args.command}: {exc}", file=sys.stderr)

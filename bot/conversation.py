@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 
 from adapters.base import Adapter, ReplyStream
+from bot import metrics
 from bot.claude import ClaudeClient, ClaudeError, ClaudeReply, ClaudeRequest, TextSink
 from bot.commands import CommandService
 from bot.events import CommandInvocation, IncomingMessage, ThreadKey
@@ -88,6 +89,7 @@ class ConversationService:
             if earlier and not await self.store.conversation_exists(message.thread):
                 await self.store.append_turn(message.thread, "user", render_thread_context(earlier))
             if not await self.store.accept_message(message):
+                metrics.DUPLICATES.inc()
                 log.info("duplicate delivery dropped: event=%s thread=%s", message.event_id, message.thread)
                 return TurnOutcome(answered=False)
             return await self._answer(adapter, message)
@@ -115,6 +117,7 @@ class ConversationService:
                     message.thread, settings.model, error.kind, error.status, error.request_id,
                 )
                 await reply_stream.finish(_join(reply_stream.shown, error.user_message))
+                metrics.ERRORS.labels(error.kind).inc()
                 return TurnOutcome(answered=True, error=error)
 
         stored_text = reply.text or (REFUSAL_PLACEHOLDER if reply.stop_reason == "refusal" else "")
@@ -128,6 +131,7 @@ class ConversationService:
                 usage=reply.usage,
             )
         await reply_stream.finish(_join(reply.text, *notes))
+        _count(message.thread.platform, reply, time.monotonic() - started)
         log.info(
             "turn: thread=%s model=%s stop=%s in=%d cache_read=%d cache_write=%d out=%d seconds=%.2f",
             message.thread, reply.model, reply.stop_reason, reply.usage.input_tokens,
@@ -180,6 +184,19 @@ class ConversationService:
         elif reply.stop_reason == "refusal":
             notes.insert(0, REFUSAL_NOTE)
         return reply, notes
+
+
+def _count(platform: str, reply: ClaudeReply, seconds: float) -> None:
+    metrics.REPLIES.labels(platform).inc()
+    metrics.TURN_SECONDS.observe(seconds)
+    usage = reply.usage
+    for kind, count in (
+        ("input", usage.input_tokens),
+        ("output", usage.output_tokens),
+        ("cache_read", usage.cache_read_tokens),
+        ("cache_write", usage.cache_write_tokens),
+    ):
+        metrics.TOKENS.labels(kind).inc(count)
 
 
 class _GuardedReply:

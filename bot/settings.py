@@ -7,7 +7,7 @@ A missing or malformed value becomes one line naming the variable
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     host: str = "0.0.0.0"
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None

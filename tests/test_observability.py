@@ -1,0 +1,74 @@
+"""What an operator sees: /metrics, /healthz, and JSON logs."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+
+import aiohttp
+
+from bot.app import running_service
+from bot.logs import configure_logging
+from bot.settings import Settings
+from tests.fakes.anthropic_server import FakeAnthropic
+from tests.support import RecordingAdapter, message, thread
+
+
+def sample(text: str, name: str) -> float:
+    match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+
+
+async def test_metrics_count_replies_tokens_duplicates_and_errors(
+    settings: Settings, fake_anthropic: FakeAnthropic
+) -> None:
+    configured = settings.model_copy(update={"host": "127.0.0.1", "port": 0})
+    async with running_service(configured) as service, aiohttp.ClientSession() as http:
+        url = f"http://127.0.0.1:{service.port}/metrics"
+        async with http.get(url) as response:
+            before = await response.text()
+        adapter = RecordingAdapter()
+        event = message(thread(), "hello")
+        await service.core.service.handle(adapter, event)
+        await service.core.service.handle(adapter, event)  # a second delivery
+        fake_anthropic.fail_always(401)
+        await service.core.service.handle(adapter, message(thread("2.2"), "again"))
+        async with http.get(url) as response:
+            assert response.status == 200
+            after = await response.text()
+
+    def grew(name: str) -> float:
+        return sample(after, name) - sample(before, name)
+
+    assert grew('bot_replies_total{platform="test"}') == 1
+    assert grew("bot_duplicates_dropped_total") == 1
+    assert grew('bot_errors_total{kind="auth"}') == 1
+    assert grew('bot_claude_tokens_total{kind="output"}') == fake_anthropic.usages[0]["output_tokens"]
+    assert grew("bot_claude_seconds_count") == 2
+    assert "bot_claude_calls_in_flight 0.0" in after
+
+
+async def test_healthz_reports_the_database(settings: Settings) -> None:
+    configured = settings.model_copy(update={"host": "127.0.0.1", "port": 0})
+    async with running_service(configured) as service, aiohttp.ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{service.port}/healthz") as response:
+            assert (response.status, await response.json()) == (200, {"status": "ok"})
+
+
+def test_json_logs_are_one_object_per_line_and_redacted() -> None:
+    stream = io.StringIO()
+    configure_logging("DEBUG", ["sk-ant-json-canary-42"], "json")
+    handler = logging.getLogger().handlers[0]
+    assert isinstance(handler, logging.StreamHandler)
+    handler.setStream(stream)
+    logging.getLogger("bot.test").info("key %s in use", "sk-ant-json-canary-42")
+    try:
+        raise ValueError("sk-ant-json-canary-42")
+    except ValueError:
+        logging.getLogger("bot.test").exception("failed")
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [entry["level"] for entry in lines] == ["INFO", "ERROR"]
+    assert lines[0]["message"] == "key [redacted] in use" and lines[0]["logger"] == "bot.test"
+    assert "sk-ant-json-canary-42" not in stream.getvalue() and "exception" in lines[1]
