@@ -42,11 +42,29 @@ class DiscordConfig:
     token: str
     api_url: str | None = None
     guild_ids: tuple[int, ...] = ()
+    shard_count: int | None = None
+    shard_ids: tuple[int, ...] = ()
 
 
 def discord_config(settings: Settings) -> DiscordConfig:
     token = settings.discord_token.get_secret_value() if settings.discord_token else ""
-    return DiscordConfig(token, settings.discord_api_url, tuple(settings.discord_guild_ids))
+    return DiscordConfig(
+        token,
+        settings.discord_api_url,
+        tuple(settings.discord_guild_ids),
+        settings.discord_shard_count,
+        tuple(settings.discord_shard_ids),
+    )
+
+
+def make_client(config: DiscordConfig) -> discord.Client:
+    """A plain client, or an auto-sharded one over the configured shards."""
+    if config.shard_count is None:
+        return discord.Client(intents=intents(), allowed_mentions=NO_MENTIONS)
+    shards = list(config.shard_ids) or list(range(config.shard_count))
+    return discord.AutoShardedClient(
+        intents=intents(), allowed_mentions=NO_MENTIONS, shard_count=config.shard_count, shard_ids=shards
+    )
 
 
 def intents() -> discord.Intents:
@@ -66,7 +84,7 @@ class DiscordAdapter:
         self.config = config
         if config.api_url:
             discord.http.Route.BASE = config.api_url.rstrip("/")
-        self.client = discord.Client(intents=intents(), allowed_mentions=NO_MENTIONS)
+        self.client = make_client(config)
         self.tree = app_commands.CommandTree(self.client)
         self.tree.add_command(self._command_group())
         self.client.setup_hook = self._sync_commands  # type: ignore[method-assign]
@@ -129,6 +147,12 @@ class DiscordAdapter:
     # --- messages in ------------------------------------------------------
 
     async def on_message(self, message: discord.Message) -> None:
+        if isinstance(message.channel, discord.PartialMessageable) and message.guild is not None:
+            # A thread the cache has not seen (created while we were away): learn its parent.
+            try:
+                message.channel = await self.client.fetch_channel(message.channel.id)  # type: ignore[assignment]
+            except discord.HTTPException:
+                log.warning("discord: could not look up channel %s", message.channel.id)
         incoming = self.translate(message)
         if incoming is None or self._sink is None:
             return

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     discord_api_url: str | None = None
     # Sync /claude to these servers only (instant), instead of globally (may take an hour).
     discord_guild_ids: Annotated[tuple[int, ...], NoDecode] = ()
+    # Sharding: this process runs DISCORD_SHARD_IDS (default: all) of DISCORD_SHARD_COUNT shards.
+    discord_shard_count: int | None = Field(default=None, ge=1)
+    discord_shard_ids: Annotated[tuple[int, ...], NoDecode] = ()
 
     @field_validator("database_url")
     @classmethod
@@ -77,15 +80,23 @@ class Settings(BaseSettings):
             return frozenset(ids)
         return value
 
-    @field_validator("discord_guild_ids", mode="before")
+    @field_validator("discord_guild_ids", "discord_shard_ids", mode="before")
     @classmethod
-    def _split_guilds(cls, value: object) -> object:
+    def _split_ids(cls, value: object) -> object:
         if isinstance(value, str):
             try:
                 return tuple(int(part) for part in value.replace(" ", "").split(",") if part)
             except ValueError:
-                raise ValueError("must be a comma-separated list of server (guild) ids") from None
+                raise ValueError("must be a comma-separated list of numbers") from None
         return value
+
+    @model_validator(mode="after")
+    def _shards_fit(self) -> Settings:
+        if self.discord_shard_ids and self.discord_shard_count is None:
+            raise ValueError("DISCORD_SHARD_IDS needs DISCORD_SHARD_COUNT")
+        if any(not 0 <= i < (self.discord_shard_count or 0) for i in self.discord_shard_ids):
+            raise ValueError("DISCORD_SHARD_IDS must be between 0 and DISCORD_SHARD_COUNT - 1")
+        return self
 
     @field_validator("log_level")
     @classmethod

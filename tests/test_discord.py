@@ -7,13 +7,20 @@ import itertools
 import re
 from collections.abc import AsyncIterator
 
+import discord
 import pytest
 
 from bot.app import Core
 from bot.events import ChannelKey
 from tests.discord_harness import MANAGE_GUILD, DiscordHarness, discord_service
 from tests.fakes.anthropic_server import FakeAnthropic
-from tests.fakes.discord_server import dm_channel, interaction_payload, message_payload, reply_reference
+from tests.fakes.discord_server import (
+    autocomplete_payload,
+    dm_channel,
+    interaction_payload,
+    message_payload,
+    reply_reference,
+)
 
 FENCE = re.compile(r"^ {0,3}```", re.MULTILINE)
 
@@ -218,3 +225,40 @@ async def test_claude_commands_are_synced_at_start(discord_bot: DiscordHarness) 
     assert sync.names == ["claude"]
     [claude] = sync.payload
     assert {o["name"] for o in claude["options"]} == {"help", "show", "model", "system", "reset", "usage", "new"}
+
+
+async def test_the_model_option_autocompletes_from_the_known_models(discord_bot: DiscordHarness) -> None:
+    payload = autocomplete_payload(
+        focused="model_id",
+        user=discord_bot.alice,
+        application_id=discord_bot.fake.application_id,
+        subcommand="model",
+        options={"model_id": "opus"},
+        guild_id=discord_bot.guild_id,
+        channel=discord_bot.channel,
+    )
+    discord_bot.fake.register_interaction(payload)
+    discord_bot.feed("INTERACTION_CREATE", payload)
+    await discord_bot.settle()
+    [response] = discord_bot.fake.interaction_responses(payload["id"])
+    assert [choice["value"] for choice in response.choices] == ["claude-opus-5-5"]
+
+
+async def test_a_message_in_a_thread_the_cache_never_saw_still_finds_its_conversation(
+    discord_bot: DiscordHarness, fake_anthropic: FakeAnthropic
+) -> None:
+    root = discord_bot.say("start here", mention=True)
+    await discord_bot.settle()
+    # No THREAD_CREATE reaches the client (as after a restart): discord.py sees a PartialMessageable.
+    discord_bot.say("continuing", channel_id=root["id"])
+    await discord_bot.settle()
+    assert len(fake_anthropic.message_requests) == 2
+    assert [m["role"] for m in fake_anthropic.message_requests[1]["messages"]] == ["user", "assistant", "user"]
+
+
+def test_sharding_settings_give_an_auto_sharded_client() -> None:
+    from adapters.discord import DiscordConfig, make_client
+
+    client = make_client(DiscordConfig(token="t", shard_count=4, shard_ids=(2, 3)))
+    assert isinstance(client, discord.AutoShardedClient)
+    assert (client.shard_count, client.shard_ids) == (4, [2, 3])

@@ -258,3 +258,11 @@ def test_require_anthropic_key_returns_the_secret_when_set(monkeypatch: pytest.M
 def test_a_database_password_is_not_in_repr() -> None:
     settings = load_settings(database_url="postgres://app:db-canary-password-77@db.internal:5432/chat")
     assert "db-canary-password-77" not in repr(settings)
+
+
+def test_discord_shard_ids_need_a_count_and_must_fit_it() -> None:
+    assert load_settings(discord_shard_count=4, discord_shard_ids="2,3").discord_shard_ids == (2, 3)
+    with pytest.raises(SettingsError, match="DISCORD_SHARD_COUNT"):
+        load_settings(discord_shard_ids="1")
+    with pytest.raises(SettingsError, match="between 0 and"):
+        load_settings(discord_shard_count=2, discord_shard_ids="5")
