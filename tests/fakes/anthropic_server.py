@@ -71,10 +71,11 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 from aiohttp import web
+
+from tests.fakes.base import LoopbackServer
 
 __all__ = [
     "DEFAULT_MODELS",
@@ -587,7 +588,7 @@ def _redacted_headers(request: web.Request) -> dict[str, str]:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class FakeAnthropic:
+class FakeAnthropic(LoopbackServer):
     """In-process fake of the Anthropic API (see the module docstring).
 
     Use as ``async with FakeAnthropic() as fake:`` or ``await fake.start()`` /
@@ -635,40 +636,6 @@ class FakeAnthropic:
         self._runner: web.AppRunner | None = None
 
     # ------------------------------------------------------------------ lifecycle
-
-    async def start(self) -> Self:
-        """Start serving; ``port=0`` picks a free port (see `base_url`)."""
-        if self._runner is not None:
-            return self
-        runner = web.AppRunner(self._build_app(), handle_signals=False, access_log=None, shutdown_timeout=0.5)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port)
-        await site.start()
-        self._runner = runner
-        self.port = int(runner.addresses[0][1])
-        return self
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await runner.cleanup()
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    @property
-    def base_url(self) -> str:
-        if self._runner is None:
-            raise RuntimeError("FakeAnthropic is not started")
-        return f"http://{self.host}:{self.port}"
 
     # ------------------------------------------------------------------ scripting
 

@@ -118,10 +118,11 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from time import monotonic
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 from aiohttp import BodyPartReader, web
+
+from tests.fakes.base import LoopbackServer
 
 __all__ = [
     "ADMINISTRATOR",
@@ -1187,7 +1188,7 @@ def _embed_chars(embed: Mapping[str, Any]) -> int:
 # --------------------------------------------------------------------------- the server
 
 
-class FakeDiscord:
+class FakeDiscord(LoopbackServer):
     """In-process fake of the Discord REST API (see the module docstring).
 
     Use as ``async with FakeDiscord() as fake:`` (or `start` / `stop`), then set
@@ -1266,43 +1267,6 @@ class FakeDiscord:
         self._routes = self._build_routes()
 
     # ------------------------------------------------------------------ lifecycle
-
-    async def start(self) -> Self:
-        """Start serving; ``port=0`` picks a free port (see `api_base`)."""
-        if self._runner is not None:
-            return self
-        app = web.Application(client_max_size=32 * 1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port)
-        await site.start()
-        self._runner = runner
-        self.port = int(runner.addresses[0][1])
-        return self
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await runner.cleanup()
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:PORT`` (no trailing slash)."""
-        if self._runner is None:
-            raise RuntimeError("FakeDiscord is not started")
-        return f"http://{self.host}:{self.port}"
 
     @property
     def api_base(self) -> str:
@@ -1665,6 +1629,11 @@ class FakeDiscord:
             return json.loads(raw), []
         except (UnicodeDecodeError, json.JSONDecodeError):
             raise DiscordError(400, 50109, "The request body contains invalid JSON.") from None
+
+    def _build_app(self) -> web.Application:
+        app = web.Application(client_max_size=32 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        return app
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         prefix = f"/api/v{API_VERSION}"

@@ -74,11 +74,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from time import monotonic
 from time import time as wall_time
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 from aiohttp import web
+
+from tests.fakes.base import LoopbackServer
 
 __all__ = [
     "DEFAULT_USERS",
@@ -417,7 +418,7 @@ class SlackMessage:
 Handler = Callable[[JsonDict, str], JsonDict]
 
 
-class FakeSlack:
+class FakeSlack(LoopbackServer):
     """In-process fake of the Slack Web API (see the module docstring).
 
     Use as ``async with FakeSlack() as fake:`` (or `start` / `stop`), then
@@ -513,41 +514,6 @@ class FakeSlack:
         }
 
     # ------------------------------------------------------------------ lifecycle
-
-    async def start(self) -> Self:
-        """Start serving; ``port=0`` picks a free port (see `api_url`)."""
-        if self._runner is not None:
-            return self
-        runner = web.AppRunner(self._build_app(), handle_signals=False, access_log=None, shutdown_timeout=0.5)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port)
-        await site.start()
-        self._runner = runner
-        self.port = int(runner.addresses[0][1])
-        return self
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await runner.cleanup()
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:PORT`` (no trailing slash)."""
-        if self._runner is None:
-            raise RuntimeError("FakeSlack is not started")
-        return f"http://{self.host}:{self.port}"
 
     @property
     def api_url(self) -> str:
