@@ -16,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from aiohttp import web
 
-from bot.events import Actor, ChannelKey, CommandInvocation, ContextMessage, IncomingMessage
+from bot.events import AcceptedTurn, Actor, ChannelKey, CommandInvocation, ContextMessage, IncomingMessage
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +42,15 @@ class ReplyStream(Protocol):
 
 
 class MessageSink(Protocol):
-    """The core's narrow entry, implemented by ConversationService."""
+    """The core's narrow entry, implemented by ConversationService.
 
-    async def on_message(self, adapter: Adapter, message: IncomingMessage) -> None: ...
+    For each message: `accept` before acking the platform (it stores the turn, so an
+    acked message is never lost), then `answer` in the background when accepted.
+    """
+
+    async def accept(self, adapter: Adapter, message: IncomingMessage) -> AcceptedTurn | None: ...
+
+    async def answer(self, adapter: Adapter, turn: AcceptedTurn) -> object: ...
 
     async def on_command(self, adapter: Adapter, invocation: CommandInvocation) -> None: ...
 

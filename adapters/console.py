@@ -60,7 +60,9 @@ class ConsoleAdapter:
                 )
                 await sink.on_command(self, command)
             else:
-                await sink.on_message(self, self._message(text))
+                turn = await sink.accept(self, self._message(text))
+                if turn is not None:
+                    await sink.answer(self, turn)
 
     async def stop(self) -> None:
         return None

@@ -23,7 +23,7 @@ from discord import app_commands
 from adapters.base import AdapterLimits, BackgroundTasks, MessageSink, ReplyStream
 from adapters.discord_reply import MESSAGE_LIMIT, NO_MENTIONS, DiscordReply
 from adapters.parts import split_all
-from bot.events import Actor, ChannelKey, CommandInvocation, ContextMessage, IncomingMessage, ThreadKey
+from bot.events import AcceptedTurn, Actor, ChannelKey, CommandInvocation, ContextMessage, IncomingMessage, ThreadKey
 from bot.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
@@ -156,15 +156,17 @@ class DiscordAdapter:
         incoming = self.translate(message)
         if incoming is None or self._sink is None:
             return
-        self._pending[incoming.message_id] = message
-        self.tasks.spawn(self._hand_over(incoming))
+        turn = await self._sink.accept(self, incoming)
+        if turn is not None:
+            self._pending[incoming.message_id] = message
+            self.tasks.spawn(self._answer(turn))
 
-    async def _hand_over(self, incoming: IncomingMessage) -> None:
+    async def _answer(self, turn: AcceptedTurn) -> None:
         try:
             if self._sink is not None:
-                await self._sink.on_message(self, incoming)
+                await self._sink.answer(self, turn)
         finally:
-            self._pending.pop(incoming.message_id, None)
+            self._pending.pop(turn.message.message_id, None)
 
     def translate(self, message: discord.Message) -> IncomingMessage | None:
         """A Discord message as the core's IncomingMessage (None: not a person speaking)."""

@@ -11,6 +11,7 @@ and as `message`) under two event ids, and both must give one answer.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -49,6 +50,7 @@ PLATFORM = "slack"
 _SPOKEN_SUBTYPES = {None, "file_share", "thread_broadcast"}
 _CACHE_SECONDS = 300.0
 _CONTEXT_MESSAGES = 50  # earlier messages of a thread sent when the bot is summoned mid-way
+_NAME_LOOKUP_SECONDS = 1.0  # Slack wants its ack within 3 s
 _DEFAULT_PROMPTS = (
     {"title": "Explain a concept", "message": "Explain this concept simply:"},
     {"title": "Draft a message", "message": "Help me draft a message to my team about"},
@@ -115,7 +117,9 @@ class SlackAdapter:
             client=self.client,
             signing_secret=config.signing_secret or "socket-mode",
             request_verification_enabled=config.app_token is None,
-            process_before_response=False,
+            # Listeners run before the ack: they store the turn (quickly), so nothing Slack
+            # was told we received can be lost; the answer itself runs in the background.
+            process_before_response=True,
             logger=_bolt_logger(),
         )
         self._socket: AsyncSocketModeHandler | None = None
@@ -189,11 +193,11 @@ class SlackAdapter:
 
         @app.event("app_mention")
         async def on_mention(event: dict[str, Any], body: dict[str, Any]) -> None:
-            self.tasks.spawn(self._on_event(event, body, mentioned=True))
+            await self._on_event(event, body, mentioned=True)
 
         @app.event("message")
         async def on_message(event: dict[str, Any], body: dict[str, Any]) -> None:
-            self.tasks.spawn(self._on_event(event, body, mentioned=False))
+            await self._on_event(event, body, mentioned=False)
 
         @app.event("assistant_thread_started")
         async def on_assistant_thread(event: dict[str, Any]) -> None:
@@ -209,9 +213,13 @@ class SlackAdapter:
             self.tasks.spawn(self._on_command(command))
 
     async def _on_event(self, event: dict[str, Any], body: dict[str, Any], *, mentioned: bool) -> None:
+        """Before the ack: translate and let the core store the turn; the answer runs later."""
         message = await self.translate(event, body, mentioned=mentioned)
-        if message is not None and self._sink is not None:
-            await self._sink.on_message(self, message)
+        if message is None or self._sink is None:
+            return
+        turn = await self._sink.accept(self, message)
+        if turn is not None:
+            self.tasks.spawn(self._sink.answer(self, turn))
 
     async def translate(
         self, event: dict[str, Any], body: dict[str, Any], *, mentioned: bool
@@ -232,7 +240,7 @@ class SlackAdapter:
         # A name lookup costs an API call: only for messages the core might answer
         # (top-level chatter without a mention never is).
         might_answer = mentions_bot or is_direct or is_thread_reply
-        name = await self.display_name(user) if might_answer and not is_bot else user
+        name = await self._name_before_ack(user) if might_answer and not is_bot else user
         return IncomingMessage(
             thread=ThreadKey(PLATFORM, str(body.get("team_id") or self.team_id), channel, thread_ts),
             event_id=f"{channel}:{ts}",
@@ -324,6 +332,14 @@ class SlackAdapter:
         return context
 
     # --- users ------------------------------------------------------------
+
+    async def _name_before_ack(self, user_id: str) -> str:
+        """The display name, or the user id if Slack is slow to say (the ack must not wait)."""
+        try:
+            return await asyncio.wait_for(self.display_name(user_id), timeout=_NAME_LOOKUP_SECONDS)
+        except TimeoutError:
+            log.warning("slack: users.info too slow; using the user id as the speaker's name")
+            return user_id
 
     async def display_name(self, user_id: str) -> str:
         user = await self._user(user_id)

@@ -1,14 +1,18 @@
 """The conversation service: who gets an answer, and how one is produced.
 
-policy -> per-thread lock -> claim the event and store the user turn (one
-transaction) -> settings and history -> fit to the context window -> stream
-Claude into the adapter's reply -> store the assistant turn -> show its final
-text.
+Two steps, so that nothing a platform has been told "received" can be lost:
 
-The claim happens under the thread's lock, so a retried delivery that arrives
-while the first is being answered waits, then finds the event taken; and the
-claim and the user turn are written together, so a crash never leaves a claimed
-event without its turn.
+- `accept` (the adapter awaits it before acking the platform): policy -> claim
+  the event and store the user turn, in one transaction. A retry or a second
+  delivery path finds the event claimed and stops here.
+- `answer` (in the background): per-thread lock -> settings and history -> fit
+  to the context window -> stream Claude into the adapter's reply -> store the
+  answer -> show its final text.
+
+User turns are stored as they arrive, even while an earlier one is being
+answered; an answer is stored right after the last user turn it answered (see
+`schema.messages.position`), and a turn that an earlier answer already covered
+(it arrived in time to be sent along) is not answered twice.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from adapters.base import Adapter, ReplyStream
 from bot import metrics
 from bot.claude import ClaudeClient, ClaudeError, ClaudeReply, ClaudeRequest, TextSink
 from bot.commands import CommandService
-from bot.events import CommandInvocation, IncomingMessage, ThreadKey
+from bot.events import AcceptedTurn, CommandInvocation, IncomingMessage, ThreadKey
 from bot.locks import ThreadLocks
 from bot.prompt import context_tokens, estimate_tokens, fit_context, render_thread_context, to_messages
 from bot.store import ChannelSettings, History, Store, StoredTurn
@@ -65,8 +69,30 @@ class ConversationService:
 
     # --- MessageSink ------------------------------------------------------
 
-    async def on_message(self, adapter: Adapter, message: IncomingMessage) -> None:
-        await self.handle(adapter, message)
+    async def accept(self, adapter: Adapter, message: IncomingMessage) -> AcceptedTurn | None:
+        """Decide whether `message` gets an answer and, if so, store its turn (claiming the
+        event). Quick, with no platform calls: adapters await it before acking."""
+        if not await self._should_answer(message):
+            return None
+        summoned_mid_thread = message.mentions_bot and message.is_thread_reply
+        needs_context = summoned_mid_thread and not await self.store.conversation_exists(message.thread)
+        if not await self.store.accept_message(message):
+            metrics.DUPLICATES.inc()
+            log.info("duplicate delivery dropped: event=%s thread=%s", message.event_id, message.thread)
+            return None
+        return AcceptedTurn(message, needs_context)
+
+    async def answer(self, adapter: Adapter, turn: AcceptedTurn) -> TurnOutcome:
+        """Answer an accepted turn, one turn at a time per thread."""
+        message = turn.message
+        async with self.locks.hold(message.thread):
+            if turn.needs_thread_context:
+                earlier = await adapter.fetch_thread_context(message)
+                if earlier:
+                    await self.store.add_thread_context(
+                        message.thread, message.message_id, render_thread_context(earlier)
+                    )
+            return await self._answer(adapter, message)
 
     async def on_command(self, adapter: Adapter, invocation: CommandInvocation) -> None:
         answer = await self.commands.run(adapter, invocation)
@@ -78,21 +104,11 @@ class ConversationService:
     # --- the flow ---------------------------------------------------------
 
     async def handle(self, adapter: Adapter, message: IncomingMessage) -> TurnOutcome:
-        if not await self._should_answer(message):
+        """Accept and answer in one go (the console, tests)."""
+        turn = await self.accept(adapter, message)
+        if turn is None:
             return TurnOutcome(answered=False)
-        earlier = []
-        if message.mentions_bot and message.is_thread_reply and not await self.store.conversation_exists(
-            message.thread
-        ):
-            earlier = await adapter.fetch_thread_context(message)
-        async with self.locks.hold(message.thread):
-            if earlier and not await self.store.conversation_exists(message.thread):
-                await self.store.append_turn(message.thread, "user", render_thread_context(earlier))
-            if not await self.store.accept_message(message):
-                metrics.DUPLICATES.inc()
-                log.info("duplicate delivery dropped: event=%s thread=%s", message.event_id, message.thread)
-                return TurnOutcome(answered=False)
-            return await self._answer(adapter, message)
+        return await self.answer(adapter, turn)
 
     async def _should_answer(self, message: IncomingMessage) -> bool:
         """A mention, a DM, or a message in a thread the bot is already part of;
@@ -107,10 +123,12 @@ class ConversationService:
         started = time.monotonic()
         settings = await self.store.settings_for(message.channel)
         history = await self.store.load_history(message.thread)
+        if _already_answered(history, message):
+            return TurnOutcome(answered=False)
         async with self._claude_slots:
             reply_stream = _GuardedReply(await adapter.open_reply(message), message.thread)
             try:
-                reply, notes = await self._ask_claude(message.thread, settings, history, reply_stream.append)
+                reply, notes, sent = await self._ask_claude(message.thread, settings, history, reply_stream.append)
             except ClaudeError as error:
                 log.warning(
                     "turn failed: thread=%s model=%s kind=%s status=%s request_id=%s",
@@ -122,10 +140,10 @@ class ConversationService:
 
         stored_text = reply.text or (REFUSAL_PLACEHOLDER if reply.stop_reason == "refusal" else "")
         if stored_text:
-            await self.store.append_turn(
+            await self.store.append_answer(
                 message.thread,
-                "assistant",
                 stored_text,
+                answers=sent[-1].order,
                 model=reply.model,
                 stop_reason=reply.stop_reason,
                 usage=reply.usage,
@@ -142,7 +160,7 @@ class ConversationService:
 
     async def _ask_claude(
         self, thread: ThreadKey, settings: ChannelSettings, history: History, show: TextSink
-    ) -> tuple[ClaudeReply, list[str]]:
+    ) -> tuple[ClaudeReply, list[str], list[StoredTurn]]:
         """Fit the history to the window, stream the answer; on "prompt too long",
         trim harder and try once more. Returns the reply and the notes to show."""
         window = await self.claude.catalog.context_window(settings.model)
@@ -154,7 +172,7 @@ class ConversationService:
             nonlocal trim_noticed
             plan = fit_context(history.turns, budget, keep_share=keep_share)
             if plan.trimmed:
-                await self.store.move_context_start(thread, plan.turns[0].id, trimmed=True)
+                await self.store.move_context_start(thread, plan.turns[0].order, trimmed=True)
                 if not trim_noticed:
                     notes.append(TRIMMED_NOTE)
                     trim_noticed = True
@@ -179,11 +197,20 @@ class ConversationService:
         elif reply.stop_reason == "model_context_window_exceeded":
             notes.insert(0, CONTEXT_FULL_NOTE)
             await self.store.move_context_start(
-                thread, fit_context(sent, budget, keep_share=_HARD_TRIM_SHARE).turns[0].id, trimmed=True
+                thread, fit_context(sent, budget, keep_share=_HARD_TRIM_SHARE).turns[0].order, trimmed=True
             )
         elif reply.stop_reason == "refusal":
             notes.insert(0, REFUSAL_NOTE)
-        return reply, notes
+        return reply, notes, sent
+
+
+def _already_answered(history: History, message: IncomingMessage) -> bool:
+    """True when an answer already stands after this message's turn (it arrived while an
+    earlier turn was being answered and was sent along), or the turn is gone."""
+    mine = next((i for i, t in enumerate(history.turns) if t.message_id == message.message_id), None)
+    if mine is None:
+        return True
+    return any(t.role == "assistant" for t in history.turns[mine + 1 :])
 
 
 def _count(platform: str, reply: ClaudeReply, seconds: float) -> None:

@@ -108,6 +108,14 @@ class IncomingMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class AcceptedTurn:
+    """A message the core has stored as a turn and will answer."""
+
+    message: IncomingMessage
+    needs_thread_context: bool = False  # summoned into a thread mid-way: bring its earlier messages
+
+
+@dataclass(frozen=True, slots=True)
 class CommandInvocation:
     """`/claude <name> <argument>` as typed, with who typed it and where.
 

@@ -22,10 +22,10 @@ def _config() -> Config:
     return config
 
 
-def _upgrade(connection: Connection) -> None:
+def _upgrade(connection: Connection, revision: str) -> None:
     config = _config()
     config.attributes["connection"] = connection
-    command.upgrade(config, "head")
+    command.upgrade(config, revision)
 
 
 def _is_current(connection: Connection) -> bool:
@@ -33,10 +33,10 @@ def _is_current(connection: Connection) -> bool:
     return MigrationContext.configure(connection).get_current_revision() == head
 
 
-async def upgrade(engine: AsyncEngine) -> None:
-    """Bring the schema to the newest revision (a no-op when it is there)."""
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+    """Bring the schema to `revision`, the newest by default (a no-op when it is there)."""
     async with engine.begin() as conn:
-        await conn.run_sync(_upgrade)
+        await conn.run_sync(_upgrade, revision)
 
 
 async def is_current(engine: AsyncEngine) -> bool:

@@ -77,6 +77,12 @@ messages = Table(
         nullable=False,
     ),
     Column("role", String(16), nullable=False),
+    # Where the turn stands in the conversation: its own id for a user turn, the id
+    # of the last user turn it answers for an assistant turn (`rank` 1: right after
+    # it), the id of the mention it precedes for thread context (`rank` -1). User
+    # turns are stored the moment they arrive, so ids alone do not give the order.
+    Column("position", BigInteger, nullable=True),  # None: the turn's own id
+    Column("rank", Integer, nullable=False, default=0),
     Column("author", String(128), nullable=True),
     Column("author_id", String(64), nullable=True),
     Column("content", Text, nullable=False),
@@ -89,6 +95,7 @@ messages = Table(
     Column("cache_write_tokens", Integer, nullable=False, default=0),
     Column("created_at", UTCDateTime, nullable=False),
     Index("ix_messages_conversation_id", "conversation_id", "id"),
+    Index("ix_messages_platform_message_id", "conversation_id", "platform_message_id"),
 )
 
 channel_settings = Table(

@@ -47,6 +47,13 @@ class StoredTurn:
     role: str  # "user" or "assistant"
     author: str | None
     content: str
+    position: int | None = None  # see schema.messages; None: at its own id
+    message_id: str | None = None  # the platform's id of a user turn
+
+    @property
+    def order(self) -> int:
+        """Where the turn stands: turns sort by (order, rank, id)."""
+        return self.id if self.position is None else self.position
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,18 +164,49 @@ class Store:
             )
             return True
 
-    async def append_turn(
+    async def append_answer(
+        self,
+        thread: ThreadKey,
+        content: str,
+        *,
+        answers: int,
+        model: str | None = None,
+        stop_reason: str | None = None,
+        usage: TokenUsage | None = None,
+    ) -> int:
+        """Store Claude's answer right after `answers` (the order of the last user turn it
+        answered), whatever arrived since; returns its id."""
+        return await self._insert_turn(
+            thread, "assistant", content, position=answers, rank=1, model=model, stop_reason=stop_reason, usage=usage
+        )
+
+    async def add_thread_context(self, thread: ThreadKey, before_message_id: str, content: str) -> bool:
+        """Put the earlier messages of a thread just before the user turn of `before_message_id`."""
+        async with self.engine.connect() as conn:
+            mention = (
+                await conn.execute(
+                    select(messages.c.id)
+                    .select_from(messages.join(conversations))
+                    .where(_thread_filter(thread), messages.c.platform_message_id == before_message_id)
+                )
+            ).scalar()
+        if mention is None:
+            return False
+        await self._insert_turn(thread, "user", content, position=int(mention), rank=-1)
+        return True
+
+    async def _insert_turn(
         self,
         thread: ThreadKey,
         role: str,
         content: str,
         *,
-        author: str | None = None,
+        position: int | None = None,
+        rank: int = 0,
         model: str | None = None,
         stop_reason: str | None = None,
         usage: TokenUsage | None = None,
     ) -> int:
-        """Store one turn; returns its id."""
         usage = usage or TokenUsage()
         async with self._write() as conn:
             conversation_id = await self._touch_conversation(conn, thread)
@@ -177,7 +215,8 @@ class Store:
                 .values(
                     conversation_id=conversation_id,
                     role=role,
-                    author=author,
+                    position=position,
+                    rank=rank,
                     content=content,
                     model=model,
                     stop_reason=stop_reason,
@@ -208,18 +247,24 @@ class Store:
             ).first()
             if row is None:
                 return History([], False)
-            query = select(messages.c.id, messages.c.role, messages.c.author, messages.c.content).where(
-                messages.c.conversation_id == row.id
-            )
+            order = func.coalesce(messages.c.position, messages.c.id)
+            query = select(
+                messages.c.id,
+                messages.c.role,
+                messages.c.author,
+                messages.c.content,
+                messages.c.position,
+                messages.c.platform_message_id,
+            ).where(messages.c.conversation_id == row.id)
             if row.context_start_id is not None:
-                query = query.where(messages.c.id >= row.context_start_id)
-            result = await conn.execute(query.order_by(messages.c.id))
-            turns = [StoredTurn(r.id, r.role, r.author, r.content) for r in result]
+                query = query.where(order >= row.context_start_id)
+            result = await conn.execute(query.order_by(order, messages.c.rank, messages.c.id))
+            turns = [StoredTurn(r.id, r.role, r.author, r.content, r.position, r.platform_message_id) for r in result]
             return History(turns, bool(row.trim_noticed))
 
-    async def move_context_start(self, thread: ThreadKey, first_kept_id: int, *, trimmed: bool) -> None:
-        """Stop sending turns older than `first_kept_id` (they stay stored)."""
-        values: dict[str, Any] = {"context_start_id": first_kept_id}
+    async def move_context_start(self, thread: ThreadKey, first_kept: int, *, trimmed: bool) -> None:
+        """Stop sending turns ordered before `first_kept` (they stay stored)."""
+        values: dict[str, Any] = {"context_start_id": first_kept}
         if trimmed:
             values["trim_noticed"] = True
         async with self._write() as conn:

@@ -7,6 +7,7 @@ import itertools
 import json
 
 from bot.app import Core, open_core
+from bot.conversation import TurnOutcome
 from bot.settings import Settings
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.support import RecordingAdapter, message, person, thread
@@ -98,15 +99,41 @@ async def test_turns_in_one_thread_are_serialized_while_threads_run_in_parallel(
 ) -> None:
     fake_anthropic.latency = 0.3
     same = thread("1.1")
-    await asyncio.gather(*(core.service.handle(adapter, message(same, f"m{i}")) for i in range(3)))
+
+    async def after(delay: float, text: str) -> TurnOutcome:
+        await asyncio.sleep(delay)
+        return await core.service.handle(adapter, message(same, text))
+
+    await asyncio.gather(after(0, "m0"), after(0.1, "m1"), after(0.2, "m2"))
     assert fake_anthropic.max_in_flight == 1
+    first, second = fake_anthropic.message_requests
+    assert user_texts(first) == [("user", "[Alice] m0")]
+    assert user_texts(second)[1:] == [
+        ("assistant", "You said: [Alice] m0"),
+        ("user", "[Alice] m1\n\n[Alice] m2"),
+    ], "what arrived during an answer is answered next, together"
 
     fake_anthropic.max_in_flight = 0
     await asyncio.gather(*(core.service.handle(adapter, message(thread(f"2.{i}"), "hi")) for i in range(5)))
     assert fake_anthropic.max_in_flight == 5
 
-    history = user_texts(fake_anthropic.message_requests[2])
-    assert [role for role, _ in history] == ["user", "assistant", "user", "assistant", "user"]
+
+async def test_a_message_arriving_mid_answer_is_stored_at_once_and_ordered_after_that_answer(
+    core: Core, adapter: RecordingAdapter, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.latency = 0.3
+    where = thread()
+    first = asyncio.create_task(core.service.handle(adapter, message(where, "first")))
+    await asyncio.sleep(0.1)
+    turn = await core.service.accept(adapter, message(where, "second"))
+    assert turn is not None
+    stored = [(t.role, t.content) for t in (await core.store.load_history(where)).turns]
+    assert stored == [("user", "first"), ("user", "second")], "stored before the first answer is done"
+    await first
+    stored = [(t.role, t.content) for t in (await core.store.load_history(where)).turns]
+    assert stored == [("user", "first"), ("assistant", "You said: [Alice] first"), ("user", "second")]
+    await core.service.answer(adapter, turn)
+    assert [t.role for t in (await core.store.load_history(where)).turns] == ["user", "assistant", "user", "assistant"]
 
 
 async def test_several_speakers_are_labelled_and_roles_alternate(

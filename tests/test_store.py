@@ -39,7 +39,8 @@ async def test_prune_deletes_only_stale_threads_with_their_messages(core: Core) 
     stale, fresh = thread("stale"), thread("fresh")
     for where in (stale, fresh):
         await core.store.accept_message(message(where, "hi"))
-        await core.store.append_turn(where, "assistant", "hello")
+        [asked] = (await core.store.load_history(where)).turns
+        await core.store.append_answer(where, "hello", answers=asked.order)
     await age(core, "stale", days=31)
 
     result = await prune_once(core.store, thread_ttl_days=30)
@@ -95,3 +96,36 @@ async def test_migrating_an_up_to_date_schema_is_a_no_op(core: Core) -> None:
     assert await migrate.is_current(core.store.engine)
     await migrate.upgrade(core.store.engine)
     assert await migrate.is_current(core.store.engine)
+
+
+async def test_upgrading_a_first_release_database_keeps_every_conversation_in_order(tmp_path: object) -> None:
+    from sqlalchemy import text
+
+    from bot.store import ChannelSettings, Store, create_engine
+
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/old.db")
+    await migrate.upgrade(engine, "0001")
+    async with engine.begin() as conn:  # rows as release 0001 wrote them
+        await conn.execute(
+            text(
+                "INSERT INTO conversations (id, platform, workspace_id, channel_id, thread_id, trim_noticed, "
+                "created_at, last_activity_at) VALUES (1, 'test', 'T1', 'C1', '9.9', 0, :t, :t)"
+            ),
+            {"t": "2026-11-01 00:00:00"},
+        )
+        for number, role in enumerate(("user", "assistant", "user"), start=1):
+            await conn.execute(
+                text(
+                    "INSERT INTO messages (id, conversation_id, role, content, input_tokens, output_tokens, "
+                    "cache_read_tokens, cache_write_tokens, created_at) VALUES (:id, 1, :role, :content, 0, 0, 0, 0, :t)"
+                ),
+                {"id": number, "role": role, "content": f"turn {number}", "t": "2026-11-01 00:00:00"},
+            )
+    await migrate.upgrade(engine)
+    history = await Store(engine, ChannelSettings("m", "s", 10)).load_history(thread("9.9"))
+    assert [(t.role, t.content) for t in history.turns] == [
+        ("user", "turn 1"),
+        ("assistant", "turn 2"),
+        ("user", "turn 3"),
+    ]
+    await engine.dispose()
