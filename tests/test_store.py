@@ -117,7 +117,8 @@ async def test_upgrading_a_first_release_database_keeps_every_conversation_in_or
             await conn.execute(
                 text(
                     "INSERT INTO messages (id, conversation_id, role, content, input_tokens, output_tokens, "
-                    "cache_read_tokens, cache_write_tokens, created_at) VALUES (:id, 1, :role, :content, 0, 0, 0, 0, :t)"
+                    "cache_read_tokens, cache_write_tokens, created_at) "
+                    "VALUES (:id, 1, :role, :content, 0, 0, 0, 0, :t)"
                 ),
                 {"id": number, "role": role, "content": f"turn {number}", "t": "2026-11-01 00:00:00"},
             )
