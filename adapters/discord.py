@@ -303,9 +303,13 @@ class DiscordAdapter:
         return group
 
     async def _run(self, interaction: discord.Interaction, name: str, argument: str = "") -> None:
-        """Defer at once (the answer may take longer than Discord's 3 s), then let the core answer."""
+        """Defer at once (the answer may take longer than Discord's 3 s); the core answers
+        in the background."""
         await interaction.response.defer(ephemeral=True, thinking=True)
         invocation = self.command_invocation(interaction, f"{name} {argument}".strip())
+        self.tasks.spawn(self._command(interaction, invocation))
+
+    async def _command(self, interaction: discord.Interaction, invocation: CommandInvocation) -> None:
         self._interactions[id(invocation)] = interaction
         try:
             if self._sink is not None:

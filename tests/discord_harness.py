@@ -91,15 +91,23 @@ class DiscordHarness:
         self.feed("INTERACTION_CREATE", payload)
         return str(payload["id"])
 
+    async def answer_to(self, interaction_id: str, within: float = 20.0) -> str:
+        """The command answer shown to the user (after the deferred "thinking…")."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            response = self.fake.original_response(interaction_id)
+            if response is not None and response.content:
+                await self.settle()
+                return response.content
+            await asyncio.sleep(0.02)
+        raise AssertionError("the command was not answered")
+
     async def settle(self, within: float = 20.0) -> None:
         deadline = time.monotonic() + within
         await asyncio.sleep(0.05)
-        while (len(self.adapter.tasks) or self._interactions_running()) and time.monotonic() < deadline:
+        while len(self.adapter.tasks) and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
         assert not len(self.adapter.tasks), "work still running at the deadline"
-
-    def _interactions_running(self) -> bool:
-        return any(not task.done() and "app_commands" in repr(task.get_coro()) for task in asyncio.all_tasks())
 
 
 @asynccontextmanager

@@ -189,8 +189,7 @@ async def test_a_dm_is_answered_and_new_starts_fresh(
     )
     discord_bot.fake.register_interaction(payload)
     discord_bot.feed("INTERACTION_CREATE", payload)
-    await discord_bot.settle()
-    assert "Starting fresh" in (discord_bot.fake.original_response(payload["id"]).content or "")
+    assert "Starting fresh" in await discord_bot.answer_to(payload["id"])
 
     discord_bot.feed("MESSAGE_CREATE", message_payload(dm["id"], discord_bot.alice, "what is my name?"))
     await discord_bot.settle()
@@ -201,10 +200,9 @@ async def test_a_member_without_manage_server_cannot_set_the_system_prompt(
     discord_bot: DiscordHarness, fake_anthropic: FakeAnthropic
 ) -> None:
     interaction = discord_bot.command("system", permissions=0, prompt="be rude")
-    await discord_bot.settle()
+    assert (await discord_bot.answer_to(interaction)).startswith("Only workspace admins")
     response = discord_bot.fake.original_response(interaction)
     assert response is not None and response.ephemeral
-    assert (response.content or "").startswith("Only workspace admins")
     channel = ChannelKey("discord", str(discord_bot.guild_id), str(discord_bot.channel["id"]))
     assert (await discord_bot.core.store.settings_for(channel)).system_prompt != "be rude"
 
@@ -213,8 +211,7 @@ async def test_a_manager_sets_the_system_prompt_and_a_thread_uses_its_parent_cha
     discord_bot: DiscordHarness, fake_anthropic: FakeAnthropic
 ) -> None:
     interaction = discord_bot.command("system", permissions=MANAGE_GUILD, prompt="Answer in haiku.")
-    await discord_bot.settle()
-    assert "system prompt is updated" in (discord_bot.fake.original_response(interaction).content or "")
+    assert "system prompt is updated" in await discord_bot.answer_to(interaction)
     discord_bot.say("autumn?", mention=True)
     await discord_bot.settle()
     assert fake_anthropic.message_requests[-1]["system"] == "Answer in haiku."
