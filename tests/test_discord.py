@@ -3,6 +3,7 @@ core and store, the fake Anthropic API, and the fake Discord REST API."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import re
 from collections.abc import AsyncIterator
@@ -236,7 +237,10 @@ async def test_the_model_option_autocompletes_from_the_known_models(discord_bot:
     )
     discord_bot.fake.register_interaction(payload)
     discord_bot.feed("INTERACTION_CREATE", payload)
-    await discord_bot.settle()
+    for _ in range(500):  # answered by discord.py's own task: wait for it to land
+        if discord_bot.fake.interaction_responses(payload["id"]):
+            break
+        await asyncio.sleep(0.02)
     [response] = discord_bot.fake.interaction_responses(payload["id"])
     assert [choice["value"] for choice in response.choices] == ["claude-opus-5-5"]
 
