@@ -174,6 +174,7 @@ def _ms(value: tuple[float, float]) -> str:
 
 
 async def run_column(kind: str) -> dict[str, str]:
+    from bench.housekeeping import ignored_per_second, memory_after_many_conversations, prune_million
     from bench.slack import slack_concurrent, slack_overhead
 
     column: dict[str, str] = {}
@@ -183,6 +184,21 @@ async def run_column(kind: str) -> dict[str, str]:
         ("core: cached share of input, 12-turn thread", cached_share, 0.0, 250, "{:.1%}".format),
         ("slack: event in -> reply visible, p50 / p99 (ms)", slack_overhead, 0.0, 0, _ms),
         ("slack: 200 concurrent mentions, 1 s Claude (s)", slack_concurrent, 1.0, 0, "{:.2f}".format),
+        ("slack: ignored channel messages per second", ignored_per_second, 0.0, 0, "{:,.0f}".format),
+        (
+            "memory: RSS after 1k turns -> +100k convs, 1k turns (MiB)",
+            memory_after_many_conversations,
+            0.0,
+            0,
+            lambda v: f"{v[0]:.0f} -> {v[1]:.0f}",
+        ),
+        (
+            "prune 1M stale messages: s / reply p99 during (ms) / quiet",
+            prune_million,
+            0.0,
+            0,
+            lambda v: f"{v[0]:.1f} / {v[1]:.0f} / {v[2]:.0f}",
+        ),
     ]
     for label, measure, latency, reply_words, show in measurements:
         async with database(kind) as url:
