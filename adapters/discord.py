@@ -23,7 +23,7 @@ from discord import app_commands
 from adapters.base import AdapterLimits, BackgroundTasks, MessageSink, ReplyStream
 from adapters.discord_reply import MESSAGE_LIMIT, NO_MENTIONS, DiscordReply
 from adapters.parts import split_all
-from bot.events import AcceptedTurn, Actor, ChannelKey, CommandInvocation, ContextMessage, IncomingMessage, ThreadKey
+from bot.events import Actor, ChannelKey, CommandInvocation, ContextMessage, IncomingMessage, ThreadKey
 from bot.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
@@ -147,6 +147,9 @@ class DiscordAdapter:
     # --- messages in ------------------------------------------------------
 
     async def on_message(self, message: discord.Message) -> None:
+        self.tasks.spawn(self._handle(message))
+
+    async def _handle(self, message: discord.Message) -> None:
         if isinstance(message.channel, discord.PartialMessageable) and message.guild is not None:
             # A thread the cache has not seen (created while we were away): learn its parent.
             try:
@@ -157,16 +160,13 @@ class DiscordAdapter:
         if incoming is None or self._sink is None:
             return
         turn = await self._sink.accept(self, incoming)
-        if turn is not None:
-            self._pending[incoming.message_id] = message
-            self.tasks.spawn(self._answer(turn))
-
-    async def _answer(self, turn: AcceptedTurn) -> None:
+        if turn is None:
+            return
+        self._pending[incoming.message_id] = message
         try:
-            if self._sink is not None:
-                await self._sink.answer(self, turn)
+            await self._sink.answer(self, turn)
         finally:
-            self._pending.pop(turn.message.message_id, None)
+            self._pending.pop(incoming.message_id, None)
 
     def translate(self, message: discord.Message) -> IncomingMessage | None:
         """A Discord message as the core's IncomingMessage (None: not a person speaking)."""
