@@ -16,10 +16,15 @@ EVENT_CLAIM_TTL = timedelta(days=2)
 
 
 async def prune_once(store: Store, thread_ttl_days: int) -> PruneResult:
-    moment = now()
-    result = await store.prune(
-        idle_before=moment - timedelta(days=thread_ttl_days), events_before=moment - EVENT_CLAIM_TTL
-    )
+    """Prune, unless another instance on the same database is pruning right now."""
+    async with store.exclusive("prune") as mine:
+        if not mine:
+            log.info("another instance is pruning; skipping this run")
+            return PruneResult(0, 0, 0)
+        moment = now()
+        result = await store.prune(
+            idle_before=moment - timedelta(days=thread_ttl_days), events_before=moment - EVENT_CLAIM_TTL
+        )
     log.info(
         "pruned %d conversations, %d messages, %d event claims",
         result.conversations, result.messages, result.events,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -129,6 +130,23 @@ class Store:
         lock = self._sqlite_writer if self._is_sqlite else contextlib.nullcontext()
         async with lock, self.engine.begin() as conn:
             yield conn
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, job: str) -> AsyncIterator[bool]:
+        """Whether this instance may run `job` now: on PostgreSQL an advisory lock taken
+        without waiting (another instance running it means False); SQLite has one process."""
+        if self._is_sqlite:
+            yield True
+            return
+        key = int.from_bytes(hashlib.blake2b(f"job:{job}".encode(), digest_size=8).digest(), "big", signed=True)
+        async with self.engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            mine = bool((await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key})).scalar())
+            try:
+                yield mine
+            finally:
+                if mine:
+                    await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

@@ -77,3 +77,28 @@ def test_advisory_keys_are_stable_signed_64_bit_numbers() -> None:
     key = advisory_key(thread("1.1"))
     assert key == advisory_key(thread("1.1")) != advisory_key(thread("1.2"))
     assert -(2**63) <= key < 2**63
+
+
+async def test_only_one_instance_prunes_at_a_time(settings: Settings) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from bot.scheduler import prune_once
+    from bot.schema import conversations
+    from bot.store import now
+
+    first, second = await open_core(settings), await open_core(settings)
+    try:
+        await first.store.accept_message(message(thread("stale"), "hi"))
+        async with first.store.engine.begin() as conn:
+            await conn.execute(update(conversations).values(last_activity_at=now() - timedelta(days=40)))
+        async with first.store.exclusive("prune") as mine:
+            assert mine
+            skipped = await prune_once(second.store, thread_ttl_days=30)
+            assert (skipped.conversations, skipped.messages) == (0, 0), "the other instance holds the job"
+        done = await prune_once(second.store, thread_ttl_days=30)
+        assert (done.conversations, done.messages) == (1, 1)
+    finally:
+        await first.close()
+        await second.close()
