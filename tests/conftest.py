@@ -4,6 +4,7 @@ TEST_DATABASE_URL is set), the fake Anthropic API over HTTP, and the core."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -80,3 +81,18 @@ async def core(settings: Settings) -> AsyncIterator[Core]:
 @pytest.fixture
 def adapter() -> RecordingAdapter:
     return RecordingAdapter(admins={"ADMIN"})
+
+
+CANARIES = (API_KEY, "xoxb-test-token", "xapp-test", "slack-signing-canary-7d1e2f", "fake-token")
+_CHATTY_LOGGERS = ("bot", "adapters", "anthropic", "httpx2", "slack_bolt", "slack_sdk", "discord")
+
+
+@pytest.fixture(autouse=True)
+def secrets_stay_out_of_the_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Every test runs with the service's and the SDKs' loggers at DEBUG; no key, token
+    or signing secret may appear in any record (before any redaction)."""
+    for name in _CHATTY_LOGGERS:
+        caplog.set_level(logging.DEBUG, logger=name)
+    yield
+    leaked = [canary for canary in CANARIES if canary in caplog.text]
+    assert not leaked, f"secrets in the logs: {leaked}"

@@ -263,3 +263,34 @@ def test_sharding_settings_give_an_auto_sharded_client() -> None:
     client = make_client(DiscordConfig(token="t", shard_count=4, shard_ids=(2, 3)))
     assert isinstance(client, discord.AutoShardedClient)
     assert (client.shard_count, client.shard_ids) == (4, [2, 3])
+
+
+async def test_with_discord_guild_ids_commands_sync_to_those_servers(core: Core) -> None:
+    from adapters.discord import DiscordAdapter, DiscordConfig
+    from tests.fakes.discord_server import FakeDiscord
+
+    previous = discord.http.Route.BASE
+    async with FakeDiscord() as fake:
+        adapter = DiscordAdapter(DiscordConfig(token="t", api_url=fake.api_base, guild_ids=(111, 222)))
+        try:
+            await adapter.attach(core.service)
+            assert sorted(sync.guild_id for sync in fake.commands_synced) == [111, 222]
+        finally:
+            await adapter.stop()
+            discord.http.Route.BASE = previous
+
+
+async def test_a_refused_message_content_intent_is_explained_in_one_line(
+    core: Core, caplog: pytest.LogCaptureFixture
+) -> None:
+    from adapters.discord import DiscordAdapter, DiscordConfig
+
+    adapter = DiscordAdapter(DiscordConfig(token="t"))
+
+    async def refused(*, reconnect: bool = True) -> None:  # what discord.py raises on close code 4014
+        raise discord.PrivilegedIntentsRequired(shard_id=None)
+
+    adapter.client.connect = refused  # type: ignore[method-assign]
+    await adapter._connect()
+    assert "MESSAGE CONTENT INTENT" in caplog.text and "Developer Portal" in caplog.text
+    await adapter.client.close()
