@@ -114,10 +114,12 @@ class BackgroundTasks:
         return len(self._tasks)
 
     async def drain(self, grace_seconds: float = 30.0) -> None:
-        """Let running work finish (up to `grace_seconds`), then cancel the rest."""
-        if not self._tasks:
-            return
-        _, pending = await asyncio.wait(set(self._tasks), timeout=grace_seconds)
+        """Let running work finish (up to `grace_seconds` in all), then cancel the rest."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_seconds
+        while self._tasks and loop.time() < deadline:  # work may start more work
+            await asyncio.wait(set(self._tasks), timeout=deadline - loop.time())
+        pending = set(self._tasks)
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)

@@ -34,7 +34,6 @@ THREAD_ARCHIVE_MINUTES: Literal[1440] = 1440  # a day
 _CONTEXT_MESSAGES = 50
 _REMEMBERED_REPLIES = 10_000
 _SPOKEN_TYPES = {discord.MessageType.default, discord.MessageType.reply}
-_ADMIN_COMMANDS = {"model", "system", "reset", "usage"}
 
 
 @dataclass(frozen=True)
@@ -93,6 +92,7 @@ class DiscordAdapter:
         self._sink: MessageSink | None = None
         self._gateway: asyncio.Task[None] | None = None
         self._pending: dict[str, discord.Message] = {}
+        self._closing = False
         self._interactions: dict[int, discord.Interaction] = {}
         # Reply-mode conversations (no thread possible): our answer's id -> its conversation.
         self._reply_threads: OrderedDict[int, ThreadKey] = OrderedDict()
@@ -126,10 +126,12 @@ class DiscordAdapter:
             log.error("discord gateway stopped: %s", type(exc).__name__)
 
     async def stop(self) -> None:
-        await self.tasks.drain()
+        """Stop taking messages first, then let the answers under way finish."""
+        self._closing = True
         await self.client.close()
         if self._gateway is not None:
             await asyncio.gather(self._gateway, return_exceptions=True)
+        await self.tasks.drain()
 
     async def _sync_commands(self) -> None:
         """Register `/claude` once per start (on_ready fires again after reconnects)."""
@@ -147,7 +149,8 @@ class DiscordAdapter:
     # --- messages in ------------------------------------------------------
 
     async def on_message(self, message: discord.Message) -> None:
-        self.tasks.spawn(self._handle(message))
+        if not self._closing:
+            self.tasks.spawn(self._handle(message))
 
     async def _handle(self, message: discord.Message) -> None:
         if isinstance(message.channel, discord.PartialMessageable) and message.guild is not None:
@@ -249,8 +252,8 @@ class DiscordAdapter:
             return []
         try:
             history = [m async for m in original.channel.history(limit=_CONTEXT_MESSAGES, before=original)]
-        except discord.HTTPException as exc:
-            log.warning("discord: could not read the thread for context (%s)", exc.status)
+        except Exception as exc:  # the answer goes ahead without the context
+            log.warning("discord: could not read the thread for context (%s)", type(exc).__name__)
             return []
         return [
             ContextMessage(m.author.display_name, m.content, is_bot=m.author.bot)
@@ -341,8 +344,9 @@ class DiscordAdapter:
         """Manage Server or Administrator, from the invoking interaction's resolved permissions
         (checked on every call: server admins can override a command's default permissions)."""
         for interaction in self._interactions.values():
-            if str(interaction.user.id) == actor.user_id and interaction.guild_id is not None:
-                permissions = interaction.permissions
+            same_server = interaction.guild_id is not None and str(interaction.guild_id) == channel.workspace_id
+            if same_server and str(interaction.user.id) == actor.user_id:
+                permissions = interaction.permissions  # Manage Server is server-wide, not per channel
                 return permissions.manage_guild or permissions.administrator
         return False
 

@@ -51,6 +51,8 @@ _SPOKEN_SUBTYPES = {None, "file_share", "thread_broadcast"}
 _CACHE_SECONDS = 300.0
 _CONTEXT_MESSAGES = 50  # earlier messages of a thread sent when the bot is summoned mid-way
 _NAME_LOOKUP_SECONDS = 1.0  # Slack wants its ack within 3 s
+_SLACK_REFERENCE = re.compile(r"<([^<>|]+)(?:\|([^<>]*))?>")
+_USER_REFERENCE = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^<>]*)?>")
 _DEFAULT_PROMPTS = (
     {"title": "Explain a concept", "message": "Explain this concept simply:"},
     {"title": "Draft a message", "message": "Help me draft a message to my team about"},
@@ -147,6 +149,9 @@ class SlackAdapter:
             raise SettingsError(
                 f"SLACK_BOT_TOKEN was rejected by Slack ({exc.response.get('error', 'unknown error')})"
             ) from None
+        except Exception as exc:
+            await self.client.session.close()
+            raise SettingsError(f"cannot reach Slack at SLACK_API_URL ({type(exc).__name__})") from None
         self.bot_user_id = str(identity["user_id"])
         self.team_id = str(identity["team_id"])
         if self.config.app_token:
@@ -240,13 +245,16 @@ class SlackAdapter:
         # A name lookup costs an API call: only for messages the core might answer
         # (top-level chatter without a mention never is).
         might_answer = mentions_bot or is_direct or is_thread_reply
-        name = await self._name_before_ack(user) if might_answer and not is_bot else user
+        name, clean = user, text
+        if might_answer and not is_bot:
+            name = await self._name_before_ack(user)
+            clean = await self._plain_text(re.sub(rf"\s*{re.escape(own_mention)}\s*", " ", text).strip())
         return IncomingMessage(
             thread=ThreadKey(PLATFORM, str(body.get("team_id") or self.team_id), channel, thread_ts),
             event_id=f"{channel}:{ts}",
             message_id=ts,
             actor=Actor(PLATFORM, user, name, is_bot=is_bot),
-            text=re.sub(rf"\s*{re.escape(own_mention)}\s*", " ", text).strip() if self.bot_user_id else text,
+            text=clean,
             is_direct=is_direct,
             mentions_bot=mentions_bot,
             is_thread_reply=is_thread_reply,
@@ -319,8 +327,8 @@ class SlackAdapter:
             response = await self.client.conversations_replies(
                 channel=message.thread.channel_id, ts=message.thread.thread_id, limit=200
             )
-        except SlackApiError as exc:
-            log.warning("slack: could not read the thread for context (%s)", exc.response.get("error"))
+        except Exception as exc:  # the answer goes ahead without the context
+            log.warning("slack: could not read the thread for context (%s)", type(exc).__name__)
             return []
         items: list[dict[str, Any]] = response.get("messages", [])
         earlier = [m for m in items if float(m.get("ts", 0)) < float(message.message_id)]
@@ -328,10 +336,29 @@ class SlackAdapter:
         for item in earlier[-_CONTEXT_MESSAGES:]:
             is_bot = bool(item.get("bot_id"))
             author = item.get("username") or "a bot" if is_bot else await self.display_name(str(item.get("user", "")))
-            context.append(ContextMessage(str(author), str(item.get("text", "")), is_bot=is_bot))
+            text = await self._plain_text(str(item.get("text", "")))
+            context.append(ContextMessage(str(author), text, is_bot=is_bot))
         return context
 
     # --- users ------------------------------------------------------------
+
+    async def _plain_text(self, text: str) -> str:
+        """Slack's message markup as a person reads it: `<@U1>` -> `@Name`, `<#C1|general>` ->
+        `#general`, `<https://x|label>` -> `label (https://x)`, and &amp; &lt; &gt; unescaped."""
+        names = {uid: await self._name_before_ack(uid) for uid in set(_USER_REFERENCE.findall(text))}
+
+        def readable(match: re.Match[str]) -> str:
+            target, label = match.group(1), match.group(2)
+            if target.startswith("@"):
+                return "@" + (label or names.get(target[1:], target[1:]))
+            if target.startswith("#"):
+                return "#" + (label or target[1:])
+            if target.startswith("!"):
+                return "@" + (label or target[1:].split("^")[0])
+            return f"{label} ({target})" if label and label != target else target
+
+        plain = _SLACK_REFERENCE.sub(readable, text)
+        return plain.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
     async def _name_before_ack(self, user_id: str) -> str:
         """The display name, or the user id if Slack is slow to say (the ack must not wait)."""
@@ -362,11 +389,11 @@ class SlackAdapter:
         return user
 
     async def _quietly(self, call: Any) -> None:
-        """A cosmetic call (status, title, reaction) that must never break an answer."""
+        """A cosmetic call (status, title, prompts) that must never break an answer."""
         try:
             await call
-        except SlackApiError as exc:
-            log.debug("slack: cosmetic call failed (%s)", exc.response.get("error"))
+        except Exception as exc:
+            log.debug("slack: cosmetic call failed (%s)", type(exc).__name__)
 
 
 class _ProgressCue:
@@ -396,8 +423,9 @@ class _ProgressCue:
                 await self._client.reactions_add(channel=thread.channel_id, timestamp=message_ts, name="eyes")
             else:
                 await self._client.reactions_remove(channel=thread.channel_id, timestamp=message_ts, name="eyes")
-        except SlackApiError:
-            return False  # cosmetic: an answer never fails for it
+        except Exception as exc:  # cosmetic: an answer never fails for it
+            log.debug("slack: progress cue failed (%s)", type(exc).__name__)
+            return False
         return True
 
 

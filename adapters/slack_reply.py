@@ -23,15 +23,20 @@ log = logging.getLogger(__name__)
 
 MARKDOWN_LIMIT = 12_000  # characters of markdown_text per message and per call
 UPDATE_INTERVAL = 1.0  # seconds between two visible updates of one message
-_SPECIAL_MENTION = re.compile(r"<!(channel|here|everyone)(?:\|[^>]*)?>|<!subteam\^[A-Z0-9]+(?:\|([^>]*))?>")
+_SPECIAL_MENTION = re.compile(
+    r"<!(channel|here|everyone)(?:\|[^>]*)?>|<!subteam\^[A-Z0-9]+(?:\|([^>]*))?>|<@([UW][A-Z0-9]+)(?:\|([^>]*))?>"
+)
 _WORD_JOINER = "\u2060"
 
 
 def neutralize_mentions(text: str) -> str:
-    """Model output must never ping a channel, `@here`, everyone or a user group."""
+    """Model output must never ping anyone: a channel, `@here`, everyone, a user group or a user."""
 
     def plain(match: re.Match[str]) -> str:
-        name = match.group(1) or (match.group(2) or "@group").lstrip("@")
+        if match.group(3):  # a user: their label if the model gave one, else the id
+            name = (match.group(4) or match.group(3)).lstrip("@")
+        else:
+            name = match.group(1) or (match.group(2) or "@group").lstrip("@")
         return "@" + _WORD_JOINER + name
 
     return _SPECIAL_MENTION.sub(plain, text)

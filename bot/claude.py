@@ -33,6 +33,7 @@ _RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504, 529}
 _RETRYABLE_STREAM_ERRORS = {"overloaded_error", "api_error", "rate_limit_error"}
 _PROMPT_TOO_LONG = re.compile(r"prompt is too long", re.IGNORECASE)
 _BACKOFF_START, _BACKOFF_CAP = 0.5, 8.0
+DEFAULT_CONTEXT_WINDOW = 200_000  # for a model the catalogue does not know
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,9 +128,6 @@ class ModelCatalog:
     async def get(self, model_id: str) -> ModelInfo | None:
         return (await self.models()).get(model_id)
 
-    async def context_window(self, model_id: str) -> int:
-        info = await self.get(model_id)
-        return info.context_window if info else 200_000
 
 
 class ClaudeClient:
@@ -146,7 +144,6 @@ class ClaudeClient:
             api_key=api_key,
             base_url=base_url,
             max_retries=0,
-            timeout=httpx2.Timeout(timeout_seconds, connect=5.0),
             # aiohttp's connection pool costs far less CPU per request than the
             # default transport's when hundreds of replies stream at once.
             http_client=anthropic.DefaultAioHttpClient(timeout=httpx2.Timeout(timeout_seconds, connect=5.0)),

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from adapters.base import Adapter, ReplyStream
 from bot import metrics
-from bot.claude import ClaudeClient, ClaudeError, ClaudeReply, ClaudeRequest, TextSink
+from bot.claude import DEFAULT_CONTEXT_WINDOW, ClaudeClient, ClaudeError, ClaudeReply, ClaudeRequest, TextSink
 from bot.commands import CommandService
 from bot.events import AcceptedTurn, CommandInvocation, IncomingMessage, ThreadKey
 from bot.locks import ThreadLocks
@@ -38,6 +38,9 @@ CONTEXT_FULL_NOTE = "_(cut off: the conversation filled the model's context wind
 REFUSAL_NOTE = "_(Claude declined to answer this request.)_"
 TRIMMED_NOTE = "_(Earlier turns of this conversation no longer fit in the model's context window and were left out.)_"
 REFUSAL_PLACEHOLDER = "(declined to answer)"
+EMPTY_NOTE = "_(Claude returned no text.)_"
+FAILED_NOTE = "Something went wrong on my side while answering. Please try again."
+INTERRUPTED_NOTE = "_(interrupted: the service is restarting. Please send your message again.)_"
 # When the output fills the context window, keep a quarter of the budget next time.
 _HARD_TRIM_SHARE = 0.25
 
@@ -95,7 +98,11 @@ class ConversationService:
             return await self._answer(adapter, message)
 
     async def on_command(self, adapter: Adapter, invocation: CommandInvocation) -> None:
-        answer = await self.commands.run(adapter, invocation)
+        try:
+            answer = await self.commands.run(adapter, invocation)
+        except Exception:
+            log.exception("command failed: %s in %s", invocation.text.split(" ", 1)[0], invocation.channel)
+            answer = "Something went wrong on my side; nothing was changed. Please try again."
         await adapter.answer_command(invocation, answer)
 
     async def model_choices(self) -> list[str]:
@@ -124,20 +131,39 @@ class ConversationService:
         settings = await self.store.settings_for(message.channel)
         history = await self.store.load_history(message.thread)
         if _already_answered(history, message):
+            log.info("turn already answered along with an earlier one: thread=%s", message.thread)
             return TurnOutcome(answered=False)
         async with self._claude_slots:
             reply_stream = _GuardedReply(await adapter.open_reply(message), message.thread)
             try:
-                reply, notes, sent = await self._ask_claude(message.thread, settings, history, reply_stream.append)
+                return await self._complete(message, settings, history, reply_stream, started)
             except ClaudeError as error:
                 log.warning(
                     "turn failed: thread=%s model=%s kind=%s status=%s request_id=%s",
                     message.thread, settings.model, error.kind, error.status, error.request_id,
                 )
-                await reply_stream.finish(_join(reply_stream.shown, error.user_message))
+                await reply_stream.finish(_join(reply_stream.received, error.user_message))
                 metrics.ERRORS.labels(error.kind).inc()
                 return TurnOutcome(answered=True, error=error)
+            except asyncio.CancelledError:  # shutting down: never leave a half-shown answer open
+                await asyncio.shield(reply_stream.finish(_join(reply_stream.received, INTERRUPTED_NOTE)))
+                raise
+            except Exception:
+                log.exception("turn failed unexpectedly: thread=%s", message.thread)
+                await reply_stream.finish(_join(reply_stream.received, FAILED_NOTE))
+                metrics.ERRORS.labels("internal").inc()
+                return TurnOutcome(answered=True)
 
+    async def _complete(
+        self,
+        message: IncomingMessage,
+        settings: ChannelSettings,
+        history: History,
+        reply_stream: _GuardedReply,
+        started: float,
+    ) -> TurnOutcome:
+        """Ask Claude, store the answer, then show its final text."""
+        reply, notes, sent = await self._ask_claude(message.thread, settings, history, reply_stream.append)
         stored_text = reply.text or (REFUSAL_PLACEHOLDER if reply.stop_reason == "refusal" else "")
         if stored_text:
             await self.store.append_answer(
@@ -148,7 +174,7 @@ class ConversationService:
                 stop_reason=reply.stop_reason,
                 usage=reply.usage,
             )
-        await reply_stream.finish(_join(reply.text, *notes))
+        await reply_stream.finish(_join(reply.text, *notes) or EMPTY_NOTE)
         _count(message.thread.platform, reply, time.monotonic() - started)
         log.info(
             "turn: thread=%s model=%s stop=%s in=%d cache_read=%d cache_write=%d out=%d seconds=%.2f",
@@ -163,8 +189,10 @@ class ConversationService:
     ) -> tuple[ClaudeReply, list[str], list[StoredTurn]]:
         """Fit the history to the window, stream the answer; on "prompt too long",
         trim harder and try once more. Returns the reply and the notes to show."""
-        window = await self.claude.catalog.context_window(settings.model)
-        budget = window - settings.max_tokens - estimate_tokens(settings.system_prompt)
+        model = await self.claude.catalog.get(settings.model)
+        window = model.context_window if model else DEFAULT_CONTEXT_WINDOW
+        max_tokens = min(settings.max_tokens, model.max_output_tokens) if model else settings.max_tokens
+        budget = window - max_tokens - estimate_tokens(settings.system_prompt)
         notes: list[str] = []
         trim_noticed = history.trim_noticed
 
@@ -180,7 +208,7 @@ class ConversationService:
                 model=settings.model,
                 system=settings.system_prompt,
                 messages=to_messages(plan.turns),
-                max_tokens=settings.max_tokens,
+                max_tokens=max_tokens,
             )
             return await self.claude.stream(request, show), plan.turns
 
@@ -238,7 +266,8 @@ class _GuardedReply:
         self._deltas: list[str] = []
 
     @property
-    def shown(self) -> str:
+    def received(self) -> str:
+        """Every delta Claude produced so far (what the platform was asked to show)."""
         return "".join(self._deltas)
 
     async def append(self, delta: str) -> None:

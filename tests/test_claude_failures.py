@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from bot.app import Core
-from bot.conversation import CUT_OFF_NOTE, REFUSAL_NOTE
+from bot.conversation import CUT_OFF_NOTE, EMPTY_NOTE, FAILED_NOTE, REFUSAL_NOTE
 from tests.conftest import API_KEY
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.support import RecordingAdapter, message, thread
@@ -170,3 +170,43 @@ async def test_a_platform_failure_mid_answer_still_stores_the_answer(
     assert adapter.finals() == ["You said: [Alice] hello"], "the final text is still delivered"
     assert [t.role for t in (await core.store.load_history(where)).turns] == ["user", "assistant"]
     assert "showing the answer failed mid-stream" in caplog.text
+
+
+async def test_an_unexpected_failure_still_closes_the_answer_with_a_sentence(
+    core: Core, adapter: RecordingAdapter, fake_anthropic: FakeAnthropic
+) -> None:
+    async def broken_store(*args: object, **kwargs: object) -> int:
+        raise RuntimeError("database went away")
+
+    core.store.append_answer = broken_store  # type: ignore[method-assign]
+    outcome = await core.service.handle(adapter, message(thread(), "hello"))
+    assert outcome.answered and outcome.reply is None
+    assert adapter.finals()[0].endswith(FAILED_NOTE)
+
+
+async def test_an_empty_answer_is_said_so_rather_than_left_blank(
+    core: Core, adapter: RecordingAdapter, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.queue_reply("")
+    await core.service.handle(adapter, message(thread(), "hello"))
+    assert adapter.finals() == [EMPTY_NOTE]
+
+
+async def test_max_tokens_never_exceeds_what_the_model_can_write(
+    core: Core, adapter: RecordingAdapter, fake_anthropic: FakeAnthropic
+) -> None:
+    where = thread()
+    await core.store.set_setting(where.channel, "max_tokens", 100_000, "test:ADMIN")
+    await core.service.handle(adapter, message(where, "hello"))
+    assert fake_anthropic.message_requests[0]["max_tokens"] == 64_000, "claude-sonnet-5-5 writes at most 64k"
+
+
+async def test_a_command_that_fails_inside_still_gets_an_answer(core: Core, adapter: RecordingAdapter) -> None:
+    from tests.support import command, person
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("database went away")
+
+    core.store.set_setting = broken  # type: ignore[method-assign]
+    await core.service.on_command(adapter, command(thread().channel, "system be brief", who=person("ADMIN")))
+    assert adapter.command_answers[-1][1].startswith("Something went wrong on my side; nothing was changed")

@@ -313,3 +313,21 @@ async def test_deliveries_are_acked_before_the_answer_is_worked_out(
     assert slack.slack.bot_messages("C1", event["ts"]) == [], "acked while Claude is still thinking"
     await slack.settle()
     assert [m.text for m in slack.slack.bot_messages("C1", event["ts"])] == ["You said: [mel] take your time"]
+
+
+async def test_slack_markup_reaches_claude_as_plain_text(slack: SlackHarness, fake_anthropic: FakeAnthropic) -> None:
+    await slack.send_event(mention("is a &lt; b &amp;&amp; c? ask <@UADMIN>, see <https://docs.example/x|the docs>"))
+    await slack.settle()
+    seen = fake_anthropic.message_requests[0]["messages"][0]["content"]
+    assert "is a < b && c?" in seen
+    assert "<@UADMIN>" not in seen and "@" in seen
+    assert "the docs (https://docs.example/x)" in seen
+
+
+async def test_a_user_ping_from_the_model_is_neutralized(slack: SlackHarness, fake_anthropic: FakeAnthropic) -> None:
+    fake_anthropic.queue_reply("Ask <@UADMIN> or <@U2|bob>.")
+    event = mention("who knows?")
+    await slack.send_event(event)
+    await slack.settle()
+    shown = slack.slack.bot_messages("C1", event["ts"])[0].text
+    assert "<@" not in shown and "@\u2060bob" in shown
