@@ -69,8 +69,8 @@ async def database(kind: str) -> AsyncIterator[str | None]:
     except (OSError, asyncpg.PostgresError):
         yield None
         return
-    await admin.execute(f"CREATE DATABASE {name}")
     try:
+        await admin.execute(f"CREATE DATABASE {name}")
         yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
     finally:
         await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
@@ -132,7 +132,7 @@ async def concurrent_conversations(database_url: str, base_url: str, count: int 
         started = time.perf_counter()
         await asyncio.gather(*(core.service.handle(adapter, message(thread(f"c{i}"), "hi")) for i in range(count)))
         elapsed = time.perf_counter() - started
-        answered = sum(1 for r in adapter.replies if r.final and not r.final.startswith("Claude"))
+        answered = sum(1 for r in adapter.replies if r.final and r.final.startswith("You said"))
         if answered != count + 1:
             raise RuntimeError(f"only {answered - 1} of {count} conversations were answered")
     finally:

@@ -148,8 +148,10 @@ async def prune_million(database_url: str, anthropic_url: str) -> tuple[float, f
 
         async def prune() -> float:
             started = time.perf_counter()
-            result = await prune_once(core.store, 30)
-            done.set()
+            try:
+                result = await prune_once(core.store, 30)
+            finally:
+                done.set()
             if result.messages < 1_000_000:
                 raise RuntimeError(f"pruned only {result.messages} messages")
             return time.perf_counter() - started

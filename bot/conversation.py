@@ -67,7 +67,7 @@ class ConversationService:
         self.store = store
         self.claude = claude
         self.commands = commands
-        self.locks = locks if locks is not None else ThreadLocks()  # (an empty one is falsy)
+        self.locks = locks or ThreadLocks()
         self._claude_slots = asyncio.Semaphore(max_concurrent_claude_calls)
 
     # --- MessageSink ------------------------------------------------------

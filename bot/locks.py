@@ -46,7 +46,9 @@ class ThreadLocks:
             else:
                 self._locks[thread] = (lock, users - 1)
 
-    def __len__(self) -> int:
+    @property
+    def held(self) -> int:
+        """How many threads have a holder or a waiter right now."""
         return len(self._locks)
 
     async def close(self) -> None:
