@@ -29,6 +29,7 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -118,7 +119,8 @@ class SlackAdapter:
         self.app = AsyncApp(
             client=self.client,
             signing_secret=config.signing_secret or "socket-mode",
-            request_verification_enabled=config.app_token is None,
+            # handle_http verifies every request over its raw bytes before Bolt sees it.
+            request_verification_enabled=False,
             # Listeners run before the ack: they store the turn (quickly), so nothing Slack
             # was told we received can be lost; the answer itself runs in the background.
             process_before_response=True,
@@ -188,8 +190,23 @@ class SlackAdapter:
         if problem is not None:
             log.warning("slack: rejected a signed but malformed request: %s", problem)
             return web.json_response({"error": problem}, status=400)
-        bolt_request = AsyncBoltRequest(body=body.decode("utf-8"), query=request.query_string, headers=dict(headers))
-        return await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
+        if b"payload" in body and request.content_type != "application/json" and "payload" not in parse_qs(
+            body.decode("utf-8")
+        ):
+            # Bolt takes any form body containing the word "payload" for an interactive payload
+            # (a slash command whose text says "payload" would be lost); %61 decodes back to "a".
+            body = body.replace(b"payload", b"p%61yload")
+        try:
+            text = body.decode("utf-8")
+            response = await self.app.async_dispatch(
+                AsyncBoltRequest(body=text, query=request.query_string, headers=dict(headers))
+            )
+        except Exception as exc:  # a shape Bolt cannot parse
+            response = BoltResponse(status=500, body=type(exc).__name__)
+        if response.status >= 500:  # Bolt failed on this body's shape: refuse it, never a 500
+            log.warning("slack: could not handle a signed request (%s)", response.body[:100])
+            return web.json_response({"error": "unprocessable request"}, status=400)
+        return await to_aiohttp_response(response)
 
     # --- events in --------------------------------------------------------
 
@@ -219,7 +236,11 @@ class SlackAdapter:
 
     async def _on_event(self, event: dict[str, Any], body: dict[str, Any], *, mentioned: bool) -> None:
         """Before the ack: translate and let the core store the turn; the answer runs later."""
-        message = await self.translate(event, body, mentioned=mentioned)
+        try:
+            message = await self.translate(event, body, mentioned=mentioned)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            log.warning("slack: dropped a malformed %s event (%s)", event.get("type"), type(exc).__name__)
+            return
         if message is None or self._sink is None:
             return
         turn = await self._sink.accept(self, message)
@@ -232,7 +253,8 @@ class SlackAdapter:
         """A Slack message event as the core's IncomingMessage (None: not a person speaking)."""
         if event.get("subtype") not in _SPOKEN_SUBTYPES or "user" not in event or "ts" not in event:
             return None
-        text = str(event.get("text") or "")
+        # Lone surrogates (valid in JSON, not in UTF-8) would fail at the database.
+        text = str(event.get("text") or "").encode("utf-8", "replace").decode("utf-8")
         own_mention = f"<@{self.bot_user_id}>"
         mentions_bot = mentioned or (bool(self.bot_user_id) and own_mention in text)
         ts = str(event["ts"])
@@ -498,14 +520,14 @@ def _unparseable(body: bytes, content_type: str) -> str | None:
     if content_type == "application/json" or text.lstrip().startswith("{"):
         try:
             parsed = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             return "body is not valid JSON"
         return None if isinstance(parsed, dict) else "body is not a JSON object"
     form = parse_qs(text, keep_blank_values=True)
     if "payload" in form:
         try:
             payload = json.loads(form["payload"][0])
-        except ValueError:
+        except (ValueError, RecursionError):
             return "payload is not valid JSON"
         return None if isinstance(payload, dict) else "payload is not a JSON object"
     if "command" in form or "ssl_check" in form:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -38,16 +39,13 @@ class Command:
 
 
 def parse_command(text: str) -> Command:
-    """`model claude-x` -> Command("model", "claude-x"). The name is case-insensitive;
-    the argument keeps its inner whitespace and line breaks (system prompts)."""
-    stripped = text.strip()
-    if not stripped:
+    """`model claude-x` -> Command("model", "claude-x"). The name is the first word, case-
+    insensitive, ended by any whitespace; the argument keeps its inner whitespace and line
+    breaks (system prompts)."""
+    match = re.match(r"\s*(\S+)\s*(.*)", text, re.DOTALL)
+    if match is None:
         return Command("", "")
-    name, _, argument = stripped.partition(" ")
-    if "\n" in name:
-        name, _, rest = name.partition("\n")
-        argument = rest + (" " + argument if argument else "")
-    return Command(name.lower(), argument.strip())
+    return Command(match.group(1).lower(), match.group(2).strip())
 
 
 class CommandService:

@@ -40,6 +40,7 @@ TRIMMED_NOTE = "_(Earlier turns of this conversation no longer fit in the model'
 REFUSAL_PLACEHOLDER = "(declined to answer)"
 EMPTY_NOTE = "_(Claude returned no text.)_"
 FAILED_NOTE = "Something went wrong on my side while answering. Please try again."
+_FINISH_RETRY_PAUSES = (2.0, 10.0, 30.0, 0.0)  # seconds before each next attempt to show the final text
 INTERRUPTED_NOTE = "_(interrupted: the service is restarting. Please send your message again.)_"
 # When the output fills the context window, keep a quarter of the budget next time.
 _HARD_TRIM_SHARE = 0.25
@@ -281,10 +282,18 @@ class _GuardedReply:
             log.exception("showing the answer failed mid-stream: thread=%s", self._thread)
 
     async def finish(self, text: str) -> None:
-        try:
-            await self._stream.finish(text)
-        except Exception:
-            log.exception("showing the final answer failed: thread=%s", self._thread)
+        """Show the final text; a platform that refuses (rate limits outlasting its own retries)
+        is asked again a few times, since the final text is what the user must get."""
+        for attempt, pause in enumerate(_FINISH_RETRY_PAUSES, start=1):
+            try:
+                await self._stream.finish(text)
+                return
+            except Exception:
+                last = attempt == len(_FINISH_RETRY_PAUSES)
+                log.warning("showing the final answer failed (attempt %d): thread=%s", attempt, self._thread,
+                            exc_info=last)
+                if not last:
+                    await asyncio.sleep(pause)
 
 
 def _join(*parts: str) -> str:
