@@ -51,6 +51,7 @@ PLATFORM = "slack"
 _SPOKEN_SUBTYPES = {None, "file_share", "thread_broadcast"}
 _CACHE_SECONDS = 300.0
 _CONTEXT_MESSAGES = 50  # earlier messages of a thread sent when the bot is summoned mid-way
+_CONTEXT_PAGES = 10  # of conversations.replies, 200 messages each
 _NAME_LOOKUP_SECONDS = 1.0  # Slack wants its ack within 3 s
 _SLACK_REFERENCE = re.compile(r"<([^<>|]+)(?:\|([^<>]*))?>")
 _USER_REFERENCE = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^<>]*)?>")
@@ -346,14 +347,11 @@ class SlackAdapter:
 
     async def fetch_thread_context(self, message: IncomingMessage) -> list[ContextMessage]:
         try:
-            response = await self.client.conversations_replies(
-                channel=message.thread.channel_id, ts=message.thread.thread_id, limit=200
-            )
+            thread = message.thread
+            earlier = await self._replies_before(thread.channel_id, thread.thread_id, message.message_id)
         except Exception as exc:  # the answer goes ahead without the context
             log.warning("slack: could not read the thread for context (%s)", type(exc).__name__)
             return []
-        items: list[dict[str, Any]] = response.get("messages", [])
-        earlier = [m for m in items if float(m.get("ts", 0)) < float(message.message_id)]
         context = []
         for item in earlier[-_CONTEXT_MESSAGES:]:
             is_bot = bool(item.get("bot_id"))
@@ -361,6 +359,22 @@ class SlackAdapter:
             text = await self._plain_text(str(item.get("text", "")))
             context.append(ContextMessage(str(author), text, is_bot=is_bot))
         return context
+
+    async def _replies_before(self, channel: str, thread_ts: str, before_ts: str) -> list[dict[str, Any]]:
+        """The thread's messages older than `before_ts`, oldest first (every page: the ones
+        just before the mention matter most, and Slack lists from the thread's start)."""
+        messages: list[dict[str, Any]] = []
+        cursor: str | None = None
+        for _ in range(_CONTEXT_PAGES):
+            response = await self.client.conversations_replies(
+                channel=channel, ts=thread_ts, latest=before_ts, inclusive=False, limit=200, cursor=cursor
+            )
+            page: list[dict[str, Any]] = response.get("messages", [])
+            messages += [m for m in page if float(m.get("ts", 0)) < float(before_ts)]
+            cursor = (response.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                break
+        return messages
 
     # --- users ------------------------------------------------------------
 

@@ -87,10 +87,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"bot {args.command}: {exc}", file=sys.stderr)
         return 2
-    except (OSError, SQLAlchemyError, asyncpg.PostgresError) as exc:
-        # The database is unreachable or refused us: say so in one line, without the URL.
+    except (SQLAlchemyError, asyncpg.PostgresError) as exc:
+        # The database refused us: say so in one line, without the URL.
         reason = f"{type(exc).__name__}: {_first_line(exc)}"
         print(f"bot {args.command}: cannot use the database ({reason})", file=sys.stderr)
+        return 1
+    except OSError as exc:  # an unreachable database or platform, or a port already in use
+        print(f"bot {args.command}: cannot start ({type(exc).__name__}: {_first_line(exc)})", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -331,3 +331,17 @@ async def test_a_user_ping_from_the_model_is_neutralized(slack: SlackHarness, fa
     await slack.settle()
     shown = slack.slack.bot_messages("C1", event["ts"])[0].text
     assert "<@" not in shown and "@\u2060bob" in shown
+
+
+async def test_summoned_into_a_long_thread_it_reads_the_latest_messages_before_the_mention(
+    slack: SlackHarness, fake_anthropic: FakeAnthropic
+) -> None:
+    root_ts = next_ts()
+    earlier = [{"user": "U1", "text": "root", "ts": root_ts}]
+    earlier += [{"user": "UADMIN", "text": f"reply number {i}", "ts": next_ts()} for i in range(250)]
+    slack.slack.seed_thread("C1", root_ts, earlier)
+    await slack.send_event(mention("summarise please", thread_ts=root_ts))
+    await slack.settle()
+    first = fake_anthropic.message_requests[0]["messages"][0]["content"]
+    assert "reply number 249" in first and "reply number 200" in first
+    assert "reply number 199" not in first and "] root" not in first, "only the 50 messages before the mention"
