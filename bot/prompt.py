@@ -35,9 +35,10 @@ def render_user_turn(author: str | None, content: str) -> str:
 
 
 def render_thread_context(earlier: Sequence[ContextMessage]) -> str:
-    """Earlier messages of a thread the bot joined mid-way, as one labelled block."""
+    """Earlier messages of a thread the bot joined mid-way, as one labelled block, marked as
+    quoted material (the default system prompt says so) rather than the asker's own words."""
     lines = [render_user_turn(m.author + (" (bot)" if m.is_bot else ""), m.text) for m in earlier]
-    return "Earlier messages in this thread, before I was mentioned:\n" + "\n".join(lines)
+    return "<thread_context>\n" + "\n".join(lines) + "\n</thread_context>"
 
 
 def to_messages(turns: Sequence[StoredTurn]) -> list[dict[str, Any]]:

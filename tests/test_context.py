@@ -98,8 +98,8 @@ async def test_a_bot_summoned_mid_thread_sees_the_earlier_messages_labelled(
 
     first, second = fake_anthropic.message_requests
     assert first["messages"][0]["content"] == (
-        "Earlier messages in this thread, before I was mentioned:\n"
-        "[Carol] the deploy failed at step 3\n[Dan] logs say disk full\n\n[Alice] what should we do?"
+        "<thread_context>\n[Carol] the deploy failed at step 3\n[Dan] logs say disk full\n</thread_context>"
+        "\n\n[Alice] what should we do?"
     )
     assert second["messages"][0] == first["messages"][0], "the context is stored once and resent as is"
     assert adapter.context_fetches == 1
