@@ -173,9 +173,9 @@ class Store:
                 messages.insert().values(
                     conversation_id=conversation_id,
                     role="user",
-                    author=message.actor.display_name,
+                    author=_storable(message.actor.display_name),
                     author_id=message.actor.user_id,
-                    content=message.text,
+                    content=_storable(message.text),
                     platform_message_id=message.message_id,
                     created_at=now(),
                 )
@@ -235,7 +235,7 @@ class Store:
                     role=role,
                     position=position,
                     rank=rank,
-                    content=content,
+                    content=_storable(content),
                     model=model,
                     stop_reason=stop_reason,
                     input_tokens=usage.input_tokens,
@@ -482,6 +482,11 @@ class Store:
             if count == 0:
                 return total
             await asyncio.sleep(0)  # let replies take the writer between batches
+
+
+def _storable(text: str) -> str:
+    """Text as both databases can hold it: PostgreSQL refuses NUL characters in text."""
+    return text.replace("\x00", "\ufffd")
 
 
 def _thread_filter(thread: ThreadKey) -> Any:

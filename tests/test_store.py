@@ -130,3 +130,14 @@ async def test_upgrading_a_first_release_database_keeps_every_conversation_in_or
         ("user", "turn 3"),
     ]
     await engine.dispose()
+
+
+async def test_text_with_a_nul_character_is_stored_on_every_database(core: Core) -> None:
+    where = thread("nul")
+    assert await core.store.accept_message(message(where, "before\x00after"))
+    [turn] = (await core.store.load_history(where)).turns
+    await core.store.append_answer(where, "answer\x00too", answers=turn.order)
+    assert [t.content for t in (await core.store.load_history(where)).turns] == [
+        "before\ufffdafter",
+        "answer\ufffdtoo",
+    ]
