@@ -82,6 +82,10 @@ class PartSplitter:
             cut = len(window)
             if window.endswith("\r") and self._text[cut : cut + 1] == "\n":
                 cut -= 1
+        # A cut inside a line makes the rest start a new message; "```" there would open a
+        # code block the text never had, so cut a little earlier instead.
+        while cut > 1 and self._text[cut - 1] != "\n" and _FENCE.match(self._text, cut):
+            cut -= 1
         head, self._text = self._text[:cut], self._text[cut:]
         prefix = self._prefix
         open_line = _fence_after(prefix + head, None)

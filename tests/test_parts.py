@@ -82,3 +82,11 @@ def test_parts_fit_rejoin_and_what_was_stable_never_changes(text: str, limit: in
     for index, shown in promised:
         if shown:
             assert parts[index].startswith(shown)
+
+
+def test_a_cut_inside_a_long_line_never_starts_a_part_with_a_fence() -> None:
+    text = "word " * 259 + "```" + "x" * 1000 + "\n"  # the ``` is inline: the text has no code block
+    parts = split_all(text, 2000)
+    assert len(parts) == 2
+    assert not parts[1].lstrip(" ").startswith("```")
+    assert "".join(parts) == text
