@@ -299,12 +299,16 @@ class SlackAdapter:
     async def _on_command(self, command: dict[str, Any]) -> None:
         channel_id = str(command.get("channel_id", ""))
         user_id = str(command.get("user_id", ""))
-        invocation = CommandInvocation(
-            channel=ChannelKey(PLATFORM, str(command.get("team_id") or self.team_id), channel_id),
-            actor=Actor(PLATFORM, user_id, str(command.get("user_name") or user_id)),
-            text=str(command.get("text") or ""),
-            is_direct=channel_id.startswith("D"),
-        )
+        try:
+            invocation = CommandInvocation(
+                channel=ChannelKey(PLATFORM, str(command.get("team_id") or self.team_id), channel_id),
+                actor=Actor(PLATFORM, user_id, str(command.get("user_name") or user_id)),
+                text=str(command.get("text") or ""),
+                is_direct=channel_id.startswith("D"),
+            )
+        except ValueError:
+            log.warning("slack: dropped a malformed slash command (no usable channel or team)")
+            return
         self._response_urls[id(invocation)] = str(command.get("response_url", ""))
         if self._sink is not None:
             await self._sink.on_command(self, invocation)
