@@ -18,6 +18,8 @@ from bot.schema import metadata
 from bot.settings import Settings, load_settings
 from bot.store import create_engine
 from tests.fakes.anthropic_server import FakeAnthropic
+from tests.fakes.slack_server import FakeSlack
+from tests.slack_harness import SlackHarness, slack_service
 from tests.support import RecordingAdapter
 
 API_KEY = "sk-ant-test-canary-0123456789"
@@ -76,6 +78,19 @@ async def core(settings: Settings) -> AsyncIterator[Core]:
     opened = await open_core(settings)
     yield opened
     await opened.close()
+
+
+@pytest.fixture
+async def fake_slack() -> AsyncIterator[FakeSlack]:
+    async with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def slack(settings: Settings, fake_slack: FakeSlack) -> AsyncIterator[SlackHarness]:
+    """The whole service with Slack in HTTP mode (see tests/slack_harness.py)."""
+    async with slack_service(settings, fake_slack) as harness:
+        yield harness
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ import json
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -44,10 +44,9 @@ from sqlalchemy import select
 from adapters.parts import PartSplitter, split_all
 from bot.commands import Command, parse_command
 from bot.schema import messages
-from bot.settings import Settings
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.slack_server import FakeSlack, event_body, sign_request
-from tests.slack_harness import SIGNING_SECRET, SlackHarness, channel_message, mention, slack_service
+from tests.slack_harness import SIGNING_SECRET, SlackHarness, channel_message, mention
 
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "10000"))
 FUZZ_SEED = int(os.environ.get("FUZZ_SEED", "20240611"))
@@ -681,18 +680,6 @@ def fuzz_endpoint(
             assert json.loads(answer)["challenge"] == body.content["challenge"]
 
     return one_request
-
-
-@pytest.fixture
-async def fake_slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def slack(settings: Settings, fake_slack: FakeSlack) -> AsyncIterator[SlackHarness]:
-    async with slack_service(settings, fake_slack) as harness:
-        yield harness
 
 
 async def test_10000_fuzzed_requests_get_no_5xx_and_only_signed_ones_reach_claude(

@@ -52,18 +52,6 @@ def _error_sentences() -> frozenset[str]:
 ERROR_SENTENCES = _error_sentences()
 
 
-@pytest.fixture
-async def fake_slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def slack(settings: Settings, fake_slack: FakeSlack) -> AsyncIterator[SlackHarness]:
-    async with slack_service(settings, fake_slack) as harness:
-        yield harness
-
-
 async def count_rows(harness: SlackHarness, table: Any) -> int:
     async with harness.service.core.store.engine.connect() as conn:
         return int((await conn.execute(select(func.count()).select_from(table))).scalar_one())

@@ -5,31 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import func, select
 
 from bot.events import ChannelKey
 from bot.schema import conversations, processed_events
-from bot.settings import Settings
 from tests.fakes.anthropic_server import FakeAnthropic
-from tests.fakes.slack_server import FakeSlack, event_body, sign_request
-from tests.slack_harness import SIGNING_SECRET, SlackHarness, channel_message, dm, mention, next_ts, slack_service
+from tests.fakes.slack_server import event_body, sign_request
+from tests.slack_harness import SIGNING_SECRET, SlackHarness, channel_message, dm, mention, next_ts
 
 CHANNEL = ChannelKey("slack", "T1", "C1")
-
-
-@pytest.fixture
-async def fake_slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def slack(settings: Settings, fake_slack: FakeSlack) -> AsyncIterator[SlackHarness]:
-    async with slack_service(settings, fake_slack) as harness:
-        yield harness
 
 
 async def rows(harness: SlackHarness, table: object) -> int:
