@@ -55,9 +55,9 @@ class ThreadLocks:
         return None
 
 
-def advisory_key(thread: ThreadKey) -> int:
-    """A stable signed 64-bit key for pg_advisory_lock."""
-    digest = hashlib.blake2b(str(thread).encode(), digest_size=8).digest()
+def advisory_key(name: ThreadKey | str) -> int:
+    """A stable signed 64-bit key for pg_advisory_lock (a thread, or a job's name)."""
+    digest = hashlib.blake2b(str(name).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from bot.events import ChannelKey, IncomingMessage, ThreadKey
+from bot.locks import advisory_key
 from bot.schema import audit_log, channel_settings, conversations, messages, processed_events
 from bot.settings import sqlite_path
 from bot.usage import TokenUsage
@@ -138,7 +138,7 @@ class Store:
         if self._is_sqlite:
             yield True
             return
-        key = int.from_bytes(hashlib.blake2b(f"job:{job}".encode(), digest_size=8).digest(), "big", signed=True)
+        key = advisory_key(f"job:{job}")
         async with self.engine.connect() as conn:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
             mine = bool((await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key})).scalar())

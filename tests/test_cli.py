@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -32,10 +31,9 @@ from bot.schema import metadata
 from bot.settings import load_settings
 from tests.conftest import API_KEY, POSTGRES_URL
 from tests.fakes.anthropic_server import DEFAULT_MODELS, FakeAnthropic
+from tests.processes import BOT, free_port, text_of
 
 LIMIT_SECONDS = 60.0  # a failure guard for one command, not a speed requirement
-_SCRIPT = Path(sys.executable).with_name("bot")
-BOT: list[str] = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "bot"]
 PYTHON_M_BOT = [sys.executable, "-m", "bot"]
 FAKE_MODEL_IDS = sorted(str(m["id"]) for m in DEFAULT_MODELS)
 needs_postgres = pytest.mark.skipif(POSTGRES_URL is None, reason="set TEST_DATABASE_URL to run PostgreSQL cases")
@@ -130,12 +128,6 @@ def run_bot_sync(*args: str, env: Mapping[str, str], cwd: Path, command: Sequenc
     return result
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def poll_healthz(proc: asyncio.subprocess.Process, port: int) -> tuple[int, Any] | None:
     """The first 200 answer of `GET /healthz` as (status, json), or None if the
     process exits or 30 s pass first."""
@@ -151,12 +143,6 @@ async def poll_healthz(proc: asyncio.subprocess.Process, port: int) -> tuple[int
                 pass
             await asyncio.sleep(0.1)
     return None
-
-
-def text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    return "".join(block.get("text", "") for block in content if isinstance(block, dict))
 
 
 def is_postgres(url: str) -> bool:

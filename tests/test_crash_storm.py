@@ -47,11 +47,10 @@ import json
 import os
 import random
 import signal
-import socket
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,12 +61,13 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.schema import conversations, messages
-from bot.settings import Settings, load_settings
+from bot.settings import load_settings
 from bot.store import create_engine
 from tests.conftest import API_KEY
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.slack_server import FakeSlack, event_body, sign_request
-from tests.slack_harness import SlackHarness, channel_message, mention, slack_service
+from tests.processes import BOT, conversation, free_port
+from tests.slack_harness import SlackHarness, channel_message, mention
 
 pytestmark = pytest.mark.slow
 
@@ -81,24 +81,6 @@ SIGNING_SECRET = "crash-storm-signing-canary-5e0b"
 # Slack retries a failed delivery nearly at once, then after 1 and 5 minutes: here 1.5 s and 3 s apart.
 SLACK_RETRY_PAUSES = (1.5, 3.0)
 CHANNEL = "C1"
-_SCRIPT = Path(sys.executable).with_name("bot")
-BOT: list[str] = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "bot"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    return "".join(block.get("text", "") for block in content if isinstance(block, dict))
-
-
-def conversation_of(request: dict[str, Any]) -> list[tuple[str, str]]:
-    return [(m["role"], text_of(m["content"])) for m in request["messages"]]
 
 
 async def eventually(condition: Callable[[], bool], what: str, service: Service | None = None) -> None:
@@ -295,12 +277,6 @@ def expected_messages(turns: list[StoredTurn]) -> list[tuple[str, str]]:
     return result
 
 
-@pytest.fixture
-async def fake_slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
-        yield fake
-
-
 @pytest.mark.parametrize(
     "slack_timing",
     [
@@ -464,7 +440,7 @@ async def check(
         assert sorted(user_ids) == sorted(expected_ids), f"{thread}: stored {user_ids}, sent {expected_ids}"
 
     # Nothing answered twice: not asked of Claude twice, not stored twice, not posted twice.
-    asked = [conversation_of(r)[-1][1] for r in fake_anthropic.message_requests]
+    asked = [conversation(r)[-1][1] for r in fake_anthropic.message_requests]
     twice = [text for text, count in Counter(asked).items() if count > 1]
     assert twice == [], f"turns asked of Claude more than once: {twice[:5]}"
     for thread, thread_turns_ in turns.items():
@@ -478,9 +454,9 @@ async def check(
 
     # Every thread continues: the final follow-up's request carries the thread's stored turns.
     for thread, final in finals.items():
-        requests = [r for r in fake_anthropic.message_requests if final.text in conversation_of(r)[-1][1]]
+        requests = [r for r in fake_anthropic.message_requests if final.text in conversation(r)[-1][1]]
         assert len(requests) == 1, f"{thread}: {len(requests)} Claude requests for the final follow-up"
-        sent = conversation_of(requests[0])
+        sent = conversation(requests[0])
         stored = turns[thread]
         last = stored[-1]
         assert last.role == "assistant", f"{thread}: the final follow-up's answer is not stored last"
@@ -495,12 +471,6 @@ async def check(
 
 
 # --- the loss window -------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def slack(settings: Settings, fake_slack: FakeSlack) -> AsyncIterator[SlackHarness]:
-    async with slack_service(settings, fake_slack) as harness:
-        yield harness
 
 
 @pytest.mark.xfail(

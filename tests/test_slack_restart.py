@@ -14,7 +14,6 @@ import contextlib
 import itertools
 import json
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -27,34 +26,16 @@ import pytest
 from tests.conftest import API_KEY
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.slack_server import FakeSlack, event_body, sign_request
+from tests.processes import BOT, conversation, free_port
 
 SIGNING_SECRET = "slack-restart-signing-canary-41c9"
 LIMIT_SECONDS = 30.0  # a failure guard for each wait, not a speed requirement
-_SCRIPT = Path(sys.executable).with_name("bot")
-BOT: list[str] = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "bot"]
 _ts = itertools.count(1)
 _event_ids = itertools.count(1)
 
 
 def next_ts() -> str:
     return f"1810000{next(_ts):03d}.000200"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    return "".join(block.get("text", "") for block in content if isinstance(block, dict))
-
-
-def conversation(request: dict[str, Any]) -> list[tuple[str, str]]:
-    """The (role, text) turns of one Messages request."""
-    return [(m["role"], text_of(m["content"])) for m in request["messages"]]
 
 
 async def eventually(condition: Callable[[], bool], what: str, process: ServeProcess | None = None) -> None:
@@ -158,12 +139,6 @@ class Deployment:
             process,
         )
         return self.finished_replies(channel, thread_ts)
-
-
-@pytest.fixture
-async def fake_slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
-        yield fake
 
 
 @pytest.fixture
