@@ -31,7 +31,7 @@ chat: migrate
 	$(BIN)/bot chat
 
 lint: dev
-	$(BIN)/ruff check bot adapters migrations tests bench
+	$(BIN)/ruff check bot adapters migrations tests bench fakes
 	$(BIN)/mypy
 
 test: lint

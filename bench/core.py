@@ -30,7 +30,7 @@ from bot.app import Core, open_core
 from bot.claude import ClaudeClient, ClaudeReply, ClaudeRequest, TextSink
 from bot.settings import load_settings
 from bot.store import create_engine
-from tests.support import RecordingAdapter, message, thread
+from fakes.recording import RecordingAdapter, message, thread
 
 API_KEY = "bench-key"
 POSTGRES_ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -40,7 +40,7 @@ LONG_SYSTEM_PROMPT = " ".join(["You are a careful assistant for an engineering t
 @contextlib.contextmanager
 def fake_anthropic_process(latency: float, reply_words: int = 0) -> Iterator[str]:
     """The fake API as a child process; yields its base URL."""
-    args = [sys.executable, "-m", "tests.fakes.anthropic_server", "--port", "0", "--latency", str(latency)]
+    args = [sys.executable, "-m", "fakes.anthropic_server", "--port", "0", "--latency", str(latency)]
     args += ["--api-key", API_KEY]
     if reply_words:
         args += ["--reply-words", str(reply_words)]

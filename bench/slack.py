@@ -25,7 +25,7 @@ from bot.app import RunningService, running_service
 from bot.claude import ClaudeReply, ClaudeRequest, TextSink
 from bot.settings import load_settings
 from bot.store import create_engine
-from tests.fakes.slack_server import FakeSlack, event_body, sign_request
+from fakes.slack_server import FakeSlack, event_body, sign_request
 
 SIGNING_SECRET = "bench-signing-secret"
 

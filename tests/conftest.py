@@ -17,10 +17,10 @@ from bot.app import Core, open_core
 from bot.schema import metadata
 from bot.settings import Settings, load_settings
 from bot.store import create_engine
-from tests.fakes.anthropic_server import FakeAnthropic
-from tests.fakes.slack_server import FakeSlack
+from fakes.anthropic_server import FakeAnthropic
+from fakes.slack_server import FakeSlack
 from tests.slack_harness import SlackHarness, slack_service
-from tests.support import RecordingAdapter
+from fakes.recording import RecordingAdapter
 
 API_KEY = "sk-ant-test-canary-0123456789"
 POSTGRES_URL = os.environ.get("TEST_DATABASE_URL")

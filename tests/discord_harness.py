@@ -14,7 +14,7 @@ import discord
 
 from adapters.discord import DiscordAdapter, DiscordConfig
 from bot.app import Core
-from tests.fakes.discord_server import (
+from fakes.discord_server import (
     FakeDiscord,
     guild_payload,
     interaction_payload,

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 from adapters.slack import SlackAdapter
 from bot.app import RunningService, running_service
 from bot.settings import Settings
-from tests.fakes.slack_server import FakeSlack, event_body, sign_request, slash_command_body
+from fakes.slack_server import FakeSlack, event_body, sign_request, slash_command_body
 
 SIGNING_SECRET = "slack-signing-canary-7d1e2f"
 _ts = itertools.count(1)

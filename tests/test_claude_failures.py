@@ -9,8 +9,8 @@ import pytest
 from bot.app import Core
 from bot.conversation import CUT_OFF_NOTE, EMPTY_NOTE, FAILED_NOTE, REFUSAL_NOTE
 from tests.conftest import API_KEY
-from tests.fakes.anthropic_server import FakeAnthropic
-from tests.support import RecordingAdapter, message, thread
+from fakes.anthropic_server import FakeAnthropic
+from fakes.recording import RecordingAdapter, message, thread
 
 
 async def test_a_429_then_ok_delivers_the_answer(
@@ -202,7 +202,7 @@ async def test_max_tokens_never_exceeds_what_the_model_can_write(
 
 
 async def test_a_command_that_fails_inside_still_gets_an_answer(core: Core, adapter: RecordingAdapter) -> None:
-    from tests.support import command, person
+    from fakes.recording import command, person
 
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("database went away")

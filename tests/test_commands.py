@@ -7,8 +7,8 @@ import pytest
 from bot.app import Core
 from bot.commands import Command, parse_command
 from bot.events import CommandInvocation
-from tests.fakes.anthropic_server import FakeAnthropic
-from tests.support import RecordingAdapter, command, message, person, thread
+from fakes.anthropic_server import FakeAnthropic
+from fakes.recording import RecordingAdapter, command, message, person, thread
 
 ADMIN = person("ADMIN", "Ada")
 MEMBER = person("U2", "Bob")

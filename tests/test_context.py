@@ -10,8 +10,8 @@ from bot.conversation import TRIMMED_NOTE
 from bot.events import ContextMessage
 from bot.prompt import fit_context
 from bot.store import StoredTurn
-from tests.fakes.anthropic_server import FakeAnthropic, count_input_tokens
-from tests.support import RecordingAdapter, message, thread
+from fakes.anthropic_server import FakeAnthropic, count_input_tokens
+from fakes.recording import RecordingAdapter, message, thread
 
 SMALL_WINDOW = 6_000
 

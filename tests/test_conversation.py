@@ -9,8 +9,8 @@ import json
 from bot.app import Core, open_core
 from bot.conversation import TurnOutcome
 from bot.settings import Settings
-from tests.fakes.anthropic_server import FakeAnthropic
-from tests.support import RecordingAdapter, message, person, thread
+from fakes.anthropic_server import FakeAnthropic
+from fakes.recording import RecordingAdapter, message, person, thread
 
 
 def user_texts(body: dict) -> list[tuple[str, str]]:

@@ -64,8 +64,8 @@ from bot.schema import conversations, messages
 from bot.settings import load_settings
 from bot.store import create_engine
 from tests.conftest import API_KEY
-from tests.fakes.anthropic_server import FakeAnthropic
-from tests.fakes.slack_server import FakeSlack, event_body, sign_request
+from fakes.anthropic_server import FakeAnthropic
+from fakes.slack_server import FakeSlack, event_body, sign_request
 from tests.processes import BOT, conversation, free_port
 from tests.slack_harness import SlackHarness, channel_message, mention
 

@@ -14,8 +14,8 @@ import pytest
 from bot.app import Core
 from bot.events import ChannelKey
 from tests.discord_harness import MANAGE_GUILD, DiscordHarness, discord_service
-from tests.fakes.anthropic_server import FakeAnthropic
-from tests.fakes.discord_server import (
+from fakes.anthropic_server import FakeAnthropic
+from fakes.discord_server import (
     autocomplete_payload,
     dm_channel,
     interaction_payload,
@@ -267,7 +267,7 @@ def test_sharding_settings_give_an_auto_sharded_client() -> None:
 
 async def test_with_discord_guild_ids_commands_sync_to_those_servers(core: Core) -> None:
     from adapters.discord import DiscordAdapter, DiscordConfig
-    from tests.fakes.discord_server import FakeDiscord
+    from fakes.discord_server import FakeDiscord
 
     previous = discord.http.Route.BASE
     async with FakeDiscord() as fake:

@@ -17,7 +17,7 @@ import httpx2
 import pytest
 from anthropic.types import MessageParam, TextBlockParam
 
-from tests.fakes.anthropic_server import (
+from fakes.anthropic_server import (
     FakeAnthropic,
     count_input_tokens,
     estimate_tokens,
@@ -530,7 +530,7 @@ async def test_standalone_process_serves_until_sigterm() -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "tests.fakes.anthropic_server",
+        "fakes.anthropic_server",
         "--port",
         "0",
         "--api-key",

@@ -1,6 +1,6 @@
 """Tests of the fake Discord REST API, driven through the real `discord.py` client.
 
-There is no gateway: events are the raw payloads of `tests.fakes.discord_server`
+There is no gateway: events are the raw payloads of `fakes.discord_server`
 fed to discord.py's own parsers (``client._connection.parsers[...]``).
 """
 
@@ -18,7 +18,7 @@ import discord.http
 import pytest
 from discord import app_commands
 
-from tests.fakes.discord_server import (
+from fakes.discord_server import (
     MANAGE_GUILD,
     MAX_CONTENT_CHARS,
     FakeDiscord,

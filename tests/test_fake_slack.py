@@ -16,7 +16,7 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from tests.fakes.slack_server import (
+from fakes.slack_server import (
     MAX_MARKDOWN_CHARS,
     MAX_TEXT_CHARS,
     FakeSlack,

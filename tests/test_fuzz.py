@@ -44,8 +44,8 @@ from sqlalchemy import select
 from adapters.parts import PartSplitter, split_all
 from bot.commands import Command, parse_command
 from bot.schema import messages
-from tests.fakes.anthropic_server import FakeAnthropic
-from tests.fakes.slack_server import FakeSlack, event_body, sign_request
+from fakes.anthropic_server import FakeAnthropic
+from fakes.slack_server import FakeSlack, event_body, sign_request
 from tests.slack_harness import SIGNING_SECRET, SlackHarness, channel_message, mention
 
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "10000"))

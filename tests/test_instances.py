@@ -10,8 +10,8 @@ from bot.app import open_core
 from bot.locks import advisory_key
 from bot.settings import Settings
 from tests.conftest import POSTGRES_URL
-from tests.fakes.anthropic_server import FakeAnthropic
-from tests.support import RecordingAdapter, message, thread
+from fakes.anthropic_server import FakeAnthropic
+from fakes.recording import RecordingAdapter, message, thread
 
 pytestmark = pytest.mark.skipif(POSTGRES_URL is None, reason="needs PostgreSQL (TEST_DATABASE_URL)")
 

@@ -12,8 +12,8 @@ import aiohttp
 from bot.app import running_service
 from bot.logs import configure_logging
 from bot.settings import Settings
-from tests.fakes.anthropic_server import FakeAnthropic
-from tests.support import RecordingAdapter, message, thread
+from fakes.anthropic_server import FakeAnthropic
+from fakes.recording import RecordingAdapter, message, thread
 
 
 def sample(text: str, name: str) -> float:

@@ -26,8 +26,8 @@ from bot.claude import classify
 from bot.schema import processed_events
 from bot.settings import Settings
 from tests.conftest import API_KEY, POSTGRES_URL
-from tests.fakes.anthropic_server import FakeAnthropic, default_reply
-from tests.fakes.slack_server import FakeSlack, SlackMessage
+from fakes.anthropic_server import FakeAnthropic, default_reply
+from fakes.slack_server import FakeSlack, SlackMessage
 from tests.slack_harness import SlackHarness, channel_message, mention, next_ts, slack_service
 
 MODEL = "claude-sonnet-5-5"

@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 
 from bot.events import ChannelKey
 from bot.schema import conversations, processed_events
-from tests.fakes.anthropic_server import FakeAnthropic
-from tests.fakes.slack_server import event_body, sign_request
+from fakes.anthropic_server import FakeAnthropic
+from fakes.slack_server import event_body, sign_request
 from tests.slack_harness import SIGNING_SECRET, SlackHarness, channel_message, dm, mention, next_ts
 
 CHANNEL = ChannelKey("slack", "T1", "C1")

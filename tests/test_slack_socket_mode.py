@@ -29,8 +29,8 @@ from pydantic import SecretStr
 from adapters.slack import SlackAdapter
 from bot.app import RunningService, running_service
 from bot.settings import Settings
-from tests.fakes.anthropic_server import FakeAnthropic
-from tests.fakes.slack_server import FakeSlack, event_body
+from fakes.anthropic_server import FakeAnthropic
+from fakes.slack_server import FakeSlack, event_body
 from tests.slack_harness import mention
 
 APP_TOKEN = "xapp-socket-canary-1-A1-0123"

@@ -12,7 +12,7 @@ from bot.app import Core
 from bot.scheduler import Pruner, prune_once
 from bot.schema import conversations, messages, processed_events
 from bot.store import now
-from tests.support import message, thread
+from fakes.recording import message, thread
 
 
 async def age(core: Core, thread_id: str, days: int) -> None:

@@ -122,7 +122,7 @@ from typing import Any, Literal
 
 from aiohttp import BodyPartReader, web
 
-from tests.fakes.base import LoopbackServer
+from fakes.base import LoopbackServer
 
 __all__ = [
     "ADMINISTRATOR",

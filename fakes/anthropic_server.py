@@ -51,7 +51,7 @@ Scripting
 `FakeAnthropic.queue_reply` scripts replies (FIFO, used before the ``reply``
 callable); `FakeAnthropic.queue_fault`, `FakeAnthropic.fail_always` and the
 ``fault_rate``/``seed`` options inject HTTP errors, mid-stream SSE errors and
-dropped connections.  Run ``python -m tests.fakes.anthropic_server --help`` to
+dropped connections.  Run ``python -m fakes.anthropic_server --help`` to
 serve it as a standalone process.
 """
 
@@ -75,7 +75,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from tests.fakes.base import LoopbackServer
+from fakes.base import LoopbackServer
 
 __all__ = [
     "DEFAULT_MODELS",
@@ -1053,7 +1053,7 @@ async def _serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of ``python -m tests.fakes.anthropic_server``."""
+    """Entry point of ``python -m fakes.anthropic_server``."""
     asyncio.run(_serve(_parse_args(argv)))
 
 

@@ -79,7 +79,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from tests.fakes.base import LoopbackServer
+from fakes.base import LoopbackServer
 
 __all__ = [
     "DEFAULT_USERS",
