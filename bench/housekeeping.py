@@ -25,8 +25,8 @@ from bench.slack import SIGNING_SECRET, slack_stack
 from bot.scheduler import prune_once
 from bot.schema import conversations, messages, processed_events
 from bot.store import now
-from fakes.slack_server import event_body, sign_request
 from fakes.recording import RecordingAdapter, message, thread
+from fakes.slack_server import event_body, sign_request
 
 
 async def ignored_per_second(database_url: str, anthropic_url: str, count: int = 3000) -> float:

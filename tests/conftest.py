@@ -18,9 +18,9 @@ from bot.schema import metadata
 from bot.settings import Settings, load_settings
 from bot.store import create_engine
 from fakes.anthropic_server import FakeAnthropic
+from fakes.recording import RecordingAdapter
 from fakes.slack_server import FakeSlack
 from tests.slack_harness import SlackHarness, slack_service
-from fakes.recording import RecordingAdapter
 
 API_KEY = "sk-ant-test-canary-0123456789"
 POSTGRES_URL = os.environ.get("TEST_DATABASE_URL")

@@ -8,9 +8,9 @@ import pytest
 
 from bot.app import Core
 from bot.conversation import CUT_OFF_NOTE, EMPTY_NOTE, FAILED_NOTE, REFUSAL_NOTE
-from tests.conftest import API_KEY
 from fakes.anthropic_server import FakeAnthropic
 from fakes.recording import RecordingAdapter, message, thread
+from tests.conftest import API_KEY
 
 
 async def test_a_429_then_ok_delivers_the_answer(

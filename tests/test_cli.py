@@ -29,8 +29,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.schema import metadata
 from bot.settings import load_settings
-from tests.conftest import API_KEY, POSTGRES_URL
 from fakes.anthropic_server import DEFAULT_MODELS, FakeAnthropic
+from tests.conftest import API_KEY, POSTGRES_URL
 from tests.processes import BOT, free_port, text_of
 
 LIMIT_SECONDS = 60.0  # a failure guard for one command, not a speed requirement

@@ -63,9 +63,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.schema import conversations, messages
 from bot.settings import load_settings
 from bot.store import create_engine
-from tests.conftest import API_KEY
 from fakes.anthropic_server import FakeAnthropic
 from fakes.slack_server import FakeSlack, event_body, sign_request
+from tests.conftest import API_KEY
 from tests.processes import BOT, conversation, free_port
 from tests.slack_harness import SlackHarness, channel_message, mention
 

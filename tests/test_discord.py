@@ -13,7 +13,6 @@ import pytest
 
 from bot.app import Core
 from bot.events import ChannelKey
-from tests.discord_harness import MANAGE_GUILD, DiscordHarness, discord_service
 from fakes.anthropic_server import FakeAnthropic
 from fakes.discord_server import (
     autocomplete_payload,
@@ -22,6 +21,7 @@ from fakes.discord_server import (
     message_payload,
     reply_reference,
 )
+from tests.discord_harness import MANAGE_GUILD, DiscordHarness, discord_service
 
 FENCE = re.compile(r"^ {0,3}```", re.MULTILINE)
 

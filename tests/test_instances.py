@@ -9,9 +9,9 @@ import pytest
 from bot.app import open_core
 from bot.locks import advisory_key
 from bot.settings import Settings
-from tests.conftest import POSTGRES_URL
 from fakes.anthropic_server import FakeAnthropic
 from fakes.recording import RecordingAdapter, message, thread
+from tests.conftest import POSTGRES_URL
 
 pytestmark = pytest.mark.skipif(POSTGRES_URL is None, reason="needs PostgreSQL (TEST_DATABASE_URL)")
 

@@ -25,9 +25,9 @@ from bot import metrics
 from bot.claude import classify
 from bot.schema import processed_events
 from bot.settings import Settings
-from tests.conftest import API_KEY, POSTGRES_URL
 from fakes.anthropic_server import FakeAnthropic, default_reply
 from fakes.slack_server import FakeSlack, SlackMessage
+from tests.conftest import API_KEY, POSTGRES_URL
 from tests.slack_harness import SlackHarness, channel_message, mention, next_ts, slack_service
 
 MODEL = "claude-sonnet-5-5"

@@ -23,9 +23,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.conftest import API_KEY
 from fakes.anthropic_server import FakeAnthropic
 from fakes.slack_server import FakeSlack, event_body, sign_request
+from tests.conftest import API_KEY
 from tests.processes import BOT, conversation, free_port
 
 SIGNING_SECRET = "slack-restart-signing-canary-41c9"
