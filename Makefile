@@ -33,6 +33,7 @@ chat: migrate
 lint: dev
 	$(BIN)/ruff check bot adapters migrations tests bench fakes
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/python -m pytest -q

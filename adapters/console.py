@@ -1,18 +1,23 @@
 """`bot chat`: a conversation with Claude in the terminal, through the same service
 and store as Slack and Discord. One conversation per run; `/claude ...` works
-with the local user as admin; lines may come from a pipe."""
+with the local user as admin; lines may come from a pipe.
+
+The terminal translates and renders only: `bot.cli` drives the loop, answering
+each line before reading the next.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 import uuid
+from collections.abc import AsyncIterator
 from typing import TextIO
 
-from adapters.base import AdapterLimits, MessageSink, ReplyStream
-from bot.events import Actor, ChannelKey, CommandInvocation, ContextMessage, IncomingMessage, ThreadKey
+from bot.domain import Actor, CommandInvocation, ContextMessage, IncomingMessage, ThreadKey
 
 PLATFORM = "console"
+COMMAND_PREFIX = "/claude"
 
 
 class ConsoleReply:
@@ -30,19 +35,37 @@ class ConsoleReply:
         self._out.flush()
 
 
-class ConsoleAdapter:
-    name = PLATFORM
-    limits = AdapterLimits(max_message_chars=1_000_000, min_edit_interval=0.0)
+class ConsoleSurface:
+    """Where answers and command answers go: the terminal. Whoever holds the terminal
+    runs the service, so they are an admin."""
 
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+
+    async def open_reply(self) -> ConsoleReply:
+        return ConsoleReply(self._out)
+
+    async def fetch_thread_context(self) -> list[ContextMessage]:
+        return []
+
+    async def answer(self, text: str) -> None:
+        self._out.write(text + "\n")
+        self._out.flush()
+
+    async def actor_is_admin(self) -> bool:
+        return True
+
+
+class Console:
     def __init__(self, lines: TextIO = sys.stdin, out: TextIO = sys.stdout, user: str = "you") -> None:
         self._lines = lines
         self._out = out
-        self._session = uuid.uuid4().hex[:12]
         self.actor = Actor(PLATFORM, "local", user)
-        self.thread = ThreadKey(PLATFORM, "local", "terminal", self._session)
+        self.thread = ThreadKey(PLATFORM, "local", "terminal", uuid.uuid4().hex[:12])
+        self.surface = ConsoleSurface(out)
 
-    async def start(self, sink: MessageSink) -> None:
-        """Read lines until end of input, answering each before reading the next."""
+    async def typed(self) -> AsyncIterator[IncomingMessage | CommandInvocation]:
+        """Each non-empty line as a message or a `/claude` command, until end of input."""
         interactive = self._lines.isatty()
         while True:
             if interactive:
@@ -52,20 +75,12 @@ class ConsoleAdapter:
             if not line:
                 return
             text = line.strip()
-            if not text:
-                continue
-            if text.startswith("/claude"):
-                command = CommandInvocation(
-                    self.thread.channel, self.actor, text.removeprefix("/claude"), self.thread, is_direct=True
+            if text.startswith(COMMAND_PREFIX):
+                yield CommandInvocation(
+                    self.thread.channel, self.actor, text.removeprefix(COMMAND_PREFIX), self.thread, is_direct=True
                 )
-                await sink.on_command(self, command)
-            else:
-                turn = await sink.accept(self, self._message(text))
-                if turn is not None:
-                    await sink.answer(self, turn)
-
-    async def stop(self) -> None:
-        return None
+            elif text:
+                yield self._message(text)
 
     def _message(self, text: str) -> IncomingMessage:
         message_id = uuid.uuid4().hex
@@ -77,16 +92,3 @@ class ConsoleAdapter:
             text=text,
             is_direct=True,
         )
-
-    async def open_reply(self, message: IncomingMessage) -> ReplyStream:
-        return ConsoleReply(self._out)
-
-    async def answer_command(self, invocation: CommandInvocation, text: str) -> None:
-        self._out.write(text + "\n")
-        self._out.flush()
-
-    async def is_admin(self, actor: Actor, channel: ChannelKey) -> bool:
-        return True  # whoever holds the terminal runs the service
-
-    async def fetch_thread_context(self, message: IncomingMessage) -> list[ContextMessage]:
-        return []

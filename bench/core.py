@@ -28,9 +28,9 @@ import asyncpg
 from bot import migrate
 from bot.app import Core, open_core
 from bot.claude import ClaudeClient, ClaudeReply, ClaudeRequest, TextSink
-from bot.settings import load_settings
+from bot.config import load_config
 from bot.store import create_engine
-from fakes.recording import RecordingAdapter, message, thread
+from fakes.recording import RecordingPlatform, message, thread
 
 API_KEY = "bench-key"
 POSTGRES_ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -94,22 +94,22 @@ class TimedClaude:
 
 
 async def open_bench_core(database_url: str, base_url: str, **overrides: Any) -> Core:
-    settings = load_settings(
+    config = load_config(
         anthropic_api_key=API_KEY,
         anthropic_base_url=base_url,
         database_url=database_url,
         max_concurrent_claude_calls=2000,
         **overrides,
     )
-    engine = create_engine(settings.database_url)
+    engine = create_engine(config.database_url)
     await migrate.upgrade(engine)  # the release phase's job, as on a deployment
     await engine.dispose()
-    return await open_core(settings)
+    return await open_core(config)
 
 
 async def overhead_per_turn(database_url: str, base_url: str, turns: int = 300) -> tuple[float, float]:
     core = await open_bench_core(database_url, base_url)
-    adapter = RecordingAdapter()
+    adapter = RecordingPlatform()
     timer = TimedClaude(core.claude)
     samples = []
     try:
@@ -117,7 +117,7 @@ async def overhead_per_turn(database_url: str, base_url: str, turns: int = 300) 
             where = thread(f"o{i % 30}")  # 30 threads, 10 turns each: history grows as in real use
             before_claude = timer.seconds
             started = time.perf_counter()
-            await core.service.handle(adapter, message(where, f"question {i}"))
+            await adapter.deliver(core.service, message(where, f"question {i}"))
             samples.append(time.perf_counter() - started - (timer.seconds - before_claude))
     finally:
         await core.close()
@@ -126,11 +126,11 @@ async def overhead_per_turn(database_url: str, base_url: str, turns: int = 300) 
 
 async def concurrent_conversations(database_url: str, base_url: str, count: int = 1000) -> float:
     core = await open_bench_core(database_url, base_url)
-    adapter = RecordingAdapter()
+    adapter = RecordingPlatform()
     try:
-        await core.service.handle(adapter, message(thread("warm-up"), "hello"))  # connections, model list
+        await adapter.deliver(core.service, message(thread("warm-up"), "hello"))  # connections, model list
         started = time.perf_counter()
-        await asyncio.gather(*(core.service.handle(adapter, message(thread(f"c{i}"), "hi")) for i in range(count)))
+        await asyncio.gather(*(adapter.deliver(core.service, message(thread(f"c{i}"), "hi")) for i in range(count)))
         elapsed = time.perf_counter() - started
         answered = sum(1 for r in adapter.replies if r.final and r.final.startswith("You said"))
         if answered != count + 1:
@@ -142,7 +142,7 @@ async def concurrent_conversations(database_url: str, base_url: str, count: int 
 
 async def cached_share(database_url: str, base_url: str, turns: int = 12) -> float:
     core = await open_bench_core(database_url, base_url, default_system_prompt=LONG_SYSTEM_PROMPT)
-    adapter = RecordingAdapter()
+    adapter = RecordingPlatform()
     replies: list[ClaudeReply] = []
     original = core.claude.stream
 
@@ -155,7 +155,7 @@ async def cached_share(database_url: str, base_url: str, turns: int = 12) -> flo
     try:
         where = thread("cache")
         for i in range(turns):
-            await core.service.handle(adapter, message(where, f"Follow-up question number {i}: what next?"))
+            await adapter.deliver(core.service, message(where, f"Follow-up question number {i}: what next?"))
     finally:
         await core.close()
     read = sum(r.usage.cache_read_tokens for r in replies)

@@ -25,7 +25,7 @@ from bench.slack import SIGNING_SECRET, slack_stack
 from bot.scheduler import prune_once
 from bot.schema import conversations, messages, processed_events
 from bot.store import now
-from fakes.recording import RecordingAdapter, message, thread
+from fakes.recording import RecordingPlatform, message, thread
 from fakes.slack_server import event_body, sign_request
 
 
@@ -109,15 +109,15 @@ async def _bulk_conversations(engine: AsyncEngine, count: int, per_conversation:
 
 async def memory_after_many_conversations(database_url: str, anthropic_url: str) -> tuple[float, float]:
     core = await open_bench_core(database_url, anthropic_url)
-    adapter = RecordingAdapter()
+    adapter = RecordingPlatform()
     try:
         for i in range(1000):
-            await core.service.handle(adapter, message(thread(f"m{i % 200}"), f"turn {i}"))
+            await adapter.deliver(core.service, message(thread(f"m{i % 200}"), f"turn {i}"))
         adapter.replies.clear()
         before = rss_mib()
         await _bulk_conversations(core.store.engine, 100_000, 2, stale=False)
         for i in range(1000):
-            await core.service.handle(adapter, message(thread(f"n{i}"), f"turn {i}"))
+            await adapter.deliver(core.service, message(thread(f"n{i}"), f"turn {i}"))
         adapter.replies.clear()
         return before, rss_mib()
     finally:
@@ -127,7 +127,7 @@ async def memory_after_many_conversations(database_url: str, anthropic_url: str)
 async def prune_million(database_url: str, anthropic_url: str) -> tuple[float, float, float]:
     """(seconds to prune 1,000,000 stale messages, reply overhead p99 in ms while it ran, p99 without)."""
     core = await open_bench_core(database_url, anthropic_url)
-    adapter = RecordingAdapter()
+    adapter = RecordingPlatform()
     timer = TimedClaude(core.claude)
 
     async def overheads(label: str, stop: asyncio.Event | None, turns: int = 200) -> list[float]:
@@ -137,7 +137,7 @@ async def prune_million(database_url: str, anthropic_url: str) -> tuple[float, f
                 break
             before = timer.seconds
             started = time.perf_counter()
-            await core.service.handle(adapter, message(thread(f"{label}{i % 20}"), f"q{i}"))
+            await adapter.deliver(core.service, message(thread(f"{label}{i % 20}"), f"q{i}"))
             samples.append(time.perf_counter() - started - (timer.seconds - before))
         return samples
 

@@ -23,7 +23,7 @@ from bench.core import API_KEY, percentile
 from bot import migrate
 from bot.app import RunningService, running_service
 from bot.claude import ClaudeReply, ClaudeRequest, TextSink
-from bot.settings import load_settings
+from bot.config import load_config
 from bot.store import create_engine
 from fakes.slack_server import FakeSlack, event_body, sign_request
 
@@ -58,7 +58,7 @@ class ClaudeClock:
 @asynccontextmanager
 async def slack_stack(database_url: str, anthropic_url: str) -> AsyncIterator[tuple[RunningService, FakeSlack]]:
     async with FakeSlack() as slack:
-        settings = load_settings(
+        config = load_config(
             anthropic_api_key=API_KEY,
             anthropic_base_url=anthropic_url,
             database_url=database_url,
@@ -69,10 +69,10 @@ async def slack_stack(database_url: str, anthropic_url: str) -> AsyncIterator[tu
             port=0,
             max_concurrent_claude_calls=2000,
         )
-        engine = create_engine(settings.database_url)
+        engine = create_engine(config.database_url)
         await migrate.upgrade(engine)
         await engine.dispose()
-        async with running_service(settings) as service:
+        async with running_service(config) as service:
             yield service, slack
 
 

@@ -1,4 +1,4 @@
-"""Composition: build every part from `Settings`, run them, shut them down in reverse."""
+"""Composition: build every part from `Config`, run them, shut them down in reverse."""
 
 from __future__ import annotations
 
@@ -8,57 +8,63 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.base import Adapter, ServesHttp
 from bot import metrics, migrate
 from bot.claude import ClaudeClient
 from bot.commands import CommandService
+from bot.config import Config
 from bot.conversation import ConversationService
+from bot.domain import ChannelSettings
+from bot.errors import StartupError
 from bot.locks import PostgresThreadLocks, ThreadLocks
+from bot.ports import Platform, ServesHttp
 from bot.scheduler import Pruner
-from bot.settings import Settings, SettingsError
-from bot.store import ChannelSettings, Store, create_engine
+from bot.store import Store, create_engine
+
+if TYPE_CHECKING:
+    from adapters.discord import DiscordConfig
+    from adapters.slack import SlackConfig
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Core:
-    settings: Settings
+    config: Config
     store: Store
     claude: ClaudeClient
+    locks: ThreadLocks
     service: ConversationService
 
     async def close(self) -> None:
-        await self.service.locks.close()
+        await self.locks.close()
         await self.claude.close()
         await self.store.close()
 
 
-async def open_core(settings: Settings) -> Core:
+async def open_core(config: Config) -> Core:
     """Database (schema checked), Claude client and the conversation service."""
-    api_key = settings.require_anthropic_key().get_secret_value()
-    engine = create_engine(settings.database_url)
+    api_key = config.require_anthropic_key().get_secret_value()
+    engine = create_engine(config.database_url)
     await ensure_schema(engine)
-    store = Store(
-        engine,
-        ChannelSettings(settings.default_model, settings.default_system_prompt, settings.max_tokens),
-    )
+    store = Store(engine)
     claude = ClaudeClient(
         api_key,
-        base_url=settings.anthropic_base_url,
-        timeout_seconds=settings.claude_timeout_seconds,
-        max_retry_wait_seconds=settings.max_retry_wait_seconds,
+        base_url=config.anthropic_base_url,
+        timeout_seconds=config.claude_timeout_seconds,
+        max_retry_wait_seconds=config.max_retry_wait_seconds,
     )
-    commands = CommandService(store, claude.catalog, settings.admin_user_ids)
+    defaults = ChannelSettings(config.default_model, config.default_system_prompt, config.max_tokens)
+    commands = CommandService(store, claude.catalog, config.admin_user_ids, defaults)
     locks = PostgresThreadLocks(engine) if engine.dialect.name == "postgresql" else ThreadLocks()
     service = ConversationService(
-        store, claude, commands, max_concurrent_claude_calls=settings.max_concurrent_claude_calls, locks=locks
+        store, claude, commands, defaults, max_concurrent_claude_calls=config.max_concurrent_claude_calls, locks=locks
     )
-    return Core(settings, store, claude, service)
+    return Core(config, store, claude, locks, service)
 
 
 async def ensure_schema(engine: AsyncEngine) -> None:
@@ -69,29 +75,66 @@ async def ensure_schema(engine: AsyncEngine) -> None:
     if engine.dialect.name == "sqlite":
         await migrate.upgrade(engine)
         return
-    raise SettingsError("the database schema is out of date: run `bot migrate` first")
+    raise StartupError("the database schema is out of date: run `bot migrate` first")
 
 
-def platform_adapters(settings: Settings) -> list[Adapter]:
-    """Every platform adapter whose credentials are set."""
-    adapters: list[Adapter] = []
-    if settings.slack_bot_token is not None:
-        from adapters.slack import SlackAdapter, slack_config
+def platforms(config: Config) -> list[Platform]:
+    """Every platform whose credentials are set (adapters are imported only when used)."""
+    found: list[Platform] = []
+    if config.slack_bot_token is not None:
+        from adapters.slack import SlackAdapter
 
-        adapters.append(SlackAdapter(slack_config(settings)))
-    if settings.discord_token is not None:
-        from adapters.discord import DiscordAdapter, discord_config
+        found.append(SlackAdapter(slack_config(config)))
+    if config.discord_token is not None:
+        from adapters.discord import DiscordAdapter
 
-        adapters.append(DiscordAdapter(discord_config(settings)))
-    return adapters
+        found.append(DiscordAdapter(discord_config(config)))
+    return found
 
 
-def web_app(core: Core, adapters: list[Adapter]) -> web.Application:
-    """The one HTTP server: `/healthz` and whatever routes the adapters serve."""
+def slack_config(config: Config) -> SlackConfig:
+    """The Slack part of the configuration; HTTP mode needs the signing secret."""
+    from adapters.slack import DEFAULT_PROMPTS, SlackConfig
+
+    token = config.slack_bot_token.get_secret_value() if config.slack_bot_token else ""
+    app_token = config.slack_app_token.get_secret_value() if config.slack_app_token else None
+    secret = config.slack_signing_secret.get_secret_value() if config.slack_signing_secret else None
+    if not app_token and not secret:
+        raise StartupError(
+            "SLACK_SIGNING_SECRET is not set: HTTP mode needs it (or set SLACK_APP_TOKEN for Socket Mode)"
+        )
+    prompts: tuple[dict[str, str], ...] = DEFAULT_PROMPTS
+    if config.slack_suggested_prompts is not None:
+        texts = [p.strip() for p in config.slack_suggested_prompts.split("|") if p.strip()]
+        prompts = tuple({"title": text[:75], "message": text} for text in texts)
+    return SlackConfig(
+        bot_token=token,
+        signing_secret=secret,
+        app_token=app_token,
+        api_url=config.slack_api_url,
+        command=config.slack_command,
+        suggested_prompts=prompts,
+    )
+
+
+def discord_config(config: Config) -> DiscordConfig:
+    from adapters.discord import DiscordConfig
+
+    return DiscordConfig(
+        token=config.discord_token.get_secret_value() if config.discord_token else "",
+        api_url=config.discord_api_url,
+        guild_ids=tuple(config.discord_guild_ids),
+        shard_count=config.discord_shard_count,
+        shard_ids=tuple(config.discord_shard_ids),
+    )
+
+
+def web_app(core: Core, connected: list[Platform]) -> web.Application:
+    """The one HTTP server: `/healthz`, `/metrics` and whatever routes the platforms serve."""
     app = web.Application(client_max_size=4 * 1024 * 1024)
-    for adapter in adapters:
-        if isinstance(adapter, ServesHttp):
-            app.router.add_routes(adapter.routes())
+    for platform in connected:
+        if isinstance(platform, ServesHttp):
+            app.router.add_routes(platform.routes())
 
     async def healthz(_request: web.Request) -> web.Response:
         try:
@@ -112,48 +155,54 @@ def web_app(core: Core, adapters: list[Adapter]) -> web.Application:
 @dataclass
 class RunningService:
     core: Core
-    adapters: list[Adapter]
+    platforms: list[Platform]
     port: int
 
 
 @contextlib.asynccontextmanager
-async def running_service(settings: Settings) -> AsyncIterator[RunningService]:
-    """Everything `bot serve` runs, started in order and stopped in reverse."""
-    adapters = platform_adapters(settings)
-    core = await open_core(settings)
-    pruner = Pruner(core.store, settings.thread_ttl_days, settings.prune_interval_minutes)
-    runner = web.AppRunner(web_app(core, adapters), handle_signals=False, access_log=None)
-    started: list[Adapter] = []
+async def running_service(config: Config) -> AsyncIterator[RunningService]:
+    """Everything `bot serve` runs, started in order and stopped in reverse.
+
+    Shutdown: no new deliveries (HTTP server, then each platform's intake), then the
+    core drains the answers under way, then the platforms and the core close."""
+    connected = platforms(config)
+    core = await open_core(config)
+    pruner = Pruner(core.store, config.thread_ttl_days, config.prune_interval_minutes)
+    runner = web.AppRunner(web_app(core, connected), handle_signals=False, access_log=None)
+    started: list[Platform] = []
     try:
         await runner.setup()
-        for adapter in adapters:  # before the port opens: events need a started adapter
-            await adapter.start(core.service)
-            started.append(adapter)
-        site = web.TCPSite(runner, settings.host, settings.port)
+        for platform in connected:  # before the port opens: events need a started platform
+            await platform.start(core.service)
+            started.append(platform)
+        site = web.TCPSite(runner, config.host, config.port)
         await site.start()
         pruner.start()
-        if not adapters:
+        if not connected:
             log.warning(
                 "no platform credentials set: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (or "
                 "SLACK_APP_TOKEN) for Slack, DISCORD_TOKEN for Discord. `bot chat` works without them."
             )
         port = int(runner.addresses[0][1])
-        log.info("serving on %s:%s", settings.host, port)
+        log.info("serving on %s:%s", config.host, port)
         yield RunningService(core, started, port)
     finally:
-        await runner.cleanup()  # no new deliveries; then let the adapters finish what they started
-        for adapter in reversed(started):
-            await adapter.stop()
+        await runner.cleanup()
+        for platform in reversed(started):
+            await platform.stop_intake()
+        await core.service.drain()
+        for platform in reversed(started):
+            await platform.close()
         pruner.stop()
         await core.close()
 
 
-async def serve(settings: Settings) -> None:
+async def serve(config: Config) -> None:
     """Run until SIGTERM or SIGINT, then shut down cleanly."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with running_service(settings):
+    async with running_service(config):
         await stop.wait()
         log.info("shutting down")

@@ -23,7 +23,7 @@ import anthropic
 import httpx2
 
 from bot import metrics
-from bot.usage import TokenUsage
+from bot.domain import TokenUsage
 
 log = logging.getLogger(__name__)
 

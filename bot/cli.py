@@ -12,27 +12,29 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot import migrate
 from bot.app import ensure_schema, open_core, serve
+from bot.config import Config, database_secret, load_config
+from bot.domain import CommandInvocation
+from bot.errors import StartupError
 from bot.logs import configure_logging
 from bot.scheduler import prune_once
-from bot.settings import Settings, SettingsError, database_secret, load_settings
-from bot.store import ChannelSettings, Store, create_engine
+from bot.store import Store, create_engine
 
 
-def _secrets(settings: Settings) -> list[str]:
+def _secrets(config: Config) -> list[str]:
     values = [
-        settings.anthropic_api_key,
-        settings.slack_bot_token,
-        settings.slack_signing_secret,
-        settings.slack_app_token,
-        settings.discord_token,
+        config.anthropic_api_key,
+        config.slack_bot_token,
+        config.slack_signing_secret,
+        config.slack_app_token,
+        config.discord_token,
     ]
     secrets = [v.get_secret_value() for v in values if v is not None]
-    password = database_secret(settings.database_url)
+    password = database_secret(config.database_url)
     return [*secrets, password] if password else secrets
 
 
-async def _migrate(settings: Settings) -> None:
-    engine = create_engine(settings.database_url)
+async def _migrate(config: Config) -> None:
+    engine = create_engine(config.database_url)
     try:
         await migrate.upgrade(engine)
     finally:
@@ -40,22 +42,26 @@ async def _migrate(settings: Settings) -> None:
     print("database schema is up to date")
 
 
-async def _chat(settings: Settings) -> None:
-    from adapters.console import ConsoleAdapter
+async def _chat(config: Config) -> None:
+    from adapters.console import Console
 
-    core = await open_core(settings)
+    core = await open_core(config)
+    console = Console()
     try:
-        await ConsoleAdapter().start(core.service)
+        async for typed in console.typed():
+            if isinstance(typed, CommandInvocation):
+                await core.service.run_command(typed, console.surface)
+            else:
+                await core.service.handle(typed, console.surface)
     finally:
         await core.close()
 
 
-async def _prune(settings: Settings) -> None:
-    engine = create_engine(settings.database_url)
+async def _prune(config: Config) -> None:
+    engine = create_engine(config.database_url)
     try:
         await ensure_schema(engine)
-        store = Store(engine, ChannelSettings(settings.default_model, settings.default_system_prompt, 1))
-        result = await prune_once(store, settings.thread_ttl_days)
+        result = await prune_once(Store(engine), config.thread_ttl_days)
         print(f"pruned {result.conversations} conversations, {result.messages} messages, {result.events} event claims")
     finally:
         await engine.dispose()
@@ -78,13 +84,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         sub.add_parser(name, help=help_text)
     args = parser.parse_args(argv)
     try:
-        settings = load_settings()
+        config = load_config()
         if args.command in NEEDS_CLAUDE:
-            settings.require_anthropic_key()
-        level = settings.log_level if args.command != "chat" else "WARNING"
-        configure_logging(level, _secrets(settings), settings.log_format)
-        asyncio.run(COMMANDS[args.command][0](settings))
-    except SettingsError as exc:
+            config.require_anthropic_key()
+        level = config.log_level if args.command != "chat" else "WARNING"
+        configure_logging(level, _secrets(config), config.log_format)
+        asyncio.run(COMMANDS[args.command][0](config))
+    except StartupError as exc:
         print(f"bot {args.command}: {exc}", file=sys.stderr)
         return 2
     except (SQLAlchemyError, asyncpg.PostgresError) as exc:

@@ -1,35 +1,50 @@
-"""`/claude ...`: the admin commands, parsed once and run without any platform in sight."""
+"""`/claude ...`: the admin commands, parsed once and run without any platform in sight.
+
+`COMMANDS` is the one catalogue: the help text, the dispatch and each platform's
+command UI (the Discord app-command group) are generated from it, so adding a
+subcommand is one entry here (plus the Slack manifests' usage hint).
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from bot.events import CommandInvocation
-from bot.store import Store, now
-from bot.usage import TokenUsage, estimated_cost_usd
+from bot.domain import ChannelKey, ChannelSettings, CommandInvocation, TokenUsage, now
+from bot.policy import effective_settings
+from bot.pricing import estimated_cost_usd
 
 if TYPE_CHECKING:
-    from adapters.base import Adapter
     from bot.claude import ModelCatalog
+    from bot.store import Store
+    from bot.ports import CommandSurface
 
 MAX_SYSTEM_PROMPT_CHARS = 20_000
 USAGE_WINDOW = timedelta(days=30)
 
-HELP = """\
-*/claude* commands:
-• `/claude show`: this channel's model and system prompt
-• `/claude model <id>`: choose the model for this channel (admins)
-• `/claude system <text>`: set this channel's system prompt (admins)
-• `/claude reset`: back to the default model and system prompt (admins)
-• `/claude usage`: this channel's turns, tokens and estimated cost over 30 days (admins)
-• `/claude new`: where a whole DM is one conversation, start a fresh one
-• `/claude help`: this list"""
 
-_EVERYONE = {"help", "show", "new"}
-_ADMIN = {"model", "system", "reset", "usage"}
+@dataclass(frozen=True, slots=True)
+class CommandArgument:
+    name: str  # as a platform's form field calls it (Discord option name)
+    placeholder: str  # as the help text shows it
+    description: str
+    model_id: bool = False  # offer the known model ids (autocomplete)
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSpec:
+    name: str
+    description: str
+    admin_only: bool
+    run: Callable[[CommandService, CommandInvocation, str], Awaitable[str]]
+    argument: CommandArgument | None = None
+
+    @property
+    def usage(self) -> str:
+        return f"/claude {self.name}" + (f" {self.argument.placeholder}" if self.argument else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,31 +64,36 @@ def parse_command(text: str) -> Command:
 
 
 class CommandService:
-    def __init__(self, store: Store, catalog: ModelCatalog, admin_user_ids: frozenset[str]) -> None:
+    def __init__(
+        self, store: Store, catalog: ModelCatalog, admin_user_ids: frozenset[str], defaults: ChannelSettings
+    ) -> None:
         self.store = store
         self.catalog = catalog
         self.admin_user_ids = admin_user_ids
+        self.defaults = defaults
 
-    async def run(self, adapter: Adapter, invocation: CommandInvocation) -> str:
+    async def run(self, invocation: CommandInvocation, surface: CommandSurface) -> str:
         """Run a command and return the (ephemeral) answer."""
         command = parse_command(invocation.text)
         if command.name in ("", "help"):
-            return HELP
-        if command.name not in _EVERYONE | _ADMIN:
-            return f"I don't know `/claude {command.name}`.\n\n{HELP}"
-        if command.name in _ADMIN and not await self.is_admin(adapter, invocation):
+            return help_text()
+        spec = BY_NAME.get(command.name)
+        if spec is None:
+            return f"I don't know `/claude {command.name}`.\n\n{help_text()}"
+        if spec.admin_only and not await self.is_admin(invocation, surface):
             return f"Only workspace admins can use `/claude {command.name}`. Nothing was changed."
-        handler = getattr(self, f"_{command.name}")
-        answer: str = await handler(invocation, command.argument)
-        return answer
+        return await spec.run(self, invocation, command.argument)
 
-    async def is_admin(self, adapter: Adapter, invocation: CommandInvocation) -> bool:
+    async def is_admin(self, invocation: CommandInvocation, surface: CommandSurface) -> bool:
         if invocation.actor.qualified_id in self.admin_user_ids:
             return True
-        return await adapter.is_admin(invocation.actor, invocation.channel)
+        return await surface.actor_is_admin()
+
+    async def _current(self, channel: ChannelKey) -> ChannelSettings:
+        return effective_settings(await self.store.settings_rows(channel), channel.channel_id, self.defaults)
 
     async def _show(self, invocation: CommandInvocation, _argument: str) -> str:
-        current = await self.store.settings_for(invocation.channel)
+        current = await self._current(invocation.channel)
         return (
             f"*Model:* `{current.model}`\n*Max tokens:* {current.max_tokens}\n"
             f"*System prompt:*\n>>> {current.system_prompt}"
@@ -82,7 +102,7 @@ class CommandService:
     async def _model(self, invocation: CommandInvocation, argument: str) -> str:
         known = sorted(await self.catalog.models())
         if not argument:
-            current = await self.store.settings_for(invocation.channel)
+            current = await self._current(invocation.channel)
             return f"This channel uses `{current.model}`. Known models: {_listing(known)}"
         if argument not in known:
             return f"`{argument}` is not a model I know. Known models: {_listing(known)}"
@@ -103,8 +123,7 @@ class CommandService:
     async def _reset(self, invocation: CommandInvocation, _argument: str) -> str:
         for name in ("model", "system_prompt"):
             await self.store.set_setting(invocation.channel, name, None, invocation.actor.qualified_id)
-        defaults = self.store.defaults
-        return f"This channel is back to the defaults: `{defaults.model}` and the default system prompt."
+        return f"This channel is back to the defaults: `{self.defaults.model}` and the default system prompt."
 
     async def _usage(self, invocation: CommandInvocation, _argument: str) -> str:
         rows = await self.store.usage_summary(invocation.channel, now() - USAGE_WINDOW)
@@ -131,6 +150,36 @@ class CommandService:
             return "Here every thread is already its own conversation: start a new thread to start fresh."
         await self.store.start_fresh(invocation.thread)
         return "Starting fresh: I won't use our earlier messages from here on."
+
+
+async def _help(_service: CommandService, _invocation: CommandInvocation, _argument: str) -> str:
+    return help_text()
+
+
+COMMANDS: tuple[CommandSpec, ...] = (
+    CommandSpec("show", "This channel's model and system prompt", False, CommandService._show),
+    CommandSpec(
+        "model", "Choose this channel's model", True, CommandService._model,
+        CommandArgument("model_id", "<id>", "a model id, e.g. claude-sonnet-5-5", model_id=True),
+    ),
+    CommandSpec(
+        "system", "Set this channel's system prompt", True, CommandService._system,
+        CommandArgument("prompt", "<text>", "the system prompt"),
+    ),
+    CommandSpec("reset", "Back to the default model and system prompt", True, CommandService._reset),
+    CommandSpec("usage", "This channel's turns, tokens and estimated cost, last 30 days", True, CommandService._usage),
+    CommandSpec("new", "Where a whole DM is one conversation, start a fresh one", False, CommandService._new),
+    CommandSpec("help", "What /claude can do", False, _help),
+)
+BY_NAME = {spec.name: spec for spec in COMMANDS}
+
+
+def help_text() -> str:
+    lines = ["*/claude* commands:"]
+    for spec in COMMANDS:
+        lines.append(f"• `{spec.usage}`: {spec.description[0].lower()}{spec.description[1:]}"
+                     + (" (admins)" if spec.admin_only else ""))
+    return "\n".join(lines)
 
 
 def _listing(ids: list[str]) -> str:

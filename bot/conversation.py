@@ -2,12 +2,12 @@
 
 Two steps, so that nothing a platform has been told "received" can be lost:
 
-- `accept` (the adapter awaits it before acking the platform): policy -> claim
-  the event and store the user turn, in one transaction. A retry or a second
-  delivery path finds the event claimed and stops here.
-- `answer` (in the background): per-thread lock -> settings and history -> fit
-  to the context window -> stream Claude into the adapter's reply -> store the
-  answer -> show its final text.
+- `accept` (inside `submit`, which the adapter awaits before acking the platform):
+  policy -> claim the event and store the user turn, in one transaction. A retry
+  or a second delivery path finds the event claimed and stops here.
+- `answer` (a task on the service's own `TaskSet`): per-thread lock -> settings
+  and history -> fit to the context window -> stream Claude into the event's
+  reply -> store the answer -> show its final text.
 
 User turns are stored as they arrive, even while an earlier one is being
 answered; an answer is stored right after the last user turn it answered (see
@@ -22,28 +22,46 @@ import logging
 import time
 from dataclasses import dataclass
 
-from adapters.base import Adapter, ReplyStream
 from bot import metrics
-from bot.claude import DEFAULT_CONTEXT_WINDOW, ClaudeClient, ClaudeError, ClaudeReply, ClaudeRequest, TextSink
+from bot.claude import DEFAULT_CONTEXT_WINDOW, ClaudeClient, ClaudeError, ClaudeReply, ClaudeRequest
 from bot.commands import CommandService
-from bot.events import AcceptedTurn, CommandInvocation, IncomingMessage, ThreadKey
+from bot.domain import ChannelKey, ChannelSettings, CommandInvocation, History, IncomingMessage, StoredTurn, ThreadKey
 from bot.locks import ThreadLocks
-from bot.prompt import context_tokens, estimate_tokens, fit_context, render_thread_context, to_messages
-from bot.store import ChannelSettings, History, Store, StoredTurn
+from bot.policy import (
+    COMMAND_FAILED_NOTE,
+    EMPTY_NOTE,
+    FAILED_NOTE,
+    INTERRUPTED_NOTE,
+    REFUSAL_PLACEHOLDER,
+    TRIMMED_NOTE,
+    Addressed,
+    already_answered,
+    effective_settings,
+    history_budget,
+    is_addressed,
+    join_notes,
+    output_limit,
+    stop_note,
+    summoned_mid_thread,
+)
+from bot.ports import CommandSurface, MessageSurface, ReplyStream
+from bot.prompt import ContextPlan, context_tokens, estimate_tokens, fit_context, render_thread_context, to_messages
+from bot.store import Store
+from bot.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
-CUT_OFF_NOTE = "_(cut off: the answer reached its length limit)_"
-CONTEXT_FULL_NOTE = "_(cut off: the conversation filled the model's context window; older turns will be dropped)_"
-REFUSAL_NOTE = "_(Claude declined to answer this request.)_"
-TRIMMED_NOTE = "_(Earlier turns of this conversation no longer fit in the model's context window and were left out.)_"
-REFUSAL_PLACEHOLDER = "(declined to answer)"
-EMPTY_NOTE = "_(Claude returned no text.)_"
-FAILED_NOTE = "Something went wrong on my side while answering. Please try again."
 _FINISH_RETRY_PAUSES = (2.0, 10.0, 30.0, 0.0)  # seconds before each next attempt to show the final text
-INTERRUPTED_NOTE = "_(interrupted: the service is restarting. Please send your message again.)_"
 # When the output fills the context window, keep a quarter of the budget next time.
 _HARD_TRIM_SHARE = 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptedTurn:
+    """A message the core has stored as a turn and will answer."""
+
+    message: IncomingMessage
+    needs_thread_context: bool = False  # summoned into a thread mid-way: bring its earlier messages
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +74,14 @@ class TurnOutcome:
 
 
 class ConversationService:
+    """The core's `Inbox`: takes messages and commands in, owns the work they start."""
+
     def __init__(
         self,
         store: Store,
         claude: ClaudeClient,
         commands: CommandService,
+        defaults: ChannelSettings,
         *,
         max_concurrent_claude_calls: int = 256,
         locks: ThreadLocks | None = None,
@@ -68,74 +89,86 @@ class ConversationService:
         self.store = store
         self.claude = claude
         self.commands = commands
+        self.defaults = defaults
         self.locks = locks or ThreadLocks()
+        self.tasks = TaskSet()
         self._claude_slots = asyncio.Semaphore(max_concurrent_claude_calls)
 
-    # --- MessageSink ------------------------------------------------------
+    # --- Inbox --------------------------------------------------------------
 
-    async def accept(self, adapter: Adapter, message: IncomingMessage) -> AcceptedTurn | None:
+    async def submit(self, message: IncomingMessage, surface: MessageSurface) -> bool:
+        turn = await self.accept(message)
+        if turn is None:
+            return False
+        self.tasks.spawn(self.answer(turn, surface))
+        return True
+
+    async def submit_command(self, invocation: CommandInvocation, surface: CommandSurface) -> None:
+        self.tasks.spawn(self.run_command(invocation, surface))
+
+    async def model_choices(self) -> list[str]:
+        return sorted(await self.claude.catalog.models())
+
+    async def drain(self, grace_seconds: float = 30.0) -> None:
+        """Shutting down: let the answers and commands under way finish."""
+        await self.tasks.drain(grace_seconds)
+
+    # --- the flow -------------------------------------------------------------
+
+    async def accept(self, message: IncomingMessage) -> AcceptedTurn | None:
         """Decide whether `message` gets an answer and, if so, store its turn (claiming the
         event). Quick, with no platform calls: adapters await it before acking."""
-        if not await self._should_answer(message):
+        addressed = is_addressed(message)
+        if addressed is Addressed.NO:
             return None
-        summoned_mid_thread = message.mentions_bot and message.is_thread_reply
-        needs_context = summoned_mid_thread and not await self.store.conversation_exists(message.thread)
+        if addressed is Addressed.IF_CONVERSATION and not await self.store.conversation_exists(message.thread):
+            return None
+        needs_context = summoned_mid_thread(message) and not await self.store.conversation_exists(message.thread)
         if not await self.store.accept_message(message):
             metrics.DUPLICATES.inc()
             log.info("duplicate delivery dropped: event=%s thread=%s", message.event_id, message.thread)
             return None
         return AcceptedTurn(message, needs_context)
 
-    async def answer(self, adapter: Adapter, turn: AcceptedTurn) -> TurnOutcome:
+    async def answer(self, turn: AcceptedTurn, surface: MessageSurface) -> TurnOutcome:
         """Answer an accepted turn, one turn at a time per thread."""
         message = turn.message
         async with self.locks.hold(message.thread):
             if turn.needs_thread_context:
-                earlier = await adapter.fetch_thread_context(message)
+                earlier = await surface.fetch_thread_context()
                 if earlier:
                     await self.store.add_thread_context(
                         message.thread, message.message_id, render_thread_context(earlier)
                     )
-            return await self._answer(adapter, message)
+            return await self._answer(message, surface)
 
-    async def on_command(self, adapter: Adapter, invocation: CommandInvocation) -> None:
-        try:
-            answer = await self.commands.run(adapter, invocation)
-        except Exception:
-            log.exception("command failed: %s in %s", invocation.text.split(" ", 1)[0], invocation.channel)
-            answer = "Something went wrong on my side; nothing was changed. Please try again."
-        await adapter.answer_command(invocation, answer)
-
-    async def model_choices(self) -> list[str]:
-        return sorted(await self.claude.catalog.models())
-
-    # --- the flow ---------------------------------------------------------
-
-    async def handle(self, adapter: Adapter, message: IncomingMessage) -> TurnOutcome:
-        """Accept and answer in one go (the console, tests)."""
-        turn = await self.accept(adapter, message)
+    async def handle(self, message: IncomingMessage, surface: MessageSurface) -> TurnOutcome:
+        """Accept and answer in one go, without the task set (the console, tests)."""
+        turn = await self.accept(message)
         if turn is None:
             return TurnOutcome(answered=False)
-        return await self.answer(adapter, turn)
+        return await self.answer(turn, surface)
 
-    async def _should_answer(self, message: IncomingMessage) -> bool:
-        """A mention, a DM, or a message in a thread the bot is already part of;
-        never a bot (ourselves included). Top-level chatter costs no database access."""
-        if message.actor.is_bot:
-            return False
-        if message.is_direct or message.mentions_bot:
-            return True
-        return message.is_thread_reply and await self.store.conversation_exists(message.thread)
+    async def run_command(self, invocation: CommandInvocation, surface: CommandSurface) -> None:
+        try:
+            answer = await self.commands.run(invocation, surface)
+        except Exception:
+            log.exception("command failed: %s in %s", invocation.text.split(" ", 1)[0], invocation.channel)
+            answer = COMMAND_FAILED_NOTE
+        await surface.answer(answer)
 
-    async def _answer(self, adapter: Adapter, message: IncomingMessage) -> TurnOutcome:
+    async def settings_for(self, channel: ChannelKey) -> ChannelSettings:
+        return effective_settings(await self.store.settings_rows(channel), channel.channel_id, self.defaults)
+
+    async def _answer(self, message: IncomingMessage, surface: MessageSurface) -> TurnOutcome:
         started = time.monotonic()
-        settings = await self.store.settings_for(message.channel)
+        settings = await self.settings_for(message.channel)
         history = await self.store.load_history(message.thread)
-        if _already_answered(history, message):
+        if already_answered(history, message.message_id):
             log.info("turn already answered along with an earlier one: thread=%s", message.thread)
             return TurnOutcome(answered=False)
         async with self._claude_slots:
-            reply_stream = _GuardedReply(await adapter.open_reply(message), message.thread)
+            reply_stream = _FinalTextGuard(await surface.open_reply(), message.thread)
             try:
                 return await self._complete(message, settings, history, reply_stream, started)
             except ClaudeError as error:
@@ -143,15 +176,15 @@ class ConversationService:
                     "turn failed: thread=%s model=%s kind=%s status=%s request_id=%s",
                     message.thread, settings.model, error.kind, error.status, error.request_id,
                 )
-                await reply_stream.finish(_join(reply_stream.received, error.user_message))
+                await reply_stream.finish(join_notes(reply_stream.received, error.user_message))
                 metrics.ERRORS.labels(error.kind).inc()
                 return TurnOutcome(answered=True, error=error)
             except asyncio.CancelledError:  # shutting down: never leave a half-shown answer open
-                await asyncio.shield(reply_stream.finish(_join(reply_stream.received, INTERRUPTED_NOTE)))
+                await asyncio.shield(reply_stream.finish(join_notes(reply_stream.received, INTERRUPTED_NOTE)))
                 raise
             except Exception:
                 log.exception("turn failed unexpectedly: thread=%s", message.thread)
-                await reply_stream.finish(_join(reply_stream.received, FAILED_NOTE))
+                await reply_stream.finish(join_notes(reply_stream.received, FAILED_NOTE))
                 metrics.ERRORS.labels("internal").inc()
                 return TurnOutcome(answered=True)
 
@@ -160,22 +193,22 @@ class ConversationService:
         message: IncomingMessage,
         settings: ChannelSettings,
         history: History,
-        reply_stream: _GuardedReply,
+        reply_stream: _FinalTextGuard,
         started: float,
     ) -> TurnOutcome:
         """Ask Claude, store the answer, then show its final text."""
-        reply, notes, sent = await self._ask_claude(message.thread, settings, history, reply_stream.append)
+        reply, notes, sent = await self._ask_claude(message.thread, settings, history, reply_stream)
         stored_text = reply.text or (REFUSAL_PLACEHOLDER if reply.stop_reason == "refusal" else "")
         if stored_text:
             await self.store.append_answer(
                 message.thread,
                 stored_text,
-                answers=sent[-1].order,
+                after_order=sent[-1].order,
                 model=reply.model,
                 stop_reason=reply.stop_reason,
                 usage=reply.usage,
             )
-        await reply_stream.finish(_join(reply.text, *notes) or EMPTY_NOTE)
+        await reply_stream.finish(join_notes(reply.text, *notes) or EMPTY_NOTE)
         _count(message.thread.platform, reply, time.monotonic() - started)
         log.info(
             "turn: thread=%s model=%s stop=%s in=%d cache_read=%d cache_write=%d out=%d seconds=%.2f",
@@ -186,60 +219,40 @@ class ConversationService:
         return TurnOutcome(answered=True, reply=reply)
 
     async def _ask_claude(
-        self, thread: ThreadKey, settings: ChannelSettings, history: History, show: TextSink
+        self, thread: ThreadKey, settings: ChannelSettings, history: History, reply_stream: ReplyStream
     ) -> tuple[ClaudeReply, list[str], list[StoredTurn]]:
-        """Fit the history to the window, stream the answer; on "prompt too long",
-        trim harder and try once more. Returns the reply and the notes to show."""
+        """Fit the history to the window and stream the answer; on "prompt too long", trim
+        harder and try once more. Returns the reply, the notes to show and the turns sent."""
         model = await self.claude.catalog.get(settings.model)
+        max_tokens = output_limit(settings.max_tokens, model.max_output_tokens if model else None)
         window = model.context_window if model else DEFAULT_CONTEXT_WINDOW
-        max_tokens = min(settings.max_tokens, model.max_output_tokens) if model else settings.max_tokens
-        budget = window - max_tokens - estimate_tokens(settings.system_prompt)
-        notes: list[str] = []
-        trim_noticed = history.trim_noticed
+        budget = history_budget(window, max_tokens, estimate_tokens(settings.system_prompt))
 
-        async def attempt(budget: int, keep_share: float | None) -> tuple[ClaudeReply, list[StoredTurn]]:
-            nonlocal trim_noticed
-            plan = fit_context(history.turns, budget, keep_share=keep_share)
-            if plan.trimmed:
-                await self.store.move_context_start(thread, plan.turns[0].order, trimmed=True)
-                if not trim_noticed:
-                    notes.append(TRIMMED_NOTE)
-                    trim_noticed = True
-            request = ClaudeRequest(
-                model=settings.model,
-                system=settings.system_prompt,
-                messages=to_messages(plan.turns),
-                max_tokens=max_tokens,
-            )
-            return await self.claude.stream(request, show), plan.turns
-
+        plan = fit_context(history.turns, budget)
+        trimmed = await self._keep_from(thread, plan)
+        request = ClaudeRequest(settings.model, settings.system_prompt, to_messages(plan.turns), max_tokens)
         try:
-            reply, sent = await attempt(budget, None)
+            reply = await self.claude.stream(request, reply_stream.append)
         except ClaudeError as error:
             if error.kind != "prompt_too_long":
                 raise
             # Our estimate was too low for this text: send at most half of what was refused.
-            refused = fit_context(history.turns, budget).turns
-            reply, sent = await attempt(context_tokens(refused) // 2, 1.0)
-        if reply.stop_reason == "max_tokens":
-            notes.insert(0, CUT_OFF_NOTE)
-        elif reply.stop_reason == "model_context_window_exceeded":
-            notes.insert(0, CONTEXT_FULL_NOTE)
-            await self.store.move_context_start(
-                thread, fit_context(sent, budget, keep_share=_HARD_TRIM_SHARE).turns[0].order, trimmed=True
-            )
-        elif reply.stop_reason == "refusal":
-            notes.insert(0, REFUSAL_NOTE)
-        return reply, notes, sent
+            plan = fit_context(history.turns, context_tokens(plan.turns) // 2, keep_share=1.0)
+            trimmed = await self._keep_from(thread, plan) or trimmed
+            request = ClaudeRequest(settings.model, settings.system_prompt, to_messages(plan.turns), max_tokens)
+            reply = await self.claude.stream(request, reply_stream.append)
 
+        if reply.stop_reason == "model_context_window_exceeded":
+            hard_trim = fit_context(plan.turns, budget, keep_share=_HARD_TRIM_SHARE)
+            await self.store.trim_context(thread, first_kept=hard_trim.turns[0].order)
+        notes = [stop_note(reply.stop_reason), TRIMMED_NOTE if trimmed and not history.trim_noticed else None]
+        return reply, [note for note in notes if note], plan.turns
 
-def _already_answered(history: History, message: IncomingMessage) -> bool:
-    """True when an answer already stands after this message's turn (it arrived while an
-    earlier turn was being answered and was sent along), or the turn is gone."""
-    mine = next((i for i, t in enumerate(history.turns) if t.message_id == message.message_id), None)
-    if mine is None:
-        return True
-    return any(t.role == "assistant" for t in history.turns[mine + 1 :])
+    async def _keep_from(self, thread: ThreadKey, plan: ContextPlan) -> bool:
+        """Where a plan dropped older turns, stop sending them from now on; True if it did."""
+        if plan.trimmed:
+            await self.store.trim_context(thread, first_kept=plan.turns[0].order)
+        return plan.trimmed
 
 
 def _count(platform: str, reply: ClaudeReply, seconds: float) -> None:
@@ -255,8 +268,8 @@ def _count(platform: str, reply: ClaudeReply, seconds: float) -> None:
         metrics.TOKENS.labels(kind).inc(count)
 
 
-class _GuardedReply:
-    """The adapter's reply stream, kept from taking the turn down with it: if the
+class _FinalTextGuard:
+    """The platform's reply stream, kept from taking the turn down with it: if the
     platform fails mid-answer, Claude's answer is still stored and the final text
     is tried once more at the end."""
 
@@ -294,7 +307,3 @@ class _GuardedReply:
                             exc_info=last)
                 if not last:
                     await asyncio.sleep(pause)
-
-
-def _join(*parts: str) -> str:
-    return "\n\n".join(part for part in parts if part)

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from bot.events import ThreadKey
+from bot.domain import ThreadKey
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +45,6 @@ class ThreadLocks:
                 del self._locks[thread]
             else:
                 self._locks[thread] = (lock, users - 1)
-
-    @property
-    def held(self) -> int:
-        """How many threads have a holder or a waiter right now."""
-        return len(self._locks)
 
     async def close(self) -> None:
         return None

@@ -13,8 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.events import ContextMessage
-from bot.store import StoredTurn
+from bot.domain import ContextMessage, StoredTurn
 
 # Conservative: real tokenizers average ~4 characters per token on English and
 # about one token per 3 bytes on most other scripts.

@@ -8,7 +8,8 @@ from datetime import timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.store import PruneResult, Store, now
+from bot.domain import PruneResult, now
+from bot.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, event, func, select, text, tuple_, update
@@ -21,66 +20,27 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from bot.events import ChannelKey, IncomingMessage, ThreadKey
+from bot.config import sqlite_path
+from bot.domain import (
+    SETTING_NAMES,
+    ChannelKey,
+    History,
+    IncomingMessage,
+    ModelUsage,
+    PruneResult,
+    StoredTurn,
+    ThreadKey,
+    TokenUsage,
+    now,
+)
 from bot.locks import advisory_key
 from bot.schema import audit_log, channel_settings, conversations, messages, processed_events
-from bot.settings import sqlite_path
-from bot.usage import TokenUsage
 
-SETTING_NAMES = ("model", "system_prompt", "max_tokens")
-# Settings are read on every turn and change rarely: each instance keeps them this
-# long (a change made on another instance shows up within this time).
+SettingsRows = dict[str, dict[str, Any]]  # channel id -> setting name -> stored value (None: not set)
+
+# Settings are read on every turn and change rarely: each instance keeps a channel's
+# rows this long (a change made on another instance shows up within this time).
 SETTINGS_CACHE_SECONDS = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class ChannelSettings:
-    """The effective settings of a channel: its own, else its workspace's, else the defaults."""
-
-    model: str
-    system_prompt: str
-    max_tokens: int
-
-
-@dataclass(frozen=True, slots=True)
-class StoredTurn:
-    id: int
-    role: str  # "user" or "assistant"
-    author: str | None
-    content: str
-    position: int | None = None  # see schema.messages; None: at its own id
-    message_id: str | None = None  # the platform's id of a user turn
-
-    @property
-    def order(self) -> int:
-        """Where the turn stands: turns sort by (order, rank, id)."""
-        return self.id if self.position is None else self.position
-
-
-@dataclass(frozen=True, slots=True)
-class History:
-    """The turns of a conversation that are still sent to Claude."""
-
-    turns: list[StoredTurn]
-    trim_noticed: bool
-
-
-@dataclass(frozen=True, slots=True)
-class ModelUsage:
-    model: str
-    turns: int
-    usage: TokenUsage
-
-
-@dataclass(frozen=True, slots=True)
-class PruneResult:
-    conversations: int
-    messages: int
-    events: int
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -113,13 +73,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 class Store:
-    def __init__(self, engine: AsyncEngine, defaults: ChannelSettings) -> None:
+    def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self.defaults = defaults
         self._is_sqlite = engine.dialect.name == "sqlite"
         self._insert = sqlite.insert if self._is_sqlite else postgresql.insert
         self._sqlite_writer = asyncio.Lock()
-        self._settings_cache: dict[ChannelKey, tuple[float, ChannelSettings]] = {}
+        self._settings_cache: dict[ChannelKey, tuple[float, SettingsRows]] = {}
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -154,11 +113,6 @@ class Store:
 
     # --- events and turns -------------------------------------------------
 
-    async def claim_event(self, platform: str, event_id: str) -> bool:
-        """Claim an event id; False when it was claimed before (a retry or second delivery)."""
-        async with self._write() as conn:
-            return await self._claim(conn, platform, event_id)
-
     async def accept_message(self, message: IncomingMessage) -> bool:
         """Claim the message's event and store it as a user turn, in one transaction.
 
@@ -187,15 +141,16 @@ class Store:
         thread: ThreadKey,
         content: str,
         *,
-        answers: int,
+        after_order: int,
         model: str | None = None,
         stop_reason: str | None = None,
         usage: TokenUsage | None = None,
     ) -> int:
-        """Store Claude's answer right after `answers` (the order of the last user turn it
+        """Store Claude's answer right after `after_order` (the order of the last user turn it
         answered), whatever arrived since; returns its id."""
         return await self._insert_turn(
-            thread, "assistant", content, position=answers, rank=1, model=model, stop_reason=stop_reason, usage=usage
+            thread, "assistant", content,
+            position=after_order, rank=1, model=model, stop_reason=stop_reason, usage=usage,
         )
 
     async def add_thread_context(self, thread: ThreadKey, before_message_id: str, content: str) -> bool:
@@ -280,13 +235,15 @@ class Store:
             turns = [StoredTurn(r.id, r.role, r.author, r.content, r.position, r.platform_message_id) for r in result]
             return History(turns, bool(row.trim_noticed))
 
-    async def move_context_start(self, thread: ThreadKey, first_kept: int, *, trimmed: bool) -> None:
-        """Stop sending turns ordered before `first_kept` (they stay stored)."""
-        values: dict[str, Any] = {"context_start_id": first_kept}
-        if trimmed:
-            values["trim_noticed"] = True
+    async def trim_context(self, thread: ThreadKey, *, first_kept: int) -> None:
+        """Stop sending turns ordered before `first_kept` (they stay stored), and remember
+        that the person has been told."""
         async with self._write() as conn:
-            await conn.execute(update(conversations).where(_thread_filter(thread)).values(**values))
+            await conn.execute(
+                update(conversations)
+                .where(_thread_filter(thread))
+                .values(context_start_id=first_kept, trim_noticed=True)
+            )
 
     async def start_fresh(self, thread: ThreadKey) -> None:
         """`/claude new`: later turns start a new context; the old ones stay stored."""
@@ -337,33 +294,25 @@ class Store:
 
     # --- settings ---------------------------------------------------------
 
-    async def settings_for(self, channel: ChannelKey) -> ChannelSettings:
+    async def settings_rows(self, channel: ChannelKey) -> SettingsRows:
+        """The stored settings rows of a channel and of its workspace (channel id `*`), by
+        channel id; which value wins is `policy.effective_settings`."""
         cached = self._settings_cache.get(channel)
         if cached is not None and time.monotonic() < cached[0]:
             return cached[1]
-        settings = await self._read_settings(channel)
-        if len(self._settings_cache) > 10_000:
-            self._settings_cache.clear()
-        self._settings_cache[channel] = (time.monotonic() + SETTINGS_CACHE_SECONDS, settings)
-        return settings
-
-    async def _read_settings(self, channel: ChannelKey) -> ChannelSettings:
         async with self.engine.connect() as conn:
             result = await conn.execute(
-                select(channel_settings).where(
+                select(*(channel_settings.c[name] for name in ("channel_id", *SETTING_NAMES))).where(
                     channel_settings.c.platform == channel.platform,
                     channel_settings.c.workspace_id == channel.workspace_id,
                     channel_settings.c.channel_id.in_([channel.channel_id, "*"]),
                 )
             )
-            rows = {row.channel_id: row for row in result}
-        effective = {name: getattr(self.defaults, name) for name in SETTING_NAMES}
-        for key in ("*", channel.channel_id):  # the channel's own row wins
-            row = rows.get(key)
-            for name in SETTING_NAMES:
-                if row is not None and getattr(row, name) is not None:
-                    effective[name] = getattr(row, name)
-        return ChannelSettings(**effective)
+            rows = {row.channel_id: {name: getattr(row, name) for name in SETTING_NAMES} for row in result}
+        if len(self._settings_cache) > 10_000:
+            self._settings_cache.clear()
+        self._settings_cache[channel] = (time.monotonic() + SETTINGS_CACHE_SECONDS, rows)
+        return rows
 
     async def set_setting(self, channel: ChannelKey, name: str, value: Any, actor_id: str) -> None:
         """Set (or with None, clear back to the default) one setting, with an audit row."""
@@ -404,13 +353,6 @@ class Store:
                 )
             )
         self._settings_cache.clear()  # after the commit; a workspace row affects every channel
-
-    async def audit_entries(self, channel: ChannelKey) -> list[dict[str, Any]]:
-        async with self.engine.connect() as conn:
-            result = await conn.execute(
-                select(audit_log).where(*_channel_filter(audit_log, channel)).order_by(audit_log.c.id)
-            )
-            return [dict(row._mapping) for row in result]
 
     # --- reporting and housekeeping ---------------------------------------
 

@@ -1,4 +1,4 @@
-"""A recording adapter and message builders: the platform side of core tests and benchmarks."""
+"""A recording platform and message builders: the platform side of core tests and benchmarks."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import asyncio
 import itertools
 from dataclasses import dataclass, field
 
-from adapters.base import AdapterLimits, MessageSink
-from bot.events import Actor, ChannelKey, CommandInvocation, ContextMessage, IncomingMessage, ThreadKey
+from bot.conversation import ConversationService, TurnOutcome
+from bot.domain import Actor, ChannelKey, CommandInvocation, ContextMessage, IncomingMessage, ThreadKey
 
 _ids = itertools.count(1)
 
@@ -32,11 +32,15 @@ class RecordedReply:
         self.done.set()
 
 
-class RecordingAdapter:
-    """A platform with no wire: records replies and command answers."""
+class RecordingPlatform:
+    """A platform with no wire: records replies and command answers.
+
+    `surface(message)` / `command_surface(invocation)` give the per-event surfaces the
+    core answers through; they call back into this object, so a test can subclass it
+    to make one of the platform's operations misbehave.
+    """
 
     name = "test"
-    limits = AdapterLimits(max_message_chars=4000, min_edit_interval=0.0)
 
     def __init__(self, admins: set[str] | None = None) -> None:
         self.replies: list[RecordedReply] = []
@@ -45,22 +49,25 @@ class RecordingAdapter:
         self.thread_context: dict[ThreadKey, list[ContextMessage]] = {}
         self.context_fetches = 0
 
-    async def start(self, sink: MessageSink) -> None:
-        return None
+    def surface(self, message: IncomingMessage) -> RecordingSurface:
+        return RecordingSurface(self, message)
 
-    async def stop(self) -> None:
-        return None
+    def command_surface(self, invocation: CommandInvocation) -> RecordingCommandSurface:
+        return RecordingCommandSurface(self, invocation)
+
+    async def deliver(self, service: ConversationService, message: IncomingMessage) -> TurnOutcome:
+        """The message arrives: accepted and answered before this returns."""
+        return await service.handle(message, self.surface(message))
+
+    async def run_command(self, service: ConversationService, invocation: CommandInvocation) -> str:
+        """`/claude ...` is typed; returns the answer shown."""
+        await service.run_command(invocation, self.command_surface(invocation))
+        return self.command_answers[-1][1]
 
     async def open_reply(self, message: IncomingMessage) -> RecordedReply:
         reply = RecordedReply(message)
         self.replies.append(reply)
         return reply
-
-    async def answer_command(self, invocation: CommandInvocation, text: str) -> None:
-        self.command_answers.append((invocation, text))
-
-    async def is_admin(self, actor: Actor, channel: ChannelKey) -> bool:
-        return actor.user_id in self.admins
 
     async def fetch_thread_context(self, message: IncomingMessage) -> list[ContextMessage]:
         self.context_fetches += 1
@@ -68,6 +75,30 @@ class RecordingAdapter:
 
     def finals(self, thread: ThreadKey | None = None) -> list[str]:
         return [r.final or "" for r in self.replies if thread is None or r.message.thread == thread]
+
+
+@dataclass
+class RecordingSurface:
+    platform: RecordingPlatform
+    message: IncomingMessage
+
+    async def open_reply(self) -> RecordedReply:
+        return await self.platform.open_reply(self.message)
+
+    async def fetch_thread_context(self) -> list[ContextMessage]:
+        return await self.platform.fetch_thread_context(self.message)
+
+
+@dataclass
+class RecordingCommandSurface:
+    platform: RecordingPlatform
+    invocation: CommandInvocation
+
+    async def answer(self, text: str) -> None:
+        self.platform.command_answers.append((self.invocation, text))
+
+    async def actor_is_admin(self) -> bool:
+        return self.invocation.actor.user_id in self.platform.admins
 
 
 def thread(name: str = "1000.1", channel: str = "C1", workspace: str = "T1") -> ThreadKey:

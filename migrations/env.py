@@ -18,10 +18,10 @@ def run_on(connection: Connection) -> None:
 
 
 async def run_from_settings() -> None:
-    from bot.settings import load_settings
+    from bot.config import load_config
     from bot.store import create_engine
 
-    engine = create_engine(load_settings().database_url)
+    engine = create_engine(load_config().database_url)
     async with engine.begin() as connection:
         await connection.run_sync(run_on)
     await engine.dispose()

@@ -14,11 +14,11 @@ from sqlalchemy import text
 
 from bot import migrate
 from bot.app import Core, open_core
+from bot.config import Config, load_config
 from bot.schema import metadata
-from bot.settings import Settings, load_settings
 from bot.store import create_engine
 from fakes.anthropic_server import FakeAnthropic
-from fakes.recording import RecordingAdapter
+from fakes.recording import RecordingPlatform
 from fakes.slack_server import FakeSlack
 from tests.slack_harness import SlackHarness, slack_service
 
@@ -34,7 +34,7 @@ def _postgres_schema() -> Iterator[str | None]:
         return
 
     async def upgrade() -> None:
-        engine = create_engine(load_settings(database_url=POSTGRES_URL).database_url)
+        engine = create_engine(load_config(database_url=POSTGRES_URL).database_url)
         await migrate.upgrade(engine)
         await engine.dispose()
 
@@ -47,7 +47,7 @@ async def database_url(tmp_path: Path, _postgres_schema: str | None) -> AsyncIte
     if _postgres_schema is None:
         yield f"sqlite:///{tmp_path}/bot.db"
         return
-    url = load_settings(database_url=_postgres_schema).database_url
+    url = load_config(database_url=_postgres_schema).database_url
     engine = create_engine(url)
     async with engine.begin() as conn:
         names = ", ".join(table.name for table in metadata.sorted_tables)
@@ -63,8 +63,8 @@ async def fake_anthropic() -> AsyncIterator[FakeAnthropic]:
 
 
 @pytest.fixture
-def settings(database_url: str, fake_anthropic: FakeAnthropic) -> Settings:
-    return load_settings(
+def config(database_url: str, fake_anthropic: FakeAnthropic) -> Config:
+    return load_config(
         anthropic_api_key=API_KEY,
         anthropic_base_url=fake_anthropic.base_url,
         database_url=database_url,
@@ -74,8 +74,8 @@ def settings(database_url: str, fake_anthropic: FakeAnthropic) -> Settings:
 
 
 @pytest.fixture
-async def core(settings: Settings) -> AsyncIterator[Core]:
-    opened = await open_core(settings)
+async def core(config: Config) -> AsyncIterator[Core]:
+    opened = await open_core(config)
     yield opened
     await opened.close()
 
@@ -87,15 +87,15 @@ async def fake_slack() -> AsyncIterator[FakeSlack]:
 
 
 @pytest.fixture
-async def slack(settings: Settings, fake_slack: FakeSlack) -> AsyncIterator[SlackHarness]:
+async def slack(config: Config, fake_slack: FakeSlack) -> AsyncIterator[SlackHarness]:
     """The whole service with Slack in HTTP mode (see tests/slack_harness.py)."""
-    async with slack_service(settings, fake_slack) as harness:
+    async with slack_service(config, fake_slack) as harness:
         yield harness
 
 
 @pytest.fixture
-def adapter() -> RecordingAdapter:
-    return RecordingAdapter(admins={"ADMIN"})
+def adapter() -> RecordingPlatform:
+    return RecordingPlatform(admins={"ADMIN"})
 
 
 CANARIES = (API_KEY, "xoxb-test-token", "xapp-test", "slack-signing-canary-7d1e2f", "fake-token")

@@ -105,9 +105,18 @@ class DiscordHarness:
     async def settle(self, within: float = 20.0) -> None:
         deadline = time.monotonic() + within
         await asyncio.sleep(0.05)
-        while len(self.adapter.tasks) and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-        assert not len(self.adapter.tasks), "work still running at the deadline"
+        await asyncio.wait_for(settled(self.core), timeout=max(0.0, deadline - time.monotonic()))
+
+
+async def settled(core: Core) -> None:
+    """discord.py's event tasks (each hands a message or command to the core) are done,
+    and so is the work they gave the core."""
+    while True:
+        events = [t for t in asyncio.all_tasks() if t.get_name().startswith("discord.py: ") and not t.done()]
+        if not events and not len(core.service.tasks):
+            return
+        await asyncio.gather(*events, return_exceptions=True)
+        await core.service.tasks.idle()
 
 
 @asynccontextmanager
@@ -116,7 +125,7 @@ async def discord_service(core: Core) -> AsyncIterator[DiscordHarness]:
     async with FakeDiscord() as fake:
         adapter = DiscordAdapter(DiscordConfig(token="fake-token", api_url=fake.api_base))
         try:
-            await adapter.attach(core.service)
+            await adapter.log_in(core.service)
             guild_id = int(discord.utils.time_snowflake(discord.utils.utcnow()))
             alice = user_payload(None, "alice", global_name="Alice")
             bob = user_payload(None, "bob", global_name="Bob")
@@ -128,5 +137,7 @@ async def discord_service(core: Core) -> AsyncIterator[DiscordHarness]:
             harness.feed("GUILD_CREATE", guild)
             yield harness
         finally:
-            await adapter.stop()
+            await adapter.stop_intake()
+            await core.service.drain()
+            await adapter.close()
             discord.http.Route.BASE = previous_base

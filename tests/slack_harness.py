@@ -17,7 +17,7 @@ from pydantic import SecretStr
 
 from adapters.slack import SlackAdapter
 from bot.app import RunningService, running_service
-from bot.settings import Settings
+from bot.config import Config
 from fakes.slack_server import FakeSlack, event_body, sign_request, slash_command_body
 
 SIGNING_SECRET = "slack-signing-canary-7d1e2f"
@@ -36,7 +36,7 @@ class SlackHarness:
 
     @property
     def adapter(self) -> SlackAdapter:
-        adapter = self.service.adapters[0]
+        adapter = self.service.platforms[0]
         assert isinstance(adapter, SlackAdapter)
         return adapter
 
@@ -80,9 +80,7 @@ class SlackHarness:
         """Wait until every delivery has been worked through."""
         deadline = time.monotonic() + within
         await asyncio.sleep(0.05)
-        while len(self.adapter.tasks) and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-        assert not len(self.adapter.tasks), "work still running at the deadline"
+        await asyncio.wait_for(self.service.core.service.tasks.idle(), timeout=max(0.0, deadline - time.monotonic()))
 
 
 def mention(text: str, *, user: str = "U1", channel: str = "C1", ts: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -115,8 +113,8 @@ def dm(text: str, *, user: str = "U1", channel: str = "D1", **extra: Any) -> dic
 
 
 @asynccontextmanager
-async def slack_service(settings: Settings, slack: FakeSlack) -> AsyncIterator[SlackHarness]:
-    configured = settings.model_copy(
+async def slack_service(config: Config, slack: FakeSlack) -> AsyncIterator[SlackHarness]:
+    configured = config.model_copy(
         update={
             "slack_bot_token": SecretStr(slack.bot_token or "xoxb-test-token"),
             "slack_signing_secret": SecretStr(SIGNING_SECRET),

@@ -7,55 +7,55 @@ import logging
 import pytest
 
 from bot.app import Core
-from bot.conversation import CUT_OFF_NOTE, EMPTY_NOTE, FAILED_NOTE, REFUSAL_NOTE
+from bot.policy import CUT_OFF_NOTE, EMPTY_NOTE, FAILED_NOTE, REFUSAL_NOTE
 from fakes.anthropic_server import FakeAnthropic
-from fakes.recording import RecordingAdapter, message, thread
+from fakes.recording import RecordingPlatform, message, thread
 from tests.conftest import API_KEY
 
 
 async def test_a_429_then_ok_delivers_the_answer(
-    core: Core, adapter: RecordingAdapter, fake_anthropic: FakeAnthropic
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
 ) -> None:
     fake_anthropic.queue_fault(429, retry_after=0.05)
-    outcome = await core.service.handle(adapter, message(thread(), "hello"))
+    outcome = await adapter.deliver(core.service, message(thread(), "hello"))
     assert outcome.error is None
     assert adapter.finals() == ["You said: [Alice] hello"]
     assert len(fake_anthropic.message_requests) == 2
 
 
 async def test_persistent_overload_gives_a_friendly_error_and_the_service_keeps_working(
-    core: Core, adapter: RecordingAdapter, fake_anthropic: FakeAnthropic, caplog: pytest.LogCaptureFixture
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic, caplog: pytest.LogCaptureFixture
 ) -> None:
     fake_anthropic.fail_always(529)
     where = thread()
     with caplog.at_level(logging.INFO):
-        outcome = await core.service.handle(adapter, message(where, "hello"))
+        outcome = await adapter.deliver(core.service, message(where, "hello"))
     assert outcome.error is not None and outcome.error.kind == "overloaded"
     assert adapter.finals() == ["Claude is overloaded right now. Please try again in a few minutes."]
     assert len(fake_anthropic.message_requests) == 3, "two retries, then give up"
     assert "request_id=req_" in caplog.text and "status=529" in caplog.text
 
     fake_anthropic.clear_faults()
-    await core.service.handle(adapter, message(where, "again", mention=False))
+    await adapter.deliver(core.service, message(where, "again", mention=False))
     assert adapter.finals()[-1] == "You said: [Alice] hello\n\n[Alice] again"
 
 
 async def test_a_long_retry_after_is_not_waited_out(
-    core: Core, adapter: RecordingAdapter, fake_anthropic: FakeAnthropic
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
 ) -> None:
     fake_anthropic.queue_fault(429, retry_after=600)
-    outcome = await core.service.handle(adapter, message(thread(), "hello"))
+    outcome = await adapter.deliver(core.service, message(thread(), "hello"))
     assert outcome.error is not None and outcome.error.kind == "rate_limited"
     assert len(fake_anthropic.message_requests) == 1
     assert "try again in a minute" in adapter.finals()[0]
 
 
 async def test_a_bad_api_key_is_reported_without_the_key(
-    core: Core, adapter: RecordingAdapter, fake_anthropic: FakeAnthropic, caplog: pytest.LogCaptureFixture
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic, caplog: pytest.LogCaptureFixture
 ) -> None:
     fake_anthropic.api_key = "a-different-key"
     with caplog.at_level(logging.DEBUG):
-        outcome = await core.service.handle(adapter, message(thread(), "hello"))
+        outcome = await adapter.deliver(core.service, message(thread(), "hello"))
     assert outcome.error is not None and outcome.error.kind == "auth"
     assert "API key was rejected" in adapter.finals()[0]
     assert len(fake_anthropic.message_requests) == 1, "a 401 is not retried"
@@ -63,29 +63,29 @@ async def test_a_bad_api_key_is_reported_without_the_key(
 
 
 async def test_an_unknown_model_in_the_channel_settings_is_explained(
-    core: Core, adapter: RecordingAdapter, fake_anthropic: FakeAnthropic
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
 ) -> None:
     where = thread()
     await core.store.set_setting(where.channel, "model", "claude-retired-1", "test:ADMIN")
-    outcome = await core.service.handle(adapter, message(where, "hello"))
+    outcome = await adapter.deliver(core.service, message(where, "hello"))
     assert outcome.error is not None and outcome.error.kind == "unknown_model"
     assert "`claude-retired-1` is not available" in adapter.finals()[0]
 
 
 async def test_an_error_mid_stream_before_any_text_is_retried(
-    core: Core, adapter: RecordingAdapter, fake_anthropic: FakeAnthropic
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
 ) -> None:
     fake_anthropic.queue_fault("midstream_error", after_deltas=0)
-    await core.service.handle(adapter, message(thread(), "hello"))
+    await adapter.deliver(core.service, message(thread(), "hello"))
     assert adapter.finals() == ["You said: [Alice] hello"]
 
 
 async def test_an_error_after_text_was_shown_is_not_retried_and_keeps_the_text(
-    core: Core, adapter: RecordingAdapter, fake_anthropic: FakeAnthropic
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
 ) -> None:
     fake_anthropic.queue_fault("midstream_error", after_deltas=2)
     where = thread()
-    await core.service.handle(adapter, message(where, "hello there friend"))
+    await adapter.deliver(core.service, message(where, "hello there friend"))
     reply = adapter.replies[0]
     assert len(fake_anthropic.message_requests) == 1
     shown = "".join(reply.deltas)
@@ -95,33 +95,33 @@ async def test_an_error_after_text_was_shown_is_not_retried_and_keeps_the_text(
 
 
 async def test_a_dropped_connection_mid_stream_gives_an_error_in_the_thread(
-    core: Core, adapter: RecordingAdapter, fake_anthropic: FakeAnthropic
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
 ) -> None:
     fake_anthropic.queue_fault("drop", after_deltas=1)
-    outcome = await core.service.handle(adapter, message(thread(), "hello there friend"))
+    outcome = await adapter.deliver(core.service, message(thread(), "hello there friend"))
     assert outcome.error is not None and outcome.error.kind == "connection"
     assert adapter.finals()[0].endswith("I couldn't reach Claude just now. Please try again in a moment.")
 
 
 async def test_a_max_tokens_stop_shows_the_cut_off_note(
-    core: Core, adapter: RecordingAdapter, fake_anthropic: FakeAnthropic
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
 ) -> None:
     fake_anthropic.queue_reply("a long answer that stops", stop_reason="max_tokens")
     where = thread()
-    await core.service.handle(adapter, message(where, "hello"))
+    await adapter.deliver(core.service, message(where, "hello"))
     assert adapter.finals() == ["a long answer that stops\n\n" + CUT_OFF_NOTE]
     history = await core.store.load_history(where)
     assert history.turns[-1].content == "a long answer that stops", "the note is shown, not stored"
 
 
 async def test_a_refusal_is_stated_clearly(
-    core: Core, adapter: RecordingAdapter, fake_anthropic: FakeAnthropic
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
 ) -> None:
     fake_anthropic.queue_reply("", stop_reason="refusal")
     where = thread()
-    await core.service.handle(adapter, message(where, "something bad"))
+    await adapter.deliver(core.service, message(where, "something bad"))
     assert adapter.finals() == [REFUSAL_NOTE]
-    await core.service.handle(adapter, message(where, "something else", mention=False))
+    await adapter.deliver(core.service, message(where, "something else", mention=False))
     roles = [m["role"] for m in fake_anthropic.message_requests[-1]["messages"]]
     assert roles == ["user", "assistant", "user"]
 
@@ -132,7 +132,7 @@ async def test_the_assistant_turn_is_stored_before_its_final_text_is_shown(
     where = thread()
     seen_at_finish: list[list[str]] = []
 
-    class CheckingAdapter(RecordingAdapter):
+    class CheckingAdapter(RecordingPlatform):
         async def open_reply(self, msg):  # type: ignore[no-untyped-def]
             reply = await super().open_reply(msg)
             finish = reply.finish
@@ -145,7 +145,7 @@ async def test_the_assistant_turn_is_stored_before_its_final_text_is_shown(
             reply.finish = finish_after_checking  # type: ignore[method-assign]
             return reply
 
-    await core.service.handle(CheckingAdapter(), message(where, "hello"))
+    await CheckingAdapter().deliver(core.service, message(where, "hello"))
     assert seen_at_finish == [["user", "assistant"]]
 
 
@@ -154,7 +154,7 @@ async def test_a_platform_failure_mid_answer_still_stores_the_answer(
 ) -> None:
     where = thread()
 
-    class FlakyPlatform(RecordingAdapter):
+    class FlakyPlatform(RecordingPlatform):
         async def open_reply(self, msg):  # type: ignore[no-untyped-def]
             reply = await super().open_reply(msg)
 
@@ -165,7 +165,7 @@ async def test_a_platform_failure_mid_answer_still_stores_the_answer(
             return reply
 
     adapter = FlakyPlatform()
-    outcome = await core.service.handle(adapter, message(where, "hello"))
+    outcome = await adapter.deliver(core.service, message(where, "hello"))
     assert outcome.reply is not None
     assert adapter.finals() == ["You said: [Alice] hello"], "the final text is still delivered"
     assert [t.role for t in (await core.store.load_history(where)).turns] == ["user", "assistant"]
@@ -173,40 +173,40 @@ async def test_a_platform_failure_mid_answer_still_stores_the_answer(
 
 
 async def test_an_unexpected_failure_still_closes_the_answer_with_a_sentence(
-    core: Core, adapter: RecordingAdapter, fake_anthropic: FakeAnthropic
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
 ) -> None:
     async def broken_store(*args: object, **kwargs: object) -> int:
         raise RuntimeError("database went away")
 
     core.store.append_answer = broken_store  # type: ignore[method-assign]
-    outcome = await core.service.handle(adapter, message(thread(), "hello"))
+    outcome = await adapter.deliver(core.service, message(thread(), "hello"))
     assert outcome.answered and outcome.reply is None
     assert adapter.finals()[0].endswith(FAILED_NOTE)
 
 
 async def test_an_empty_answer_is_said_so_rather_than_left_blank(
-    core: Core, adapter: RecordingAdapter, fake_anthropic: FakeAnthropic
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
 ) -> None:
     fake_anthropic.queue_reply("")
-    await core.service.handle(adapter, message(thread(), "hello"))
+    await adapter.deliver(core.service, message(thread(), "hello"))
     assert adapter.finals() == [EMPTY_NOTE]
 
 
 async def test_max_tokens_never_exceeds_what_the_model_can_write(
-    core: Core, adapter: RecordingAdapter, fake_anthropic: FakeAnthropic
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
 ) -> None:
     where = thread()
     await core.store.set_setting(where.channel, "max_tokens", 100_000, "test:ADMIN")
-    await core.service.handle(adapter, message(where, "hello"))
+    await adapter.deliver(core.service, message(where, "hello"))
     assert fake_anthropic.message_requests[0]["max_tokens"] == 64_000, "claude-sonnet-5-5 writes at most 64k"
 
 
-async def test_a_command_that_fails_inside_still_gets_an_answer(core: Core, adapter: RecordingAdapter) -> None:
+async def test_a_command_that_fails_inside_still_gets_an_answer(core: Core, adapter: RecordingPlatform) -> None:
     from fakes.recording import command, person
 
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("database went away")
 
     core.store.set_setting = broken  # type: ignore[method-assign]
-    await core.service.on_command(adapter, command(thread().channel, "system be brief", who=person("ADMIN")))
+    await adapter.run_command(core.service, command(thread().channel, "system be brief", who=person("ADMIN")))
     assert adapter.command_answers[-1][1].startswith("Something went wrong on my side; nothing was changed")

@@ -27,8 +27,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from bot.config import load_config
 from bot.schema import metadata
-from bot.settings import load_settings
 from fakes.anthropic_server import DEFAULT_MODELS, FakeAnthropic
 from tests.conftest import API_KEY, POSTGRES_URL
 from tests.processes import BOT, free_port, text_of
@@ -153,7 +153,7 @@ def is_postgres(url: str) -> bool:
 async def scratch_postgres_database(server_url: str) -> AsyncIterator[str]:
     """A new, empty database on the TEST_DATABASE_URL server, dropped afterwards."""
     name = f"bot_cli_test_{uuid.uuid4().hex[:12]}"
-    admin = create_async_engine(load_settings(database_url=server_url).database_url, isolation_level="AUTOCOMMIT")
+    admin = create_async_engine(load_config(database_url=server_url).database_url, isolation_level="AUTOCOMMIT")
     try:
         async with admin.connect() as conn:
             await conn.execute(text(f'CREATE DATABASE "{name}"'))

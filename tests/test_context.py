@@ -6,12 +6,11 @@ import itertools
 import json
 
 from bot.app import Core
-from bot.conversation import TRIMMED_NOTE
-from bot.events import ContextMessage
+from bot.domain import ChannelSettings, ContextMessage, StoredTurn
+from bot.policy import TRIMMED_NOTE
 from bot.prompt import fit_context
-from bot.store import StoredTurn
 from fakes.anthropic_server import FakeAnthropic, count_input_tokens
-from fakes.recording import RecordingAdapter, message, thread
+from fakes.recording import RecordingPlatform, message, thread
 
 SMALL_WINDOW = 6_000
 
@@ -23,13 +22,13 @@ async def small_window_model(fake: FakeAnthropic) -> None:
 
 
 async def test_trimming_keeps_requests_under_a_small_window_and_tells_the_user_once(
-    core: Core, adapter: RecordingAdapter, fake_anthropic: FakeAnthropic
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
 ) -> None:
     await small_window_model(fake_anthropic)
-    core.store.defaults = type(core.store.defaults)("claude-sonnet-5-5", "Be helpful.", 500)
+    core.service.defaults = ChannelSettings("claude-sonnet-5-5", "Be helpful.", 500)
     where = thread()
     for i in range(40):
-        await core.service.handle(adapter, message(where, f"message {i}: " + "lorem ipsum " * 40, mention=i == 0))
+        await adapter.deliver(core.service, message(where, f"message {i}: " + "lorem ipsum " * 40, mention=i == 0))
 
     bodies = fake_anthropic.message_requests
     assert len(bodies) == 40
@@ -47,13 +46,13 @@ async def test_trimming_keeps_requests_under_a_small_window_and_tells_the_user_o
 
 
 async def test_prompt_too_long_from_the_api_trims_harder_and_retries_once(
-    core: Core, adapter: RecordingAdapter, fake_anthropic: FakeAnthropic
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
 ) -> None:
     where = thread()
     for i in range(6):
-        await core.service.handle(adapter, message(where, f"turn {i}", mention=i == 0))
+        await adapter.deliver(core.service, message(where, f"turn {i}", mention=i == 0))
     fake_anthropic.queue_fault(400, message="prompt is too long: 1200000 tokens > 1000000 maximum")
-    outcome = await core.service.handle(adapter, message(where, "one more", mention=False))
+    outcome = await adapter.deliver(core.service, message(where, "one more", mention=False))
     assert outcome.error is None
     retried = fake_anthropic.message_requests[-1]
     assert len(retried["messages"]) < len(fake_anthropic.message_requests[-2]["messages"])
@@ -86,15 +85,15 @@ def test_a_single_turn_larger_than_the_window_is_cut_short() -> None:
 
 
 async def test_a_bot_summoned_mid_thread_sees_the_earlier_messages_labelled(
-    core: Core, adapter: RecordingAdapter, fake_anthropic: FakeAnthropic
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
 ) -> None:
     where = thread()
     adapter.thread_context[where] = [
         ContextMessage("Carol", "the deploy failed at step 3"),
         ContextMessage("Dan", "logs say disk full"),
     ]
-    await core.service.handle(adapter, message(where, "what should we do?", in_thread=True))
-    await core.service.handle(adapter, message(where, "and then?", mention=False, in_thread=True))
+    await adapter.deliver(core.service, message(where, "what should we do?", in_thread=True))
+    await adapter.deliver(core.service, message(where, "and then?", mention=False, in_thread=True))
 
     first, second = fake_anthropic.message_requests
     assert first["messages"][0]["content"] == (
@@ -106,7 +105,7 @@ async def test_a_bot_summoned_mid_thread_sees_the_earlier_messages_labelled(
 
 
 async def test_a_mention_that_starts_a_thread_fetches_no_context(
-    core: Core, adapter: RecordingAdapter, fake_anthropic: FakeAnthropic
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
 ) -> None:
-    await core.service.handle(adapter, message(thread(), "hello"))
+    await adapter.deliver(core.service, message(thread(), "hello"))
     assert adapter.context_fetches == 0

@@ -7,10 +7,10 @@ import itertools
 import json
 
 from bot.app import Core, open_core
+from bot.config import Config
 from bot.conversation import TurnOutcome
-from bot.settings import Settings
 from fakes.anthropic_server import FakeAnthropic
-from fakes.recording import RecordingAdapter, message, person, thread
+from fakes.recording import RecordingPlatform, message, person, thread
 
 
 def user_texts(body: dict) -> list[tuple[str, str]]:
@@ -18,11 +18,11 @@ def user_texts(body: dict) -> list[tuple[str, str]]:
 
 
 async def test_history_is_resent_in_order_on_turns_two_and_three(
-    core: Core, adapter: RecordingAdapter, fake_anthropic: FakeAnthropic
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
 ) -> None:
     where = thread()
     for text in ("first", "second", "third"):
-        await core.service.handle(adapter, message(where, text))
+        await adapter.deliver(core.service, message(where, text))
 
     requests = fake_anthropic.message_requests
     assert len(requests) == 3
@@ -38,15 +38,15 @@ async def test_history_is_resent_in_order_on_turns_two_and_three(
 
 
 async def test_a_restart_on_the_same_database_continues_the_conversation(
-    settings: Settings, adapter: RecordingAdapter, fake_anthropic: FakeAnthropic
+    config: Config, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
 ) -> None:
     where = thread()
-    first = await open_core(settings)
-    await first.service.handle(adapter, message(where, "remember the word pineapple"))
+    first = await open_core(config)
+    await adapter.deliver(first.service, message(where, "remember the word pineapple"))
     await first.close()
 
-    second = await open_core(settings)
-    await second.service.handle(adapter, message(where, "which word?", mention=False))
+    second = await open_core(config)
+    await adapter.deliver(second.service, message(where, "which word?", mention=False))
     await second.close()
 
     roles = user_texts(fake_anthropic.message_requests[-1])
@@ -55,54 +55,54 @@ async def test_a_restart_on_the_same_database_continues_the_conversation(
 
 
 async def test_messages_in_a_thread_the_bot_is_not_part_of_are_ignored_without_a_write(
-    core: Core, adapter: RecordingAdapter, fake_anthropic: FakeAnthropic
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
 ) -> None:
-    outcome = await core.service.handle(adapter, message(thread("9.9"), "chatter", mention=False))
+    outcome = await adapter.deliver(core.service, message(thread("9.9"), "chatter", mention=False))
     assert not outcome.answered
     assert fake_anthropic.message_requests == []
-    assert await core.store.claim_event("test", "probe") is not False  # the store still works
+    await core.store.ping()  # the store still works
     assert not await core.store.conversation_exists(thread("9.9"))
 
 
-async def test_bots_are_never_answered(core: Core, adapter: RecordingAdapter, fake_anthropic: FakeAnthropic) -> None:
+async def test_bots_are_never_answered(core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic) -> None:
     bot = person("B1", "OtherBot")
     bot = type(bot)(bot.platform, bot.user_id, bot.display_name, is_bot=True)
-    outcome = await core.service.handle(adapter, message(thread(), "@you hello", who=bot))
+    outcome = await adapter.deliver(core.service, message(thread(), "@you hello", who=bot))
     assert not outcome.answered
     assert fake_anthropic.message_requests == []
 
 
 async def test_a_second_delivery_of_an_event_is_a_no_op(
-    core: Core, adapter: RecordingAdapter, fake_anthropic: FakeAnthropic
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
 ) -> None:
     event = message(thread(), "hello")
-    first = await core.service.handle(adapter, event)
-    second = await core.service.handle(adapter, event)
+    first = await adapter.deliver(core.service, event)
+    second = await adapter.deliver(core.service, event)
     assert first.answered and not second.answered
     assert len(fake_anthropic.message_requests) == 1
     assert len(adapter.replies) == 1
 
 
 async def test_two_deliveries_arriving_at_once_give_one_answer(
-    core: Core, adapter: RecordingAdapter, fake_anthropic: FakeAnthropic
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
 ) -> None:
     fake_anthropic.latency = 0.2
     event = message(thread(), "hello")
-    outcomes = await asyncio.gather(*(core.service.handle(adapter, event) for _ in range(4)))
+    outcomes = await asyncio.gather(*(adapter.deliver(core.service, event) for _ in range(4)))
     assert sum(o.answered for o in outcomes) == 1
     assert len(fake_anthropic.message_requests) == 1
     assert len(adapter.replies) == 1
 
 
 async def test_turns_in_one_thread_are_serialized_while_threads_run_in_parallel(
-    core: Core, adapter: RecordingAdapter, fake_anthropic: FakeAnthropic
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
 ) -> None:
     fake_anthropic.latency = 0.3
     same = thread("1.1")
 
     async def after(delay: float, text: str) -> TurnOutcome:
         await asyncio.sleep(delay)
-        return await core.service.handle(adapter, message(same, text))
+        return await adapter.deliver(core.service, message(same, text))
 
     await asyncio.gather(after(0, "m0"), after(0.1, "m1"), after(0.2, "m2"))
     assert fake_anthropic.max_in_flight == 1
@@ -114,47 +114,47 @@ async def test_turns_in_one_thread_are_serialized_while_threads_run_in_parallel(
     ], "what arrived during an answer is answered next, together"
 
     fake_anthropic.max_in_flight = 0
-    await asyncio.gather(*(core.service.handle(adapter, message(thread(f"2.{i}"), "hi")) for i in range(5)))
+    await asyncio.gather(*(adapter.deliver(core.service, message(thread(f"2.{i}"), "hi")) for i in range(5)))
     assert fake_anthropic.max_in_flight == 5
 
 
 async def test_a_message_arriving_mid_answer_is_stored_at_once_and_ordered_after_that_answer(
-    core: Core, adapter: RecordingAdapter, fake_anthropic: FakeAnthropic
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
 ) -> None:
     fake_anthropic.latency = 0.3
     where = thread()
-    first = asyncio.create_task(core.service.handle(adapter, message(where, "first")))
+    first = asyncio.create_task(adapter.deliver(core.service, message(where, "first")))
     await asyncio.sleep(0.1)
-    turn = await core.service.accept(adapter, message(where, "second"))
+    turn = await core.service.accept(message(where, "second"))
     assert turn is not None
     stored = [(t.role, t.content) for t in (await core.store.load_history(where)).turns]
     assert stored == [("user", "first"), ("user", "second")], "stored before the first answer is done"
     await first
     stored = [(t.role, t.content) for t in (await core.store.load_history(where)).turns]
     assert stored == [("user", "first"), ("assistant", "You said: [Alice] first"), ("user", "second")]
-    await core.service.answer(adapter, turn)
+    await core.service.answer(turn, adapter.surface(turn.message))
     assert [t.role for t in (await core.store.load_history(where)).turns] == ["user", "assistant", "user", "assistant"]
 
 
 async def test_several_speakers_are_labelled_and_roles_alternate(
-    core: Core, adapter: RecordingAdapter, fake_anthropic: FakeAnthropic
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
 ) -> None:
     where = thread()
     fake_anthropic.fail_always(400, message="boom")
-    await core.service.handle(adapter, message(where, "hi all", who=person("U1", "Alice")))
+    await adapter.deliver(core.service, message(where, "hi all", who=person("U1", "Alice")))
     fake_anthropic.clear_faults()
-    await core.service.handle(adapter, message(where, "and me", who=person("U2", "Bob"), mention=False))
+    await adapter.deliver(core.service, message(where, "and me", who=person("U2", "Bob"), mention=False))
 
     body = fake_anthropic.message_requests[-1]
     assert user_texts(body) == [("user", "[Alice] hi all\n\n[Bob] and me")]
 
 
 async def test_the_prefix_of_each_request_is_the_previous_request_byte_for_byte_with_cache_control(
-    core: Core, adapter: RecordingAdapter, fake_anthropic: FakeAnthropic
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
 ) -> None:
     where = thread()
     for i in range(4):
-        await core.service.handle(adapter, message(where, f"turn {i} " + "words " * 50))
+        await adapter.deliver(core.service, message(where, f"turn {i} " + "words " * 50))
     bodies = fake_anthropic.message_requests
     for before, after in itertools.pairwise(bodies):
         assert after["cache_control"] == {"type": "ephemeral"}

@@ -60,8 +60,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.config import load_config
 from bot.schema import conversations, messages
-from bot.settings import load_settings
 from bot.store import create_engine
 from fakes.anthropic_server import FakeAnthropic
 from fakes.slack_server import FakeSlack, event_body, sign_request
@@ -322,7 +322,7 @@ async def test_200_conversations_through_5_sigkills_lose_no_turn_and_answer_noth
         "HOST": "127.0.0.1",
         "LOG_LEVEL": "INFO",
     }
-    engine = create_engine(load_settings(database_url=database_url).database_url)  # as the service reads it
+    engine = create_engine(load_config(database_url=database_url).database_url)  # as the service reads it
     started = time.monotonic()
     async with aiohttp.ClientSession() as http:
         service = Service(env, cwd, http)

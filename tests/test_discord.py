@@ -12,7 +12,7 @@ import discord
 import pytest
 
 from bot.app import Core
-from bot.events import ChannelKey
+from bot.domain import ChannelKey
 from fakes.anthropic_server import FakeAnthropic
 from fakes.discord_server import (
     autocomplete_payload,
@@ -205,7 +205,7 @@ async def test_a_member_without_manage_server_cannot_set_the_system_prompt(
     response = discord_bot.fake.original_response(interaction)
     assert response is not None and response.ephemeral
     channel = ChannelKey("discord", str(discord_bot.guild_id), str(discord_bot.channel["id"]))
-    assert (await discord_bot.core.store.settings_for(channel)).system_prompt != "be rude"
+    assert (await discord_bot.core.service.settings_for(channel)).system_prompt != "be rude"
 
 
 async def test_a_manager_sets_the_system_prompt_and_a_thread_uses_its_parent_channels_settings(
@@ -273,10 +273,10 @@ async def test_with_discord_guild_ids_commands_sync_to_those_servers(core: Core)
     async with FakeDiscord() as fake:
         adapter = DiscordAdapter(DiscordConfig(token="t", api_url=fake.api_base, guild_ids=(111, 222)))
         try:
-            await adapter.attach(core.service)
+            await adapter.log_in(core.service)
             assert sorted(sync.guild_id for sync in fake.commands_synced) == [111, 222]
         finally:
-            await adapter.stop()
+            await adapter.close()
             discord.http.Route.BASE = previous
 
 

@@ -7,26 +7,26 @@ import asyncio
 import pytest
 
 from bot.app import open_core
+from bot.config import Config
 from bot.locks import advisory_key
-from bot.settings import Settings
 from fakes.anthropic_server import FakeAnthropic
-from fakes.recording import RecordingAdapter, message, thread
+from fakes.recording import RecordingPlatform, message, thread
 from tests.conftest import POSTGRES_URL
 
 pytestmark = pytest.mark.skipif(POSTGRES_URL is None, reason="needs PostgreSQL (TEST_DATABASE_URL)")
 
 
 async def test_two_instances_answer_one_thread_one_turn_at_a_time(
-    settings: Settings, fake_anthropic: FakeAnthropic
+    config: Config, fake_anthropic: FakeAnthropic
 ) -> None:
     fake_anthropic.latency = 0.3
-    first, second = await open_core(settings), await open_core(settings)
+    first, second = await open_core(config), await open_core(config)
     try:
         where = thread()
-        adapter = RecordingAdapter()
+        adapter = RecordingPlatform()
         await asyncio.gather(
             *(
-                (first if i % 2 else second).service.handle(adapter, message(where, f"m{i}"))
+                adapter.deliver((first if i % 2 else second).service, message(where, f"m{i}"))
                 for i in range(4)
             )
         )
@@ -42,14 +42,14 @@ async def test_two_instances_answer_one_thread_one_turn_at_a_time(
 
 
 async def test_one_event_delivered_to_two_instances_at_once_is_answered_once(
-    settings: Settings, fake_anthropic: FakeAnthropic
+    config: Config, fake_anthropic: FakeAnthropic
 ) -> None:
     fake_anthropic.latency = 0.2
-    first, second = await open_core(settings), await open_core(settings)
+    first, second = await open_core(config), await open_core(config)
     try:
-        adapter = RecordingAdapter()
+        adapter = RecordingPlatform()
         events = [message(thread(f"t{i}"), "hello") for i in range(20)]
-        await asyncio.gather(*(core.service.handle(adapter, e) for e in events for core in (first, second)))
+        await asyncio.gather(*(adapter.deliver(core.service, e) for e in events for core in (first, second)))
         assert len(fake_anthropic.message_requests) == 20
         assert len(adapter.replies) == 20
     finally:
@@ -58,14 +58,14 @@ async def test_one_event_delivered_to_two_instances_at_once_is_answered_once(
 
 
 async def test_different_threads_are_not_held_up_by_each_other_across_instances(
-    settings: Settings, fake_anthropic: FakeAnthropic
+    config: Config, fake_anthropic: FakeAnthropic
 ) -> None:
     fake_anthropic.latency = 0.3
-    first, second = await open_core(settings), await open_core(settings)
+    first, second = await open_core(config), await open_core(config)
     try:
-        adapter = RecordingAdapter()
+        adapter = RecordingPlatform()
         await asyncio.gather(
-            *((first, second)[i % 2].service.handle(adapter, message(thread(f"p{i}"), "hi")) for i in range(6))
+            *(adapter.deliver((first, second)[i % 2].service, message(thread(f"p{i}"), "hi")) for i in range(6))
         )
         assert fake_anthropic.max_in_flight == 6
     finally:
@@ -79,7 +79,7 @@ def test_advisory_keys_are_stable_signed_64_bit_numbers() -> None:
     assert -(2**63) <= key < 2**63
 
 
-async def test_only_one_instance_prunes_at_a_time(settings: Settings) -> None:
+async def test_only_one_instance_prunes_at_a_time(config: Config) -> None:
     from datetime import timedelta
 
     from sqlalchemy import update
@@ -88,7 +88,7 @@ async def test_only_one_instance_prunes_at_a_time(settings: Settings) -> None:
     from bot.schema import conversations
     from bot.store import now
 
-    first, second = await open_core(settings), await open_core(settings)
+    first, second = await open_core(config), await open_core(config)
     try:
         await first.store.accept_message(message(thread("stale"), "hi"))
         async with first.store.engine.begin() as conn:

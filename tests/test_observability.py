@@ -10,10 +10,10 @@ import re
 import aiohttp
 
 from bot.app import running_service
+from bot.config import Config
 from bot.logs import configure_logging
-from bot.settings import Settings
 from fakes.anthropic_server import FakeAnthropic
-from fakes.recording import RecordingAdapter, message, thread
+from fakes.recording import RecordingPlatform, message, thread
 
 
 def sample(text: str, name: str) -> float:
@@ -22,19 +22,19 @@ def sample(text: str, name: str) -> float:
 
 
 async def test_metrics_count_replies_tokens_duplicates_and_errors(
-    settings: Settings, fake_anthropic: FakeAnthropic
+    config: Config, fake_anthropic: FakeAnthropic
 ) -> None:
-    configured = settings.model_copy(update={"host": "127.0.0.1", "port": 0})
+    configured = config.model_copy(update={"host": "127.0.0.1", "port": 0})
     async with running_service(configured) as service, aiohttp.ClientSession() as http:
         url = f"http://127.0.0.1:{service.port}/metrics"
         async with http.get(url) as response:
             before = await response.text()
-        adapter = RecordingAdapter()
+        adapter = RecordingPlatform()
         event = message(thread(), "hello")
-        await service.core.service.handle(adapter, event)
-        await service.core.service.handle(adapter, event)  # a second delivery
+        await adapter.deliver(service.core.service, event)
+        await adapter.deliver(service.core.service, event)  # a second delivery
         fake_anthropic.fail_always(401)
-        await service.core.service.handle(adapter, message(thread("2.2"), "again"))
+        await adapter.deliver(service.core.service, message(thread("2.2"), "again"))
         async with http.get(url) as response:
             assert response.status == 200
             after = await response.text()
@@ -50,8 +50,8 @@ async def test_metrics_count_replies_tokens_duplicates_and_errors(
     assert "bot_claude_calls_in_flight 0.0" in after
 
 
-async def test_healthz_reports_the_database(settings: Settings) -> None:
-    configured = settings.model_copy(update={"host": "127.0.0.1", "port": 0})
+async def test_healthz_reports_the_database(config: Config) -> None:
+    configured = config.model_copy(update={"host": "127.0.0.1", "port": 0})
     async with running_service(configured) as service, aiohttp.ClientSession() as http:
         async with http.get(f"http://127.0.0.1:{service.port}/healthz") as response:
             assert (response.status, await response.json()) == (200, {"status": "ok"})

@@ -23,8 +23,8 @@ from sqlalchemy import func, select
 
 from bot import metrics
 from bot.claude import classify
+from bot.config import Config
 from bot.schema import processed_events
-from bot.settings import Settings
 from fakes.anthropic_server import FakeAnthropic, default_reply
 from fakes.slack_server import FakeSlack, SlackMessage
 from tests.conftest import API_KEY, POSTGRES_URL
@@ -99,9 +99,9 @@ async def chaos() -> AsyncIterator[FakeAnthropic]:
 
 
 async def test_claude_failing_on_30_percent_of_calls_gives_every_thread_exactly_one_whole_answer_or_error(
-    settings: Settings, fake_slack: FakeSlack, chaos: FakeAnthropic
+    config: Config, fake_slack: FakeSlack, chaos: FakeAnthropic
 ) -> None:
-    configured = settings.model_copy(update={"anthropic_base_url": chaos.base_url})
+    configured = config.model_copy(update={"anthropic_base_url": chaos.base_url})
     async with slack_service(configured, fake_slack) as slack:
         events = [mention(f"question number {i}") for i in range(100)]
         responses = await asyncio.gather(*(slack.send_event(event) for event in events))
@@ -166,11 +166,11 @@ def multi_line_reply(body: dict[str, Any]) -> str:
 
 
 async def test_slack_rate_limiting_half_of_the_posts_still_delivers_every_reply_whole(
-    settings: Settings, fake_anthropic: FakeAnthropic
+    config: Config, fake_anthropic: FakeAnthropic
 ) -> None:
     fake_anthropic.reply = multi_line_reply
     fake_anthropic.chunk_delay = 0.005  # each answer streams for about half a second
-    async with RetryBudgetSlack() as fake_slack, slack_service(settings, fake_slack) as slack:
+    async with RetryBudgetSlack() as fake_slack, slack_service(config, fake_slack) as slack:
         fake_slack.refuse_streaming_in("C2")  # C2 answers by chat.postMessage + chat.update
         for method in SLACK_POSTING_METHODS:
             fake_slack.rate_limit_fraction(method, 0.5, retry_after=1, seed=11)
@@ -215,21 +215,21 @@ async def test_a_final_post_refused_past_the_sdk_retries_still_delivers_the_whol
 @pytest.mark.slow
 @pytest.mark.skipif(POSTGRES_URL is None, reason="two instances share one database only on PostgreSQL")
 async def test_a_duplicate_storm_on_two_instances_costs_one_claude_call_and_one_reply_per_event(
-    settings: Settings, fake_slack: FakeSlack, fake_anthropic: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
+    config: Config, fake_slack: FakeSlack, fake_anthropic: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake_anthropic.latency = 0.2  # retries often land while the first delivery is being answered
     events = [mention(f"storm {i}", channel=f"C{i % 25}") for i in range(1_000)]
     gate = asyncio.Semaphore(100)  # HTTP posts in flight at once
     rng = random.Random(5)
 
-    async with slack_service(settings, fake_slack) as first, slack_service(settings, fake_slack) as second:
+    async with slack_service(config, fake_slack) as first, slack_service(config, fake_slack) as second:
         instances = (first, second)
         answered = Counter[int]()
         for number, harness in enumerate(instances):  # count, per instance, the turns it answered
             service = harness.service.core.service
 
-            async def counting(adapter: Any, turn: Any, answer: Any = service.answer, number: int = number) -> Any:
-                outcome = await answer(adapter, turn)
+            async def counting(turn: Any, surface: Any, answer: Any = service.answer, number: int = number) -> Any:
+                outcome = await answer(turn, surface)
                 answered[number] += outcome.answered
                 return outcome
 

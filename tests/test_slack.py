@@ -9,7 +9,7 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from bot.events import ChannelKey
+from bot.domain import ChannelKey
 from bot.schema import conversations, processed_events
 from fakes.anthropic_server import FakeAnthropic
 from fakes.slack_server import event_body, sign_request
@@ -236,8 +236,8 @@ async def test_a_non_admin_cannot_change_the_system_prompt(slack: SlackHarness) 
     await slack.settle()
     [answer] = slack.slack.responses_to(response_id)
     assert answer.response_type == "ephemeral" and answer.text.startswith("Only workspace admins")
-    settings = await slack.service.core.store.settings_for(CHANNEL)
-    assert settings.system_prompt == slack.service.core.settings.default_system_prompt
+    current = await slack.service.core.service.settings_for(CHANNEL)
+    assert current.system_prompt == slack.service.core.config.default_system_prompt
 
 
 async def test_a_workspace_admin_sets_the_system_prompt_for_the_channel(

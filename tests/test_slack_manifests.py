@@ -21,10 +21,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SOCKET_MANIFEST = ROOT / "slack-manifest.yml"
 HTTP_MANIFEST = ROOT / "slack-manifest-http.yml"
-ADAPTER_SOURCES = [ROOT / "adapters" / "slack.py", ROOT / "adapters" / "slack_reply.py"]
+ADAPTER_SOURCES = [*sorted((ROOT / "adapters" / "slack").glob("*.py")), ROOT / "adapters" / "slack_reply.py"]
 PLACEHOLDER_URL = "https://YOUR-HOST/slack/events"
 
-# Every Events API listener of adapters/slack.py -> the bot events that deliver it.
+# Every Events API listener of adapters/slack/ -> the bot events that deliver it.
 # A `message` listener gets the message events of each conversation type.
 LISTENED_EVENTS: dict[str, set[str]] = {
     "app_mention": {"app_mention"},
@@ -185,7 +185,7 @@ def _adapter_trees() -> list[ast.AST]:
 
 
 def listened_events() -> set[str]:
-    """The `@app.event("...")` listeners registered in adapters/slack.py."""
+    """The `@app.event("...")` listeners registered in adapters/slack/."""
     events = set()
     for tree in _adapter_trees():
         for node in ast.walk(tree):

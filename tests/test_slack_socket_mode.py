@@ -26,9 +26,8 @@ import pytest
 from aiohttp import WSMsgType, web
 from pydantic import SecretStr
 
-from adapters.slack import SlackAdapter
 from bot.app import RunningService, running_service
-from bot.settings import Settings
+from bot.config import Config
 from fakes.anthropic_server import FakeAnthropic
 from fakes.slack_server import FakeSlack, event_body
 from tests.slack_harness import mention
@@ -160,12 +159,6 @@ class SocketHarness:
     socket: SocketModeStandIn
 
     @property
-    def adapter(self) -> SlackAdapter:
-        adapter = self.service.adapters[0]
-        assert isinstance(adapter, SlackAdapter)
-        return adapter
-
-    @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.service.port}"
 
@@ -173,9 +166,7 @@ class SocketHarness:
         """Wait until every delivery has been worked through."""
         deadline = time.monotonic() + WAIT_SECONDS
         await asyncio.sleep(0.05)
-        while len(self.adapter.tasks) and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-        assert not len(self.adapter.tasks), "work still running at the deadline"
+        await asyncio.wait_for(self.service.core.service.tasks.idle(), timeout=max(0.0, deadline - time.monotonic()))
 
 
 @pytest.fixture
@@ -192,9 +183,9 @@ async def fake_slack(socket_standin: SocketModeStandIn) -> AsyncIterator[FakeSla
 
 @pytest.fixture
 async def socket_mode(
-    settings: Settings, fake_slack: FakeSlack, socket_standin: SocketModeStandIn
+    config: Config, fake_slack: FakeSlack, socket_standin: SocketModeStandIn
 ) -> AsyncIterator[SocketHarness]:
-    configured = settings.model_copy(
+    configured = config.model_copy(
         update={
             "slack_bot_token": SecretStr(fake_slack.bot_token or "xoxb-test-token"),
             "slack_app_token": SecretStr(APP_TOKEN),
@@ -307,9 +298,9 @@ async def test_after_slack_asks_to_reconnect_the_new_connection_is_served(
 
 
 async def test_the_websocket_is_closed_when_the_service_stops(
-    settings: Settings, fake_slack: FakeSlack, socket_standin: SocketModeStandIn
+    config: Config, fake_slack: FakeSlack, socket_standin: SocketModeStandIn
 ) -> None:
-    configured = settings.model_copy(
+    configured = config.model_copy(
         update={
             "slack_bot_token": SecretStr(fake_slack.bot_token or "xoxb-test-token"),
             "slack_app_token": SecretStr(APP_TOKEN),

@@ -9,9 +9,9 @@ from sqlalchemy import func, select, update
 
 from bot import migrate
 from bot.app import Core
+from bot.domain import ThreadKey, now
 from bot.scheduler import Pruner, prune_once
 from bot.schema import conversations, messages, processed_events
-from bot.store import now
 from fakes.recording import message, thread
 
 
@@ -30,9 +30,11 @@ async def count(core: Core, table: object) -> int:
 
 
 async def test_claiming_an_event_twice_at_once_succeeds_exactly_once(core: Core) -> None:
-    results = await asyncio.gather(*(core.store.claim_event("test", "Ev-same") for _ in range(8)))
+    same = message(thread(), "hi", event_id="Ev-same")
+    results = await asyncio.gather(*(core.store.accept_message(same) for _ in range(8)))
     assert sorted(results) == [False] * 7 + [True]
-    assert await core.store.claim_event("other-platform", "Ev-same"), "claims are per platform"
+    elsewhere = ThreadKey("other-platform", "T1", "C1", "1.1")
+    assert await core.store.accept_message(message(elsewhere, "hi", event_id="Ev-same")), "claims are per platform"
 
 
 async def test_prune_deletes_only_stale_threads_with_their_messages(core: Core) -> None:
@@ -40,7 +42,7 @@ async def test_prune_deletes_only_stale_threads_with_their_messages(core: Core) 
     for where in (stale, fresh):
         await core.store.accept_message(message(where, "hi"))
         [asked] = (await core.store.load_history(where)).turns
-        await core.store.append_answer(where, "hello", answers=asked.order)
+        await core.store.append_answer(where, "hello", after_order=asked.order)
     await age(core, "stale", days=31)
 
     result = await prune_once(core.store, thread_ttl_days=30)
@@ -52,8 +54,8 @@ async def test_prune_deletes_only_stale_threads_with_their_messages(core: Core) 
 
 
 async def test_prune_forgets_event_claims_after_two_days(core: Core) -> None:
-    await core.store.claim_event("test", "old")
-    await core.store.claim_event("test", "recent")
+    await core.store.accept_message(message(thread("a"), "hi", event_id="old"))
+    await core.store.accept_message(message(thread("b"), "hi", event_id="recent"))
     async with core.store.engine.begin() as conn:
         await conn.execute(
             update(processed_events)
@@ -62,8 +64,8 @@ async def test_prune_forgets_event_claims_after_two_days(core: Core) -> None:
         )
     result = await prune_once(core.store, thread_ttl_days=30)
     assert result.events == 1
-    assert await core.store.claim_event("test", "old"), "an old claim is gone"
-    assert not await core.store.claim_event("test", "recent")
+    assert await core.store.accept_message(message(thread("a"), "again", event_id="old")), "an old claim is gone"
+    assert not await core.store.accept_message(message(thread("b"), "again", event_id="recent"))
 
 
 async def test_prune_works_through_many_stale_threads_in_batches(core: Core) -> None:
@@ -101,7 +103,7 @@ async def test_migrating_an_up_to_date_schema_is_a_no_op(core: Core) -> None:
 async def test_upgrading_a_first_release_database_keeps_every_conversation_in_order(tmp_path: object) -> None:
     from sqlalchemy import text
 
-    from bot.store import ChannelSettings, Store, create_engine
+    from bot.store import Store, create_engine
 
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/old.db")
     await migrate.upgrade(engine, "0001")
@@ -123,7 +125,7 @@ async def test_upgrading_a_first_release_database_keeps_every_conversation_in_or
                 {"id": number, "role": role, "content": f"turn {number}", "t": "2026-11-01 00:00:00"},
             )
     await migrate.upgrade(engine)
-    history = await Store(engine, ChannelSettings("m", "s", 10)).load_history(thread("9.9"))
+    history = await Store(engine).load_history(thread("9.9"))
     assert [(t.role, t.content) for t in history.turns] == [
         ("user", "turn 1"),
         ("assistant", "turn 2"),
@@ -136,7 +138,7 @@ async def test_text_with_a_nul_character_is_stored_on_every_database(core: Core)
     where = thread("nul")
     assert await core.store.accept_message(message(where, "before\x00after"))
     [turn] = (await core.store.load_history(where)).turns
-    await core.store.append_answer(where, "answer\x00too", answers=turn.order)
+    await core.store.append_answer(where, "answer\x00too", after_order=turn.order)
     assert [t.content for t in (await core.store.load_history(where)).turns] == [
         "before\ufffdafter",
         "answer\ufffdtoo",

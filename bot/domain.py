@@ -1,7 +1,9 @@
-"""The core's vocabulary: plain, platform-free values the adapters translate into.
+"""The core's vocabulary: plain, platform-free values.
 
-Nothing here knows about Slack timestamps, Discord snowflakes or guilds; an
-adapter maps those onto these fields and the core never sees a raw payload.
+Adapters translate platform events into these (nothing here knows about Slack
+timestamps, Discord snowflakes or guilds); the store persists and returns them;
+the prompt and policy rules compute on them. A leaf module: it imports nothing
+from the project.
 """
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ class IncomingMessage:
 
     `is_thread_reply` says it was posted inside an existing thread rather than
     starting one: only then can there be earlier messages the bot has not seen.
-    Settings live at `thread.channel` (for a Discord thread, the adapter puts
+    Config live at `thread.channel` (for a Discord thread, the adapter puts
     the parent channel there).
     """
 
@@ -105,14 +107,6 @@ class IncomingMessage:
     @property
     def channel(self) -> ChannelKey:
         return self.thread.channel
-
-
-@dataclass(frozen=True, slots=True)
-class AcceptedTurn:
-    """A message the core has stored as a turn and will answer."""
-
-    message: IncomingMessage
-    needs_thread_context: bool = False  # summoned into a thread mid-way: bring its earlier messages
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,3 +130,78 @@ class ContextMessage:
     author: str
     text: str
     is_bot: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelSettings:
+    """The effective settings of a channel (see `policy.effective_settings`)."""
+
+    model: str
+    system_prompt: str
+    max_tokens: int
+
+
+SETTING_NAMES = ("model", "system_prompt", "max_tokens")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTurn:
+    id: int
+    role: str  # "user" or "assistant"
+    author: str | None
+    content: str
+    position: int | None = None  # see schema.messages; None: at its own id
+    message_id: str | None = None  # the platform's id of a user turn
+
+    @property
+    def order(self) -> int:
+        """Where the turn stands: turns sort by (order, rank, id)."""
+        return self.id if self.position is None else self.position
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """The turns of a conversation that are still sent to Claude."""
+
+    turns: list[StoredTurn]
+    trim_noticed: bool  # the person was already told that older turns were left out
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUsage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+
+    @property
+    def total_input_tokens(self) -> int:
+        return self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
+
+    def __add__(self, other: TokenUsage) -> TokenUsage:
+        return TokenUsage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cache_read_tokens + other.cache_read_tokens,
+            self.cache_write_tokens + other.cache_write_tokens,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ModelUsage:
+    """One model's share of a channel's usage over a period."""
+
+    model: str
+    turns: int
+    usage: TokenUsage
+
+
+@dataclass(frozen=True, slots=True)
+class PruneResult:
+    conversations: int
+    messages: int
+    events: int
+
+
+def now() -> datetime:
+    return datetime.now(UTC)

@@ -1,4 +1,4 @@
-"""`bot.settings`: what an operator's environment and `.env` turn into, and the
+"""`bot.config`: what an operator's environment and `.env` turn into, and the
 one-line errors a bad value gives."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from bot.settings import DEFAULT_MODEL, Settings, SettingsError, load_settings
+from bot.config import DEFAULT_MODEL, Config, StartupError, load_config
 
 SECRET_FIELDS = ("anthropic_api_key", "slack_bot_token", "slack_signing_secret", "slack_app_token", "discord_token")
 
@@ -17,9 +17,9 @@ SECRET_FIELDS = ("anthropic_api_key", "slack_bot_token", "slack_signing_secret",
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """No setting leaks in from the developer's shell or a `.env` in the checkout:
-    every variable Settings reads is removed (in any case) and the working
+    every variable Config reads is removed (in any case) and the working
     directory is an empty temp dir."""
-    fields = {name.upper() for name in Settings.model_fields}
+    fields = {name.upper() for name in Config.model_fields}
     for key in list(os.environ):
         if key.upper() in fields:
             monkeypatch.delenv(key)
@@ -28,8 +28,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 
 def one_line_error(**overrides: object) -> str:
-    with pytest.raises(SettingsError) as caught:
-        load_settings(**overrides)
+    with pytest.raises(StartupError) as caught:
+        load_config(**overrides)
     message = str(caught.value)
     assert "\n" not in message, f"the error must be one line, got {message!r}"
     assert "Traceback" not in message
@@ -40,21 +40,21 @@ def one_line_error(**overrides: object) -> str:
 
 
 def test_defaults_apply_when_nothing_is_set() -> None:
-    settings = load_settings()
-    assert settings.anthropic_api_key is None
-    assert settings.anthropic_base_url is None
-    assert settings.default_model == DEFAULT_MODEL == "claude-sonnet-5-5"
-    assert settings.max_tokens == 4096
-    assert settings.max_retry_wait_seconds == 20
-    assert settings.database_url == "sqlite+aiosqlite:///./data/bot.db"
-    assert settings.thread_ttl_days == 30
-    assert settings.prune_interval_minutes == 60
-    assert settings.max_concurrent_claude_calls == 256
-    assert settings.admin_user_ids == frozenset()
-    assert (settings.host, settings.port) == ("0.0.0.0", 8000)
-    assert settings.log_level == "INFO"
-    assert settings.slack_api_url == "https://slack.com/api/"
-    assert all(getattr(settings, name) is None for name in SECRET_FIELDS)
+    config = load_config()
+    assert config.anthropic_api_key is None
+    assert config.anthropic_base_url is None
+    assert config.default_model == DEFAULT_MODEL == "claude-sonnet-5-5"
+    assert config.max_tokens == 4096
+    assert config.max_retry_wait_seconds == 20
+    assert config.database_url == "sqlite+aiosqlite:///./data/bot.db"
+    assert config.thread_ttl_days == 30
+    assert config.prune_interval_minutes == 60
+    assert config.max_concurrent_claude_calls == 256
+    assert config.admin_user_ids == frozenset()
+    assert (config.host, config.port) == ("0.0.0.0", 8000)
+    assert config.log_level == "INFO"
+    assert config.slack_api_url == "https://slack.com/api/"
+    assert all(getattr(config, name) is None for name in SECRET_FIELDS)
 
 
 def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -65,26 +65,26 @@ def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("PORT", "8123")
     monkeypatch.setenv("HOST", "127.0.0.1")
     monkeypatch.setenv("THREAD_TTL_DAYS", "7")
-    settings = load_settings()
-    assert settings.require_anthropic_key().get_secret_value() == "sk-ant-from-env-000000"
-    assert settings.anthropic_base_url == "http://127.0.0.1:9999"
-    assert settings.default_model == "claude-haiku-5-5"
-    assert settings.max_tokens == 1024
-    assert (settings.host, settings.port) == ("127.0.0.1", 8123)
-    assert settings.thread_ttl_days == 7
+    config = load_config()
+    assert config.require_anthropic_key().get_secret_value() == "sk-ant-from-env-000000"
+    assert config.anthropic_base_url == "http://127.0.0.1:9999"
+    assert config.default_model == "claude-haiku-5-5"
+    assert config.max_tokens == 1024
+    assert (config.host, config.port) == ("127.0.0.1", 8123)
+    assert config.thread_ttl_days == 7
 
 
 def test_variable_names_are_case_insensitive(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("max_tokens", "77")
-    assert load_settings().max_tokens == 77
+    assert load_config().max_tokens == 77
 
 
 def test_keyword_overrides_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MAX_TOKENS", "1000")
     monkeypatch.setenv("DEFAULT_MODEL", "claude-haiku-5-5")
-    settings = load_settings(max_tokens=2000)
-    assert settings.max_tokens == 2000
-    assert settings.default_model == "claude-haiku-5-5"
+    config = load_config(max_tokens=2000)
+    assert config.max_tokens == 2000
+    assert config.default_model == "claude-haiku-5-5"
 
 
 def test_dotenv_in_the_working_directory_is_read(clean_env: Path) -> None:
@@ -94,19 +94,19 @@ def test_dotenv_in_the_working_directory_is_read(clean_env: Path) -> None:
         "DATABASE_URL=postgres://app@db.internal:5432/chat\n"
         "ADMIN_USER_IDS=slack:U9,discord:42\n"
     )
-    settings = load_settings()
-    assert settings.require_anthropic_key().get_secret_value() == "sk-ant-from-dotenv-1111"
-    assert settings.max_tokens == 321
-    assert settings.database_url == "postgresql+asyncpg://app@db.internal:5432/chat"
-    assert settings.admin_user_ids == frozenset({"slack:U9", "discord:42"})
+    config = load_config()
+    assert config.require_anthropic_key().get_secret_value() == "sk-ant-from-dotenv-1111"
+    assert config.max_tokens == 321
+    assert config.database_url == "postgresql+asyncpg://app@db.internal:5432/chat"
+    assert config.admin_user_ids == frozenset({"slack:U9", "discord:42"})
 
 
 def test_environment_wins_over_dotenv(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (clean_env / ".env").write_text("MAX_TOKENS=100\nDEFAULT_MODEL=claude-opus-5-5\n")
     monkeypatch.setenv("MAX_TOKENS", "200")
-    settings = load_settings()
-    assert settings.max_tokens == 200
-    assert settings.default_model == "claude-opus-5-5"
+    config = load_config()
+    assert config.max_tokens == 200
+    assert config.default_model == "claude-opus-5-5"
 
 
 def test_a_bad_value_in_dotenv_is_reported_like_one_in_the_environment(clean_env: Path) -> None:
@@ -130,12 +130,12 @@ def test_a_bad_value_in_dotenv_is_reported_like_one_in_the_environment(clean_env
     ],
 )
 def test_database_urls_are_normalized_to_the_async_driver(given: str, expected: str) -> None:
-    assert load_settings(database_url=given).database_url == expected
+    assert load_config(database_url=given).database_url == expected
 
 
 def test_database_url_from_the_environment_is_normalized(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", "postgres://app@db:5432/chat")
-    assert load_settings().database_url == "postgresql+asyncpg://app@db:5432/chat"
+    assert load_config().database_url == "postgresql+asyncpg://app@db:5432/chat"
 
 
 @pytest.mark.parametrize("url", ["mysql://user@db/chat", "not a url", "", "http://db.example.com/chat"])
@@ -170,7 +170,7 @@ def test_several_bad_variables_are_all_named_on_one_line(monkeypatch: pytest.Mon
 
 def test_log_level_is_case_insensitive_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LOG_LEVEL", "debug")
-    assert load_settings().log_level == "DEBUG"
+    assert load_config().log_level == "DEBUG"
     monkeypatch.setenv("LOG_LEVEL", "chatty")
     assert one_line_error().startswith("LOG_LEVEL:")
 
@@ -180,18 +180,18 @@ def test_log_level_is_case_insensitive_and_checked(monkeypatch: pytest.MonkeyPat
 
 def test_admin_user_ids_parse_into_a_frozenset_of_qualified_ids(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ADMIN_USER_IDS", "slack:U1, discord:2")
-    admins = load_settings().admin_user_ids
+    admins = load_config().admin_user_ids
     assert isinstance(admins, frozenset)
     assert admins == frozenset({"slack:U1", "discord:2"})
 
 
 def test_admin_user_ids_ignore_empty_entries(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ADMIN_USER_IDS", " slack:U1,, ,slack:U1,")
-    assert load_settings().admin_user_ids == frozenset({"slack:U1"})
+    assert load_config().admin_user_ids == frozenset({"slack:U1"})
 
 
 def test_admin_user_ids_as_a_keyword_override_are_parsed_too() -> None:
-    assert load_settings(admin_user_ids="discord:456").admin_user_ids == frozenset({"discord:456"})
+    assert load_config(admin_user_ids="discord:456").admin_user_ids == frozenset({"discord:456"})
 
 
 @pytest.mark.parametrize("bad", ["U1", ":U1", "slack:"])
@@ -217,26 +217,26 @@ def test_secrets_are_secretstr_and_never_in_repr_or_str(monkeypatch: pytest.Monk
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
-    settings = load_settings()
+    config = load_config()
     for field in SECRET_FIELDS:
-        secret = getattr(settings, field)
+        secret = getattr(config, field)
         assert isinstance(secret, SecretStr), field
         assert secret.get_secret_value() == values[field.upper()]
-    for rendering in (repr(settings), str(settings), f"{settings}", repr(settings.model_dump())):
+    for rendering in (repr(config), str(config), f"{config}", repr(config.model_dump())):
         for value in values.values():
             assert value not in rendering
 
 
 def test_secrets_given_as_keywords_are_wrapped_too() -> None:
-    settings = load_settings(anthropic_api_key="sk-ant-keyword-canary-5555")
-    assert isinstance(settings.anthropic_api_key, SecretStr)
-    assert "sk-ant-keyword-canary-5555" not in repr(settings)
+    config = load_config(anthropic_api_key="sk-ant-keyword-canary-5555")
+    assert isinstance(config.anthropic_api_key, SecretStr)
+    assert "sk-ant-keyword-canary-5555" not in repr(config)
 
 
 def test_require_anthropic_key_names_the_variable_when_unset() -> None:
-    settings = load_settings()
-    with pytest.raises(SettingsError) as caught:
-        settings.require_anthropic_key()
+    config = load_config()
+    with pytest.raises(StartupError) as caught:
+        config.require_anthropic_key()
     assert "ANTHROPIC_API_KEY" in str(caught.value)
     assert "\n" not in str(caught.value)
 
@@ -244,25 +244,25 @@ def test_require_anthropic_key_names_the_variable_when_unset() -> None:
 def test_an_empty_anthropic_key_counts_as_unset(clean_env: Path) -> None:
     # `.env.example` ships with `ANTHROPIC_API_KEY=`; copying it unchanged must not pass.
     (clean_env / ".env").write_text("ANTHROPIC_API_KEY=\n")
-    with pytest.raises(SettingsError, match="ANTHROPIC_API_KEY"):
-        load_settings().require_anthropic_key()
+    with pytest.raises(StartupError, match="ANTHROPIC_API_KEY"):
+        load_config().require_anthropic_key()
 
 
 def test_require_anthropic_key_returns_the_secret_when_set(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-present-4242")
-    key = load_settings().require_anthropic_key()
+    key = load_config().require_anthropic_key()
     assert isinstance(key, SecretStr)
     assert key.get_secret_value() == "sk-ant-present-4242"
 
 
 def test_a_database_password_is_not_in_repr() -> None:
-    settings = load_settings(database_url="postgres://app:db-canary-password-77@db.internal:5432/chat")
-    assert "db-canary-password-77" not in repr(settings)
+    config = load_config(database_url="postgres://app:db-canary-password-77@db.internal:5432/chat")
+    assert "db-canary-password-77" not in repr(config)
 
 
 def test_discord_shard_ids_need_a_count_and_must_fit_it() -> None:
-    assert load_settings(discord_shard_count=4, discord_shard_ids="2,3").discord_shard_ids == (2, 3)
-    with pytest.raises(SettingsError, match="DISCORD_SHARD_COUNT"):
-        load_settings(discord_shard_ids="1")
-    with pytest.raises(SettingsError, match="between 0 and"):
-        load_settings(discord_shard_count=2, discord_shard_ids="5")
+    assert load_config(discord_shard_count=4, discord_shard_ids="2,3").discord_shard_ids == (2, 3)
+    with pytest.raises(StartupError, match="DISCORD_SHARD_COUNT"):
+        load_config(discord_shard_ids="1")
+    with pytest.raises(StartupError, match="between 0 and"):
+        load_config(discord_shard_count=2, discord_shard_ids="5")

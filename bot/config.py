@@ -1,7 +1,7 @@
 """Operator configuration, read once from the environment and `.env`.
 
 A missing or malformed value becomes one line naming the variable
-(`SettingsError`), never a traceback.
+(`StartupError`), never a traceback.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from bot.errors import StartupError
+
 DEFAULT_MODEL = "claude-sonnet-5-5"
 DEFAULT_SYSTEM_PROMPT = (
     "You are Claude, a helpful assistant in a team chat. Several people may speak in one "
@@ -23,11 +25,7 @@ DEFAULT_SYSTEM_PROMPT = (
 )
 
 
-class SettingsError(Exception):
-    """A configuration problem, phrased for the operator in one line."""
-
-
-class Settings(BaseSettings):
+class Config(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
 
     anthropic_api_key: SecretStr | None = None
@@ -92,7 +90,7 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _shards_fit(self) -> Settings:
+    def _shards_fit(self) -> Config:
         if self.discord_shard_ids and self.discord_shard_count is None:
             raise ValueError("DISCORD_SHARD_IDS needs DISCORD_SHARD_COUNT")
         if any(not 0 <= i < (self.discord_shard_count or 0) for i in self.discord_shard_ids):
@@ -109,7 +107,7 @@ class Settings(BaseSettings):
 
     def require_anthropic_key(self) -> SecretStr:
         if self.anthropic_api_key is None or not self.anthropic_api_key.get_secret_value():
-            raise SettingsError("ANTHROPIC_API_KEY is not set: the service cannot call Claude without it.")
+            raise StartupError("ANTHROPIC_API_KEY is not set: the service cannot call Claude without it.")
         return self.anthropic_api_key
 
 
@@ -147,14 +145,14 @@ def sqlite_path(url: str) -> Path | None:
     return Path(url[len(prefix) :])
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_config(**overrides: object) -> Config:
     """Read the settings, turning pydantic's report into one line per bad variable."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Config(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         lines = []
         for error in exc.errors():
             name = str(error["loc"][0]).upper() if error["loc"] else "settings"
             message = str(error["msg"]).removeprefix("Value error, ")
             lines.append(f"{name}: {message}")
-        raise SettingsError("; ".join(lines)) from None
+        raise StartupError("; ".join(lines)) from None

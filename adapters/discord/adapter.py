@@ -1,0 +1,146 @@
+"""Discord: a discord.py Client with a `/claude` app-command group.
+
+discord.py runs each gateway event as a task of its own; `on_message` translates
+the message and hands it to the core's inbox with a surface bound to it (see
+`surface`); `/claude` is deferred at once and answered by the core's background
+work through the interaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import discord
+from discord import app_commands
+
+from adapters.discord.commands import claude_group
+from adapters.discord.surface import DiscordCommandSurface, DiscordMessageSurface
+from adapters.discord.translate import PLATFORM, ReplyModeConversations, command_invocation, incoming_message
+from adapters.discord_reply import NO_MENTIONS
+from bot.errors import StartupError
+from bot.ports import Inbox
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DiscordConfig:
+    token: str
+    api_url: str | None = None
+    guild_ids: tuple[int, ...] = ()  # sync /claude to these servers only (instant), else globally
+    shard_count: int | None = None
+    shard_ids: tuple[int, ...] = ()
+
+
+def make_client(config: DiscordConfig) -> discord.Client:
+    """A plain client, or an auto-sharded one over the configured shards."""
+    if config.shard_count is None:
+        return discord.Client(intents=intents(), allowed_mentions=NO_MENTIONS)
+    shards = list(config.shard_ids) or list(range(config.shard_count))
+    return discord.AutoShardedClient(
+        intents=intents(), allowed_mentions=NO_MENTIONS, shard_count=config.shard_count, shard_ids=shards
+    )
+
+
+def intents() -> discord.Intents:
+    wanted = discord.Intents.none()
+    wanted.guilds = True
+    wanted.guild_messages = True
+    wanted.dm_messages = True
+    wanted.message_content = True  # privileged: enable it in the Developer Portal
+    return wanted
+
+
+class DiscordAdapter:
+    name = PLATFORM
+
+    def __init__(self, config: DiscordConfig) -> None:
+        self.config = config
+        if config.api_url:
+            # discord.py keeps its REST base URL on a class; the service talks to one Discord.
+            discord.http.Route.BASE = config.api_url.rstrip("/")
+        self.client = make_client(config)
+        self.tree = app_commands.CommandTree(self.client)
+        self.tree.add_command(claude_group(self._run_command, self._model_choices))
+        self.client.setup_hook = self._sync_commands  # type: ignore[method-assign]
+        self.client.event(self.on_message)
+        self.reply_mode = ReplyModeConversations()
+        self._inbox: Inbox | None = None
+        self._gateway: asyncio.Task[None] | None = None
+
+    # --- lifecycle --------------------------------------------------------
+
+    async def start(self, inbox: Inbox) -> None:
+        """Log in (a bad token stops start-up with one line) and connect to the gateway."""
+        await self.log_in(inbox)
+        self._gateway = asyncio.create_task(self._connect())
+
+    async def log_in(self, inbox: Inbox) -> None:
+        """Log in over REST; events flow once the gateway is connected (`start` does it)."""
+        self._inbox = inbox
+        try:
+            await self.client.login(self.config.token)
+        except discord.LoginFailure:
+            await self.client.close()
+            raise StartupError("DISCORD_TOKEN was rejected by Discord") from None
+
+    async def _connect(self) -> None:
+        try:
+            await self.client.connect(reconnect=True)
+        except discord.PrivilegedIntentsRequired:
+            log.error(
+                "discord refused the Message Content intent: enable it in the Developer Portal "
+                "(your application -> Bot -> Privileged Gateway Intents -> MESSAGE CONTENT INTENT)"
+            )
+        except discord.DiscordException as exc:
+            log.error("discord gateway stopped: %s", type(exc).__name__)
+
+    async def stop_intake(self) -> None:
+        self._inbox = None
+
+    async def close(self) -> None:
+        await self.client.close()
+        if self._gateway is not None:
+            await asyncio.gather(self._gateway, return_exceptions=True)
+
+    async def _sync_commands(self) -> None:
+        """Register `/claude` once per start (on_ready fires again after reconnects)."""
+        try:
+            if self.config.guild_ids:
+                for guild_id in self.config.guild_ids:
+                    guild = discord.Object(id=guild_id)
+                    self.tree.copy_global_to(guild=guild)
+                    await self.tree.sync(guild=guild)
+            else:
+                await self.tree.sync()
+        except discord.HTTPException as exc:
+            log.error("discord: syncing /claude failed (%s)", exc.status)
+
+    # --- events in --------------------------------------------------------
+
+    async def on_message(self, message: discord.Message) -> None:
+        me = self.client.user
+        if self._inbox is None or me is None:
+            return
+        if isinstance(message.channel, discord.PartialMessageable) and message.guild is not None:
+            # A thread the cache has not seen (created while we were away): learn its parent.
+            try:
+                message.channel = await self.client.fetch_channel(message.channel.id)  # type: ignore[assignment]
+            except discord.HTTPException:
+                log.warning("discord: could not look up channel %s", message.channel.id)
+        incoming = incoming_message(message, me, self.reply_mode)
+        if incoming is not None and self._inbox is not None:
+            await self._inbox.submit(incoming, DiscordMessageSurface(self.client, message, incoming, self.reply_mode))
+
+    async def _run_command(self, interaction: discord.Interaction, name: str, argument: str) -> None:
+        """Defer at once (the answer may take longer than Discord's 3 s); the core answers
+        in the background."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        if self._inbox is not None:
+            invocation = command_invocation(interaction, f"{name} {argument}".strip())
+            await self._inbox.submit_command(invocation, DiscordCommandSurface(interaction))
+
+    async def _model_choices(self) -> list[str]:
+        return await self._inbox.model_choices() if self._inbox is not None else []

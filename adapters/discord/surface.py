@@ -1,0 +1,117 @@
+"""The core's surfaces for one Discord event: the answer to a `discord.Message`, the
+ephemeral answer to a `discord.Interaction`. Each closes over that platform object."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import discord
+
+from adapters.discord.translate import SPOKEN_TYPES, ReplyModeConversations
+from adapters.discord_reply import MESSAGE_LIMIT, NO_MENTIONS, DiscordReply
+from adapters.parts import split_all
+from bot.domain import ContextMessage, IncomingMessage, ThreadKey
+from bot.ports import ReplyStream
+
+log = logging.getLogger(__name__)
+
+THREAD_ARCHIVE_MINUTES: Literal[1440] = 1440  # a day
+THREAD_NAME_CHARS = 90
+CONTEXT_MESSAGES = 50
+THREAD_ALREADY_EXISTS = 160004  # Discord's error code: a thread was already started from this message
+
+
+@dataclass(frozen=True)
+class DiscordMessageSurface:
+    client: discord.Client
+    original: discord.Message
+    message: IncomingMessage
+    reply_mode: ReplyModeConversations
+
+    async def open_reply(self) -> ReplyStream:
+        """In a thread or a DM, answer there; in a channel, open a thread on the message, or
+        answer as a reply where no thread can be made (and when continuing such replies)."""
+        channel: Any = self.original.channel
+        reference: discord.Message | None = None
+        if not self.message.is_direct and not isinstance(channel, discord.Thread):
+            if self.message.is_thread_reply:  # continuing a reply-mode conversation
+                reference = self.original
+            else:
+                thread = await self._open_thread()
+                channel, reference = (thread, None) if thread is not None else (channel, self.original)
+        reply = DiscordReply(channel, reference)
+        reply.start_typing()
+        if reference is None:
+            return reply
+        return _RememberedReply(reply, self.reply_mode, self.message.thread)
+
+    async def _open_thread(self) -> discord.Thread | None:
+        try:
+            return await self.original.create_thread(
+                name=thread_name(self.message.text), auto_archive_duration=THREAD_ARCHIVE_MINUTES
+            )
+        except discord.HTTPException as exc:
+            if exc.code == THREAD_ALREADY_EXISTS:  # a retry after a crash
+                existing = self.client.get_channel(self.original.id) or await self.client.fetch_channel(
+                    self.original.id
+                )
+                return existing if isinstance(existing, discord.Thread) else None
+            log.info("discord: cannot open a thread here (%s); answering as a reply", exc.status)
+            return None
+
+    async def fetch_thread_context(self) -> list[ContextMessage]:
+        channel = self.original.channel
+        if not isinstance(channel, discord.Thread):
+            return []
+        try:
+            history = [m async for m in channel.history(limit=CONTEXT_MESSAGES, before=self.original)]
+        except Exception as exc:  # the answer goes ahead without the context
+            log.warning("discord: could not read the thread for context (%s)", type(exc).__name__)
+            return []
+        return [
+            ContextMessage(m.author.display_name, m.content, is_bot=m.author.bot)
+            for m in reversed(history)
+            if m.type in SPOKEN_TYPES and m.content
+        ]
+
+
+class _RememberedReply:
+    """A reply-mode answer: once shown, replies to any of its messages continue the conversation."""
+
+    def __init__(self, reply: DiscordReply, reply_mode: ReplyModeConversations, thread: ThreadKey) -> None:
+        self._reply = reply
+        self._reply_mode = reply_mode
+        self._thread = thread
+
+    async def append(self, delta: str) -> None:
+        await self._reply.append(delta)
+
+    async def finish(self, text: str) -> None:
+        await self._reply.finish(text)
+        self._reply_mode.remember([sent.id for sent in self._reply.sent], self._thread)
+
+
+@dataclass(frozen=True)
+class DiscordCommandSurface:
+    interaction: discord.Interaction
+
+    async def answer(self, text: str) -> None:
+        parts = split_all(text, MESSAGE_LIMIT) or ["(no answer)"]
+        await self.interaction.edit_original_response(content=parts[0], allowed_mentions=NO_MENTIONS)
+        for part in parts[1:]:
+            await self.interaction.followup.send(part, ephemeral=True, allowed_mentions=NO_MENTIONS)
+
+    async def actor_is_admin(self) -> bool:
+        """Manage Server or Administrator, from the interaction's resolved permissions
+        (checked on every call: server admins can override a command's default permissions)."""
+        if self.interaction.guild_id is None:
+            return False
+        permissions = self.interaction.permissions  # Manage Server is server-wide, not per channel
+        return permissions.manage_guild or permissions.administrator
+
+
+def thread_name(text: str) -> str:
+    words = " ".join(text.split())
+    return (words[:THREAD_NAME_CHARS] + "…") if len(words) > THREAD_NAME_CHARS else (words or "Claude")

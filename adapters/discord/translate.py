@@ -1,0 +1,91 @@
+"""Discord messages as the core's platform-free values.
+
+Conversations: a mention in a text channel opens a public thread on that message
+(a thread started from a message has the message's id, so the conversation key
+is known before the thread exists: `discord:<guild>:<channel>:<message id>`);
+inside a thread, the thread is the conversation; a DM channel is one
+conversation. Where no thread can be made, the answer is a reply, and replying
+to the bot's answer continues that conversation (`ReplyModeConversations`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+
+import discord
+
+from bot.domain import Actor, ChannelKey, CommandInvocation, IncomingMessage, ThreadKey
+
+PLATFORM = "discord"
+DM_WORKSPACE = "@me"
+SPOKEN_TYPES = {discord.MessageType.default, discord.MessageType.reply}
+
+
+class ReplyModeConversations:
+    """Which conversation each of our reply-mode answers belongs to (newest 10,000).
+
+    Kept in memory: lost on restart and unknown to other instances. Issue 16 moves
+    this link into the database with the answer's platform message ids."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self._capacity = capacity
+        self._threads: OrderedDict[int, ThreadKey] = OrderedDict()
+
+    def remember(self, answer_message_ids: list[int], thread: ThreadKey) -> None:
+        for message_id in answer_message_ids:
+            self._threads[message_id] = thread
+        while len(self._threads) > self._capacity:
+            self._threads.popitem(last=False)
+
+    def continued_by(self, message: discord.Message) -> ThreadKey | None:
+        """The conversation a reply to one of our answers continues, if it is one."""
+        reference = message.reference
+        if reference is None or reference.message_id is None:
+            return None
+        return self._threads.get(reference.message_id)
+
+
+def incoming_message(
+    message: discord.Message, me: discord.ClientUser, reply_mode: ReplyModeConversations
+) -> IncomingMessage | None:
+    """A Discord message as the core's IncomingMessage (None: not a person speaking)."""
+    if message.type not in SPOKEN_TYPES:
+        return None
+    is_bot = message.author.bot or message.webhook_id is not None or message.author.id == me.id
+    mentions_bot = any(user.id == me.id for user in message.mentions)
+    channel = message.channel
+    guild = message.guild
+    is_thread_reply = False
+    if guild is None:
+        thread = ThreadKey(PLATFORM, DM_WORKSPACE, str(channel.id), str(channel.id))
+    elif isinstance(channel, discord.Thread):
+        thread = ThreadKey(PLATFORM, str(guild.id), str(channel.parent_id), str(channel.id))
+        is_thread_reply = True
+    else:
+        continued = reply_mode.continued_by(message)
+        is_thread_reply = continued is not None
+        thread = continued or ThreadKey(PLATFORM, str(guild.id), str(channel.id), str(message.id))
+    text = re.sub(rf"\s*<@!?{me.id}>\s*", " ", message.content).strip()
+    return IncomingMessage(
+        thread=thread,
+        event_id=str(message.id),
+        message_id=str(message.id),
+        actor=Actor(PLATFORM, str(message.author.id), message.author.display_name, is_bot=is_bot),
+        text=text,
+        is_direct=guild is None,
+        mentions_bot=mentions_bot,
+        is_thread_reply=is_thread_reply,
+    )
+
+
+def command_invocation(interaction: discord.Interaction, text: str) -> CommandInvocation:
+    """`/claude ...` as typed; in a DM the command acts on that DM's conversation."""
+    channel = interaction.channel
+    user = interaction.user
+    actor = Actor(PLATFORM, str(user.id), user.display_name, is_bot=user.bot)
+    if interaction.guild_id is None:
+        key = ThreadKey(PLATFORM, DM_WORKSPACE, str(interaction.channel_id), str(interaction.channel_id))
+        return CommandInvocation(key.channel, actor, text, thread=key, is_direct=True)
+    channel_id = channel.parent_id if isinstance(channel, discord.Thread) else interaction.channel_id
+    return CommandInvocation(ChannelKey(PLATFORM, str(interaction.guild_id), str(channel_id)), actor, text)

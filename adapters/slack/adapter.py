@@ -1,0 +1,189 @@
+"""Slack: Bolt's AsyncApp over HTTP (`POST /slack/events`) or Socket Mode.
+
+Listeners run before the ack (`process_before_response`): each translates its
+event and hands it to the core's inbox, which stores it before returning, so
+nothing Slack was told we received can be lost; the answer runs in the core's
+background work, through a surface bound to the event (see `surface`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack.assistant import DEFAULT_PROMPTS, AssistantPane
+from adapters.slack.ingress import SlackIngress
+from adapters.slack.progress import StreamingSupport
+from adapters.slack.surface import SlackCommandSurface, SlackMessageSurface, SlackWorkspace
+from adapters.slack.translate import PLATFORM, SlackTranslator
+from adapters.slack.users import SlackUsers
+from bot.errors import StartupError
+from bot.ports import Inbox
+
+log = logging.getLogger(__name__)
+
+HTTP_TIMEOUT_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class SlackConfig:
+    bot_token: str
+    signing_secret: str | None = None
+    app_token: str | None = None  # set: Socket Mode; unset: HTTP mode
+    api_url: str = "https://slack.com/api/"
+    command: str = "/claude"
+    suggested_prompts: tuple[dict[str, str], ...] = DEFAULT_PROMPTS
+    rate_limit_retries: int = 5
+
+
+class SlackAdapter:
+    name = PLATFORM
+
+    def __init__(self, config: SlackConfig) -> None:
+        self.config = config
+        self.client = AsyncWebClient(
+            token=config.bot_token,
+            base_url=config.api_url,
+            retry_handlers=[
+                AsyncConnectionErrorRetryHandler(),
+                AsyncRateLimitErrorRetryHandler(max_retry_count=config.rate_limit_retries),
+                AsyncServerErrorRetryHandler(max_retry_count=2),
+            ],
+        )
+        self.app = AsyncApp(
+            client=self.client,
+            signing_secret=config.signing_secret or "socket-mode",
+            # SlackIngress verifies every request over its raw bytes before Bolt sees it.
+            request_verification_enabled=False,
+            process_before_response=True,
+            logger=_bolt_logger(),
+        )
+        users = SlackUsers(self.client)
+        self.slack = SlackWorkspace(
+            client=self.client,
+            users=users,
+            translator=SlackTranslator(users, bot_user_id="", team_id=""),
+            pane=AssistantPane(self.client, config.suggested_prompts),
+            streaming=StreamingSupport(),
+        )
+        self._ingress = SlackIngress(self.app, config.signing_secret or "")
+        self._socket: AsyncSocketModeHandler | None = None
+        self._inbox: Inbox | None = None
+        self._register_listeners()
+
+    # --- lifecycle --------------------------------------------------------
+
+    async def start(self, inbox: Inbox) -> None:
+        self._inbox = inbox
+        # One keep-alive session for every Web API call (slack_sdk opens one per call otherwise).
+        self.client.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=HTTP_TIMEOUT_SECONDS))
+        try:
+            identity = await self.client.auth_test()
+        except SlackApiError as exc:
+            await self.client.session.close()
+            raise StartupError(
+                f"SLACK_BOT_TOKEN was rejected by Slack ({exc.response.get('error', 'unknown error')})"
+            ) from None
+        except Exception as exc:
+            await self.client.session.close()
+            raise StartupError(f"cannot reach Slack at SLACK_API_URL ({type(exc).__name__})") from None
+        self.slack.translator.bot_user_id = str(identity["user_id"])
+        self.slack.translator.team_id = str(identity["team_id"])
+        if self.config.app_token:
+            self._socket = AsyncSocketModeHandler(self.app, app_token=self.config.app_token)
+            await self._socket.connect_async()
+            log.info("slack: connected in Socket Mode as %s", self.slack.translator.bot_user_id)
+        else:
+            log.info("slack: listening for events at POST /slack/events as %s", self.slack.translator.bot_user_id)
+
+    async def stop_intake(self) -> None:
+        if self._socket is not None:
+            await self._socket.close_async()
+        self._inbox = None
+
+    async def close(self) -> None:
+        if self.client.session is not None:
+            await self.client.session.close()
+
+    def routes(self) -> list[web.RouteDef]:
+        return [] if self.config.app_token else [web.post("/slack/events", self._ingress.handle)]
+
+    # --- events in --------------------------------------------------------
+
+    def _register_listeners(self) -> None:
+        app = self.app
+
+        @app.event("app_mention")
+        async def on_mention(event: dict[str, Any], body: dict[str, Any]) -> None:
+            await self._on_message(event, body, mentioned=True)
+
+        @app.event("message")
+        async def on_message(event: dict[str, Any], body: dict[str, Any]) -> None:
+            await self._on_message(event, body, mentioned=False)
+
+        @app.event("assistant_thread_started")
+        async def on_assistant_thread(event: dict[str, Any]) -> None:
+            await self.slack.pane.greet(event)  # before the ack, within a short bound
+
+        @app.event("assistant_thread_context_changed")
+        async def on_context_changed() -> None:
+            return None
+
+        @app.command(self.config.command)
+        async def on_command(ack: Any, command: dict[str, Any]) -> None:
+            await ack()
+            await self._on_command(command)
+
+    async def _on_message(self, event: dict[str, Any], body: dict[str, Any], *, mentioned: bool) -> None:
+        try:
+            message = await self.slack.translator.message(event, body, mentioned=mentioned)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            log.warning("slack: dropped a malformed %s event (%s)", event.get("type"), type(exc).__name__)
+            return
+        if message is not None and self._inbox is not None:
+            await self._inbox.submit(message, SlackMessageSurface(self.slack, message, event))
+
+    async def _on_command(self, command: dict[str, Any]) -> None:
+        try:
+            invocation = self.slack.translator.command(command)
+        except ValueError:
+            log.warning("slack: dropped a malformed slash command (no usable channel or team)")
+            return
+        surface = SlackCommandSurface(
+            self.slack.users, invocation.actor.user_id, str(command.get("response_url", ""))
+        )
+        if self._inbox is not None:
+            await self._inbox.submit_command(invocation, surface)
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != self.text
+
+
+def _bolt_logger() -> logging.Logger:
+    """Bolt's logger, without the warning it gives whenever SLACK_BOT_TOKEN is in the
+    environment while a client is passed (which is how this adapter sets its base URL)."""
+    logger = logging.getLogger("slack_bolt.app")
+    noise = warning_client_prioritized_and_token_skipped()
+    if not any(isinstance(f, _DropMessage) and f.text == noise for f in logger.filters):
+        logger.addFilter(_DropMessage(noise))
+    return logger

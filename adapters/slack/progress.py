@@ -1,0 +1,91 @@
+"""What a person sees while Claude works, and which way answers stream.
+
+"Thinking…" is the pane's status in DMs and an :eyes: reaction in channels; it
+goes away when the answer starts. Native streaming is tried until Slack says it
+is not to be had (for the whole app, or in one kind of channel)."""
+
+from __future__ import annotations
+
+import logging
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack_reply import SlackReply
+from bot.domain import IncomingMessage
+
+log = logging.getLogger(__name__)
+
+_REFUSED_EVERYWHERE = ("unknown_method", "not_allowed_token_type", "missing_scope")
+_REFUSED_IN_CHANNEL = ("channel_type_not_supported",)
+
+
+class StreamingSupport:
+    """Where native streaming was refused, so later answers skip the attempt."""
+
+    def __init__(self) -> None:
+        self._refused_everywhere = False
+        self._refused_in: set[str] = set()
+
+    def available_in(self, channel: str) -> bool:
+        return not self._refused_everywhere and channel not in self._refused_in
+
+    def refused(self, channel: str, error: str) -> None:
+        if error in _REFUSED_EVERYWHERE:
+            self._refused_everywhere = True
+        elif error in _REFUSED_IN_CHANNEL:
+            self._refused_in.add(channel)
+
+
+class ProgressCue:
+    def __init__(self, client: AsyncWebClient, message: IncomingMessage) -> None:
+        self._client = client
+        self._message = message
+        self._shown = False
+
+    async def show(self) -> None:
+        self._shown = await self._set(True)
+
+    async def clear(self) -> None:
+        if self._shown:
+            self._shown = False
+            await self._set(False)
+
+    async def _set(self, on: bool) -> bool:
+        thread, message_ts = self._message.thread, self._message.message_id
+        try:
+            if self._message.is_direct:
+                await self._client.assistant_threads_setStatus(
+                    channel_id=thread.channel_id, thread_ts=thread.thread_id, status="is thinking…" if on else ""
+                )
+            elif on:
+                await self._client.reactions_add(channel=thread.channel_id, timestamp=message_ts, name="eyes")
+            else:
+                await self._client.reactions_remove(channel=thread.channel_id, timestamp=message_ts, name="eyes")
+        except Exception as exc:  # cosmetic: an answer never fails for it
+            log.debug("slack: progress cue failed (%s)", type(exc).__name__)
+            return False
+        return True
+
+
+class ReplyWithCue:
+    """The answer's reply stream: clears the progress cue when the answer starts, and
+    tells `StreamingSupport` when Slack refused native streaming."""
+
+    def __init__(self, reply: SlackReply, cue: ProgressCue, streaming: StreamingSupport) -> None:
+        self._reply = reply
+        self._cue = cue
+        self._streaming = streaming
+
+    async def append(self, delta: str) -> None:
+        await self._cue.clear()
+        await self._reply.append(delta)
+        self._note_refusal()
+
+    async def finish(self, text: str) -> None:
+        await self._cue.clear()
+        await self._reply.finish(text)
+        self._note_refusal()
+
+    def _note_refusal(self) -> None:
+        if self._reply.streaming_refused:
+            self._streaming.refused(self._reply.channel, self._reply.streaming_refused)

@@ -1,0 +1,6 @@
+"""Errors shared across the core's boundary (a leaf module: imports nothing)."""
+
+
+class StartupError(Exception):
+    """Something that stops the service from starting, phrased for the operator in one
+    line: a bad configuration value, a platform refusing our token, a stale schema."""

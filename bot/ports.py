@@ -1,0 +1,108 @@
+"""What the core needs from a platform, and what a platform may ask of the core.
+
+A platform adapter translates each event into a platform-free value
+(`IncomingMessage`, `CommandInvocation`) and hands it to the core's `Inbox`
+together with a *surface*: an object bound to that one event, through which
+the core answers it (open the reply, read the thread's earlier messages, answer
+a command ephemerally, ask whether the actor administers the place). A surface
+closes over the platform's own event (Slack's payload and response_url, a
+`discord.Message` or `discord.Interaction`), so nothing is looked up again
+later in a side table.
+
+The core never imports an adapter: adapters import this module, `bot.domain`
+and `bot.errors`, and the composition root (`bot.app`) wires them together.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from bot.domain import CommandInvocation, ContextMessage, IncomingMessage
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+
+class ReplyStream(Protocol):
+    """One answer as it is being written.
+
+    `append` gets text deltas as Claude produces them; `finish` gets the complete
+    text, which always begins with everything appended so far (notes such as
+    "(cut off)" or an error sentence come after it). The first call to either
+    clears any progress cue ("thinking…", typing) the platform showed.
+    """
+
+    async def append(self, delta: str) -> None: ...
+
+    async def finish(self, text: str) -> None: ...
+
+
+class MessageSurface(Protocol):
+    """The platform side of one incoming message."""
+
+    async def open_reply(self) -> ReplyStream:
+        """Where the answer goes; shows a progress cue until text arrives."""
+        ...
+
+    async def fetch_thread_context(self) -> list[ContextMessage]:
+        """Earlier messages of the thread the message was posted in, oldest first
+        ([] where there are none or the platform has no threads)."""
+        ...
+
+
+class CommandSurface(Protocol):
+    """The platform side of one `/claude` invocation."""
+
+    async def answer(self, text: str) -> None:
+        """Answer the command, ephemerally where the platform can."""
+        ...
+
+    async def actor_is_admin(self) -> bool:
+        """Whether the platform says the invoker administers the workspace or server."""
+        ...
+
+
+class Inbox(Protocol):
+    """The core's entry for platforms (implemented by `ConversationService`)."""
+
+    async def submit(self, message: IncomingMessage, surface: MessageSurface) -> bool:
+        """Accept a message: store it (claiming its event) and schedule its answer.
+
+        Awaited before the platform is acked, so an acked message is never lost.
+        True when the message will be answered; False for a duplicate delivery or
+        a message the bot does not answer.
+        """
+        ...
+
+    async def submit_command(self, invocation: CommandInvocation, surface: CommandSurface) -> None:
+        """Schedule a command; it is answered through `surface`. Returns at once."""
+        ...
+
+    async def model_choices(self) -> list[str]:
+        """The model ids `/claude model` accepts (for autocomplete)."""
+        ...
+
+
+class Platform(Protocol):
+    """A chat platform the service is connected to.
+
+    Shutdown is two steps so that answers under way can finish: `stop_intake`
+    (no new events), then, once the core has drained its work, `close`.
+    """
+
+    name: str
+
+    async def start(self, inbox: Inbox) -> None:
+        """Connect; raise `bot.errors.StartupError` (one line for the operator) if refused."""
+        ...
+
+    async def stop_intake(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+@runtime_checkable
+class ServesHttp(Protocol):
+    """A platform that receives its events over the service's HTTP server."""
+
+    def routes(self) -> list[web.RouteDef]: ...
