@@ -1,0 +1,133 @@
+"""The conversation's rules, as tables: no database, no network."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bot.domain import Actor, ChannelSettings, History, StoredTurn
+from bot.policy import (
+    CONTEXT_FULL_NOTE,
+    CUT_OFF_NOTE,
+    REFUSAL_NOTE,
+    Addressed,
+    already_answered,
+    effective_settings,
+    history_budget,
+    is_addressed,
+    join_notes,
+    output_limit,
+    stop_note,
+    summoned_mid_thread,
+)
+from fakes.recording import message, thread
+
+DEFAULTS = ChannelSettings("claude-default", "Be helpful.", 4096)
+BOT = Actor("test", "B1", "Another bot", is_bot=True)
+
+
+@pytest.mark.parametrize(
+    ("mention", "direct", "in_thread", "from_bot", "expected"),
+    [
+        (True, False, False, False, Addressed.YES),  # a mention starts a conversation
+        (False, True, False, False, Addressed.YES),  # a DM
+        (True, False, True, False, Addressed.YES),  # summoned mid-thread
+        (False, False, True, False, Addressed.IF_CONVERSATION),  # a reply in a thread: only if we are in it
+        (False, False, False, False, Addressed.NO),  # top-level chatter
+        (True, False, False, True, Addressed.NO),  # a bot mentioning us (loops)
+        (False, True, False, True, Addressed.NO),  # a bot in a DM
+    ],
+)
+def test_who_gets_an_answer(mention: bool, direct: bool, in_thread: bool, from_bot: bool, expected: Addressed) -> None:
+    who = BOT if from_bot else None
+    incoming = message(thread(), "hi", mention=mention, direct=direct, in_thread=in_thread, who=who)
+    assert is_addressed(incoming) is expected
+
+
+@pytest.mark.parametrize(
+    ("mention", "in_thread", "expected"),
+    [(True, True, True), (True, False, False), (False, True, False)],
+)
+def test_only_a_mention_inside_a_thread_is_summoned_mid_thread(mention: bool, in_thread: bool, expected: bool) -> None:
+    assert summoned_mid_thread(message(thread(), "hi", mention=mention, in_thread=in_thread)) is expected
+
+
+def row(**values: Any) -> dict[str, Any]:
+    return {"model": None, "system_prompt": None, "max_tokens": None} | values
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        ({}, DEFAULTS),
+        ({"C1": row(model="claude-c")}, ChannelSettings("claude-c", "Be helpful.", 4096)),
+        ({"*": row(model="claude-w")}, ChannelSettings("claude-w", "Be helpful.", 4096)),
+        (
+            {"*": row(model="claude-w", system_prompt="Workspace."), "C1": row(model="claude-c")},
+            ChannelSettings("claude-c", "Workspace.", 4096),
+        ),
+        (
+            {"C1": row(max_tokens=100), "C2": row(model="not-mine")},
+            ChannelSettings("claude-default", "Be helpful.", 100),
+        ),
+        ({"C1": row()}, DEFAULTS),  # a row whose values were reset falls back
+    ],
+)
+def test_a_channel_setting_wins_over_the_workspace_which_wins_over_the_defaults(
+    rows: dict[str, dict[str, Any]], expected: ChannelSettings
+) -> None:
+    assert effective_settings(rows, "C1", DEFAULTS) == expected
+
+
+def turn(number: int, role: str, message_id: str | None = None) -> StoredTurn:
+    return StoredTurn(number, role, "Alice" if role == "user" else None, f"turn {number}", message_id=message_id)
+
+
+@pytest.mark.parametrize(
+    ("turns", "expected"),
+    [
+        ([turn(1, "user", "m1")], False),  # waiting for its answer
+        ([turn(1, "user", "m1"), turn(2, "user", "m2")], False),  # waiting with a later message
+        ([turn(1, "user", "m0"), turn(2, "assistant"), turn(3, "user", "m1")], False),  # an earlier answer is not ours
+        ([turn(1, "user", "m1"), turn(2, "assistant")], True),  # answered
+        ([turn(1, "user", "m0"), turn(2, "user", "m1"), turn(3, "assistant")], True),  # sent along with m0's answer
+        ([turn(1, "user", "m0")], True),  # gone (pruned, or before a fresh start)
+    ],
+)
+def test_a_turn_is_already_answered_when_an_answer_stands_after_it(turns: list[StoredTurn], expected: bool) -> None:
+    assert already_answered(History(turns, trim_noticed=False), "m1") is expected
+
+
+@pytest.mark.parametrize(
+    ("stop_reason", "note"),
+    [
+        ("end_turn", None),
+        ("stop_sequence", None),
+        (None, None),
+        ("max_tokens", CUT_OFF_NOTE),
+        ("model_context_window_exceeded", CONTEXT_FULL_NOTE),
+        ("refusal", REFUSAL_NOTE),
+    ],
+)
+def test_the_person_is_told_how_an_answer_ended_when_it_did_not_simply_end(stop_reason: str | None, note: str) -> None:
+    assert stop_note(stop_reason) == note
+
+
+@pytest.mark.parametrize(
+    ("wanted", "model_max", "expected"), [(4096, 64_000, 4096), (100_000, 64_000, 64_000), (4096, None, 4096)]
+)
+def test_max_tokens_is_capped_to_what_the_model_can_write(wanted: int, model_max: int | None, expected: int) -> None:
+    assert output_limit(wanted, model_max) == expected
+
+
+def test_the_history_budget_leaves_room_for_the_answer_and_the_system_prompt() -> None:
+    assert history_budget(200_000, 4_096, 1_000) == 194_904
+
+
+@pytest.mark.parametrize(
+    ("parts", "expected"),
+    [(("answer", None, "note"), "answer\n\nnote"), (("", "error"), "error"), ((None,), "")],
+)
+def test_notes_follow_the_answer_separated_by_a_blank_line(parts: tuple[str | None, ...], expected: str) -> None:
+    assert join_notes(*parts) == expected
