@@ -11,27 +11,34 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import resource
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bench.core import TimedClaude, open_bench_core, percentile
-from bench.slack import SIGNING_SECRET, slack_stack
-from bot.scheduler import prune_once
+from bench.harness import (
+    ClaudeTimer,
+    bench_core,
+    converse,
+    database_engine,
+    percentile,
+    post_slack_event,
+    prune_stale,
+    recording_platform,
+    require_answered,
+    slack_event,
+    slack_stack,
+)
 from bot.schema import conversations, messages, processed_events
-from bot.store import now
-from fakes.recording import RecordingPlatform, message, thread
-from fakes.slack_server import event_body, sign_request
+from fakes.recording import message, thread
 
 
 async def ignored_per_second(database_url: str, anthropic_url: str, count: int = 3000) -> float:
-    async with slack_stack(database_url, anthropic_url) as (service, _slack), aiohttp.ClientSession() as http:
-        url = f"http://127.0.0.1:{service.port}/slack/events"
+    """Top-level channel messages the bot must ignore, handled per second (32 in flight)."""
+    async with slack_stack(database_url, anthropic_url) as stack, aiohttp.ClientSession() as http:
         bodies = []
         for number in range(count):
             event = {
@@ -42,19 +49,17 @@ async def ignored_per_second(database_url: str, anthropic_url: str, count: int =
                 "ts": f"1900{number:06d}.000100",
                 "channel": "C1",
             }
-            bodies.append(json.dumps(event_body(event, f"EvIgnored{number}")).encode())
+            bodies.append(slack_event(event, f"EvIgnored{number}"))
         slots = asyncio.Semaphore(32)
 
         async def post(body: bytes) -> None:
             async with slots:
-                headers = {"Content-Type": "application/json", **sign_request(SIGNING_SECRET, body)}
-                async with http.post(url, data=body, headers=headers) as response:
-                    assert response.status == 200
+                await post_slack_event(http, stack, body)
 
         started = time.perf_counter()
         await asyncio.gather(*(post(body) for body in bodies))
         elapsed = time.perf_counter() - started
-        async with service.core.store.engine.connect() as conn:
+        async with database_engine(stack.core).connect() as conn:
             for table in (conversations, messages, processed_events):
                 written = (await conn.execute(select(func.count()).select_from(table))).scalar_one()
                 if written:
@@ -72,7 +77,7 @@ def rss_mib() -> float:
 
 async def _bulk_conversations(engine: AsyncEngine, count: int, per_conversation: int, stale: bool) -> None:
     """Store `count` conversations of `per_conversation` turns each, straight into the tables."""
-    moment = now() - (timedelta(days=60) if stale else timedelta(0))
+    moment = datetime.now(UTC) - (timedelta(days=60) if stale else timedelta(0))
     batch = 2000
     for start in range(0, count, batch):
         rows = [
@@ -107,53 +112,62 @@ async def _bulk_conversations(engine: AsyncEngine, count: int, per_conversation:
                 await conn.execute(insert(messages), turns)
 
 
-async def memory_after_many_conversations(database_url: str, anthropic_url: str) -> tuple[float, float]:
-    core = await open_bench_core(database_url, anthropic_url)
-    adapter = RecordingPlatform()
-    try:
-        for i in range(1000):
-            await adapter.deliver(core.service, message(thread(f"m{i % 200}"), f"turn {i}"))
-        adapter.replies.clear()
-        before = rss_mib()
-        await _bulk_conversations(core.store.engine, 100_000, 2, stale=False)
-        for i in range(1000):
-            await adapter.deliver(core.service, message(thread(f"n{i}"), f"turn {i}"))
-        adapter.replies.clear()
-        return before, rss_mib()
-    finally:
-        await core.close()
-
-
-async def prune_million(database_url: str, anthropic_url: str) -> tuple[float, float, float]:
-    """(seconds to prune 1,000,000 stale messages, reply overhead p99 in ms while it ran, p99 without)."""
-    core = await open_bench_core(database_url, anthropic_url)
-    adapter = RecordingPlatform()
-    timer = TimedClaude(core.claude)
-
-    async def overheads(label: str, stop: asyncio.Event | None, turns: int = 200) -> list[float]:
-        samples = []
+async def memory_after_many_conversations(
+    database_url: str, anthropic_url: str, turns: int = 1000, conversations: int = 100_000
+) -> tuple[float, float]:
+    """(RSS in MiB after `turns` turns, RSS after `conversations` more are stored and `turns` more answered)."""
+    async with bench_core(database_url, anthropic_url) as core:
+        platform = recording_platform()
         for i in range(turns):
-            if stop is not None and stop.is_set():
-                break
-            before = timer.seconds
-            started = time.perf_counter()
-            await adapter.deliver(core.service, message(thread(f"{label}{i % 20}"), f"q{i}"))
-            samples.append(time.perf_counter() - started - (timer.seconds - before))
-        return samples
+            await converse(core, platform, message(thread(f"m{i % 200}"), f"turn {i}"))
+        require_answered(platform, turns)
+        platform.replies.clear()
+        before = rss_mib()
+        await _bulk_conversations(database_engine(core), conversations, 2, stale=False)
+        for i in range(turns):
+            await converse(core, platform, message(thread(f"n{i}"), f"turn {i}"))
+        require_answered(platform, turns)
+        platform.replies.clear()
+        return before, rss_mib()
 
-    try:
-        quiet = await overheads("quiet", None)
-        await _bulk_conversations(core.store.engine, 50_000, 20, stale=True)
+
+async def prune_million(
+    database_url: str,
+    anthropic_url: str,
+    stale_conversations: int = 50_000,
+    messages_each: int = 20,
+    quiet_turns: int = 200,
+) -> tuple[float, float, float]:
+    """(seconds to prune `stale_conversations` x `messages_each` stale messages (1,000,000),
+    reply overhead p99 in ms while it ran, p99 without)."""
+    async with bench_core(database_url, anthropic_url) as core:
+        platform = recording_platform()
+        timer = ClaudeTimer(core)
+
+        async def overheads(label: str, stop: asyncio.Event | None, turns: int) -> list[float]:
+            samples = []
+            for i in range(turns):
+                if stop is not None and stop.is_set():
+                    break
+                before = timer.seconds
+                started = time.perf_counter()
+                await converse(core, platform, message(thread(f"{label}{i % 20}"), f"q{i}"))
+                samples.append(time.perf_counter() - started - (timer.seconds - before))
+            return samples
+
+        quiet = await overheads("quiet", None, quiet_turns)
+        await _bulk_conversations(database_engine(core), stale_conversations, messages_each, stale=True)
         done = asyncio.Event()
+        stale_messages = stale_conversations * messages_each
 
         async def prune() -> float:
             started = time.perf_counter()
             try:
-                result = await prune_once(core.store, 30)
+                result = await prune_stale(core, 30)
             finally:
                 done.set()
-            if result.messages < 1_000_000:
-                raise RuntimeError(f"pruned only {result.messages} messages")
+            if result.messages < stale_messages:
+                raise RuntimeError(f"pruned only {result.messages} of {stale_messages} messages")
             return time.perf_counter() - started
 
         pruning = asyncio.create_task(prune())
@@ -161,6 +175,5 @@ async def prune_million(database_url: str, anthropic_url: str) -> tuple[float, f
         while not done.is_set():
             busy += await overheads("busy", done, turns=50)
         seconds = await pruning
+        require_answered(platform, len(quiet) + len(busy))
         return seconds, percentile(busy, 99) * 1000, percentile(quiet, 99) * 1000
-    finally:
-        await core.close()
