@@ -31,9 +31,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot import migrate
 from bot.app import Core, open_core, running_service
 from bot.claude import ClaudeClient, ClaudeReply, ClaudeRequest, TextSink
+from bot.config import Config, load_config
 from bot.domain import IncomingMessage, PruneResult
 from bot.scheduler import prune_once
-from bot.config import Config, load_config
 from bot.store import create_engine
 from fakes.recording import RecordingPlatform
 from fakes.slack_server import FakeSlack, event_body, sign_request
