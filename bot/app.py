@@ -14,6 +14,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot import metrics, migrate
+from bot.channel_settings import ChannelSettingsResolver
 from bot.claude import ClaudeClient
 from bot.commands import CommandService
 from bot.config import Config
@@ -59,10 +60,11 @@ async def open_core(config: Config) -> Core:
         max_retry_wait_seconds=config.max_retry_wait_seconds,
     )
     defaults = ChannelSettings(config.default_model, config.default_system_prompt, config.max_tokens)
-    commands = CommandService(store, claude.catalog, config.admin_user_ids, defaults)
+    settings = ChannelSettingsResolver(store.channels, defaults)
+    commands = CommandService(store, settings, claude.catalog, config.admin_user_ids)
     locks = PostgresThreadLocks(engine) if engine.dialect.name == "postgresql" else ThreadLocks()
     service = ConversationService(
-        store, claude, commands, defaults, max_concurrent_claude_calls=config.max_concurrent_claude_calls, locks=locks
+        store, claude, commands, settings, max_concurrent_claude_calls=config.max_concurrent_claude_calls, locks=locks
     )
     return Core(config, store, claude, locks, service)
 
@@ -138,7 +140,7 @@ def web_app(core: Core, connected: list[Platform]) -> web.Application:
 
     async def healthz(_request: web.Request) -> web.Response:
         try:
-            await asyncio.wait_for(core.store.ping(), timeout=5)
+            await asyncio.wait_for(core.store.db.ping(), timeout=5)
         except Exception as exc:  # any failure means "not healthy", said without details
             log.warning("health check failed: %s", type(exc).__name__)
             return web.json_response({"status": "unavailable", "database": "down"}, status=503)

@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from bot.domain import ChannelKey, ChannelSettings, CommandInvocation, TokenUsage, now
-from bot.policy import effective_settings
+from bot.domain import CommandInvocation, TokenUsage, now
 from bot.pricing import estimated_cost_usd
 
 if TYPE_CHECKING:
+    from bot.channel_settings import ChannelSettingsResolver
     from bot.claude import ModelCatalog
-    from bot.store import Store
     from bot.ports import CommandSurface
+    from bot.store import Store
 
 MAX_SYSTEM_PROMPT_CHARS = 20_000
 USAGE_WINDOW = timedelta(days=30)
@@ -65,12 +65,12 @@ def parse_command(text: str) -> Command:
 
 class CommandService:
     def __init__(
-        self, store: Store, catalog: ModelCatalog, admin_user_ids: frozenset[str], defaults: ChannelSettings
+        self, store: Store, settings: ChannelSettingsResolver, catalog: ModelCatalog, admin_user_ids: frozenset[str]
     ) -> None:
         self.store = store
+        self.settings = settings
         self.catalog = catalog
         self.admin_user_ids = admin_user_ids
-        self.defaults = defaults
 
     async def run(self, invocation: CommandInvocation, surface: CommandSurface) -> str:
         """Run a command and return the (ephemeral) answer."""
@@ -89,11 +89,8 @@ class CommandService:
             return True
         return await surface.actor_is_admin()
 
-    async def _current(self, channel: ChannelKey) -> ChannelSettings:
-        return effective_settings(await self.store.settings_rows(channel), channel.channel_id, self.defaults)
-
     async def _show(self, invocation: CommandInvocation, _argument: str) -> str:
-        current = await self._current(invocation.channel)
+        current = await self.settings.for_channel(invocation.channel)
         return (
             f"*Model:* `{current.model}`\n*Max tokens:* {current.max_tokens}\n"
             f"*System prompt:*\n>>> {current.system_prompt}"
@@ -102,11 +99,11 @@ class CommandService:
     async def _model(self, invocation: CommandInvocation, argument: str) -> str:
         known = sorted(await self.catalog.models())
         if not argument:
-            current = await self._current(invocation.channel)
+            current = await self.settings.for_channel(invocation.channel)
             return f"This channel uses `{current.model}`. Known models: {_listing(known)}"
         if argument not in known:
             return f"`{argument}` is not a model I know. Known models: {_listing(known)}"
-        await self.store.set_setting(invocation.channel, "model", argument, invocation.actor.qualified_id)
+        await self.store.channels.set_setting(invocation.channel, "model", argument, invocation.actor.qualified_id)
         return f"This channel now uses `{argument}`."
 
     async def _system(self, invocation: CommandInvocation, argument: str) -> str:
@@ -117,16 +114,18 @@ class CommandService:
                 f"That system prompt is too long ({len(argument):,} characters; "
                 f"at most {MAX_SYSTEM_PROMPT_CHARS:,})."
             )
-        await self.store.set_setting(invocation.channel, "system_prompt", argument, invocation.actor.qualified_id)
+        await self.store.channels.set_setting(
+            invocation.channel, "system_prompt", argument, invocation.actor.qualified_id
+        )
         return "This channel's system prompt is updated. It applies from the next message."
 
     async def _reset(self, invocation: CommandInvocation, _argument: str) -> str:
         for name in ("model", "system_prompt"):
-            await self.store.set_setting(invocation.channel, name, None, invocation.actor.qualified_id)
-        return f"This channel is back to the defaults: `{self.defaults.model}` and the default system prompt."
+            await self.store.channels.set_setting(invocation.channel, name, None, invocation.actor.qualified_id)
+        return f"This channel is back to the defaults: `{self.settings.defaults.model}` and the default system prompt."
 
     async def _usage(self, invocation: CommandInvocation, _argument: str) -> str:
-        rows = await self.store.usage_summary(invocation.channel, now() - USAGE_WINDOW)
+        rows = await self.store.housekeeping.usage_summary(invocation.channel, now() - USAGE_WINDOW)
         if not rows:
             return "No Claude turns in this channel in the last 30 days."
         lines = ["*Last 30 days in this channel:*"]
@@ -148,7 +147,7 @@ class CommandService:
     async def _new(self, invocation: CommandInvocation, _argument: str) -> str:
         if invocation.thread is None or not invocation.is_direct:
             return "Here every thread is already its own conversation: start a new thread to start fresh."
-        await self.store.start_fresh(invocation.thread)
+        await self.store.turns.start_fresh(invocation.thread)
         return "Starting fresh: I won't use our earlier messages from here on."
 
 

@@ -23,9 +23,10 @@ import time
 from dataclasses import dataclass
 
 from bot import metrics
+from bot.channel_settings import ChannelSettingsResolver
 from bot.claude import DEFAULT_CONTEXT_WINDOW, ClaudeClient, ClaudeError, ClaudeReply, ClaudeRequest
 from bot.commands import CommandService
-from bot.domain import ChannelKey, ChannelSettings, CommandInvocation, History, IncomingMessage, StoredTurn, ThreadKey
+from bot.domain import ChannelSettings, CommandInvocation, History, IncomingMessage, StoredTurn, ThreadKey
 from bot.locks import ThreadLocks
 from bot.policy import (
     COMMAND_FAILED_NOTE,
@@ -36,7 +37,6 @@ from bot.policy import (
     TRIMMED_NOTE,
     Addressed,
     already_answered,
-    effective_settings,
     history_budget,
     is_addressed,
     join_notes,
@@ -81,7 +81,7 @@ class ConversationService:
         store: Store,
         claude: ClaudeClient,
         commands: CommandService,
-        defaults: ChannelSettings,
+        settings: ChannelSettingsResolver,
         *,
         max_concurrent_claude_calls: int = 256,
         locks: ThreadLocks | None = None,
@@ -89,7 +89,7 @@ class ConversationService:
         self.store = store
         self.claude = claude
         self.commands = commands
-        self.defaults = defaults
+        self.settings = settings
         self.locks = locks or ThreadLocks()
         self.tasks = TaskSet()
         self._claude_slots = asyncio.Semaphore(max_concurrent_claude_calls)
@@ -121,10 +121,10 @@ class ConversationService:
         addressed = is_addressed(message)
         if addressed is Addressed.NO:
             return None
-        if addressed is Addressed.IF_CONVERSATION and not await self.store.conversation_exists(message.thread):
+        if addressed is Addressed.IF_CONVERSATION and not await self.store.turns.conversation_exists(message.thread):
             return None
-        needs_context = summoned_mid_thread(message) and not await self.store.conversation_exists(message.thread)
-        if not await self.store.accept_message(message):
+        needs_context = summoned_mid_thread(message) and not await self.store.turns.conversation_exists(message.thread)
+        if not await self.store.turns.accept_message(message):
             metrics.DUPLICATES.inc()
             log.info("duplicate delivery dropped: event=%s thread=%s", message.event_id, message.thread)
             return None
@@ -137,7 +137,7 @@ class ConversationService:
             if turn.needs_thread_context:
                 earlier = await surface.fetch_thread_context()
                 if earlier:
-                    await self.store.add_thread_context(
+                    await self.store.turns.add_thread_context(
                         message.thread, message.message_id, render_thread_context(earlier)
                     )
             return await self._answer(message, surface)
@@ -157,13 +157,10 @@ class ConversationService:
             answer = COMMAND_FAILED_NOTE
         await surface.answer(answer)
 
-    async def settings_for(self, channel: ChannelKey) -> ChannelSettings:
-        return effective_settings(await self.store.settings_rows(channel), channel.channel_id, self.defaults)
-
     async def _answer(self, message: IncomingMessage, surface: MessageSurface) -> TurnOutcome:
         started = time.monotonic()
-        settings = await self.settings_for(message.channel)
-        history = await self.store.load_history(message.thread)
+        settings = await self.settings.for_channel(message.channel)
+        history = await self.store.turns.load_history(message.thread)
         if already_answered(history, message.message_id):
             log.info("turn already answered along with an earlier one: thread=%s", message.thread)
             return TurnOutcome(answered=False)
@@ -200,7 +197,7 @@ class ConversationService:
         reply, notes, sent = await self._ask_claude(message.thread, settings, history, reply_stream)
         stored_text = reply.text or (REFUSAL_PLACEHOLDER if reply.stop_reason == "refusal" else "")
         if stored_text:
-            await self.store.append_answer(
+            await self.store.turns.append_answer(
                 message.thread,
                 stored_text,
                 after_order=sent[-1].order,
@@ -244,14 +241,14 @@ class ConversationService:
 
         if reply.stop_reason == "model_context_window_exceeded":
             hard_trim = fit_context(plan.turns, budget, keep_share=_HARD_TRIM_SHARE)
-            await self.store.trim_context(thread, first_kept=hard_trim.turns[0].order)
+            await self.store.turns.trim_context(thread, first_kept=hard_trim.turns[0].order)
         notes = [stop_note(reply.stop_reason), TRIMMED_NOTE if trimmed and not history.trim_noticed else None]
         return reply, [note for note in notes if note], plan.turns
 
     async def _keep_from(self, thread: ThreadKey, plan: ContextPlan) -> bool:
         """Where a plan dropped older turns, stop sending them from now on; True if it did."""
         if plan.trimmed:
-            await self.store.trim_context(thread, first_kept=plan.turns[0].order)
+            await self.store.turns.trim_context(thread, first_kept=plan.turns[0].order)
         return plan.trimmed
 
 

@@ -18,12 +18,12 @@ EVENT_CLAIM_TTL = timedelta(days=2)
 
 async def prune_once(store: Store, thread_ttl_days: int) -> PruneResult:
     """Prune, unless another instance on the same database is pruning right now."""
-    async with store.exclusive("prune") as mine:
+    async with store.db.exclusive("prune") as mine:
         if not mine:
             log.info("another instance is pruning; skipping this run")
             return PruneResult(0, 0, 0)
         moment = now()
-        result = await store.prune(
+        result = await store.housekeeping.prune(
             idle_before=moment - timedelta(days=thread_ttl_days), events_before=moment - EVENT_CLAIM_TTL
         )
     log.info(

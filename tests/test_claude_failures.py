@@ -66,7 +66,7 @@ async def test_an_unknown_model_in_the_channel_settings_is_explained(
     core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
 ) -> None:
     where = thread()
-    await core.store.set_setting(where.channel, "model", "claude-retired-1", "test:ADMIN")
+    await core.store.channels.set_setting(where.channel, "model", "claude-retired-1", "test:ADMIN")
     outcome = await adapter.deliver(core.service, message(where, "hello"))
     assert outcome.error is not None and outcome.error.kind == "unknown_model"
     assert "`claude-retired-1` is not available" in adapter.finals()[0]
@@ -90,7 +90,7 @@ async def test_an_error_after_text_was_shown_is_not_retried_and_keeps_the_text(
     assert len(fake_anthropic.message_requests) == 1
     shown = "".join(reply.deltas)
     assert shown and reply.final == shown + "\n\nClaude is overloaded right now. Please try again in a few minutes."
-    history = await core.store.load_history(where)
+    history = await core.store.turns.load_history(where)
     assert [t.role for t in history.turns] == ["user"], "a broken answer is not stored as a turn"
 
 
@@ -110,7 +110,7 @@ async def test_a_max_tokens_stop_shows_the_cut_off_note(
     where = thread()
     await adapter.deliver(core.service, message(where, "hello"))
     assert adapter.finals() == ["a long answer that stops\n\n" + CUT_OFF_NOTE]
-    history = await core.store.load_history(where)
+    history = await core.store.turns.load_history(where)
     assert history.turns[-1].content == "a long answer that stops", "the note is shown, not stored"
 
 
@@ -138,7 +138,7 @@ async def test_the_assistant_turn_is_stored_before_its_final_text_is_shown(
             finish = reply.finish
 
             async def finish_after_checking(text: str) -> None:
-                history = await core.store.load_history(where)
+                history = await core.store.turns.load_history(where)
                 seen_at_finish.append([t.role for t in history.turns])
                 await finish(text)
 
@@ -168,7 +168,7 @@ async def test_a_platform_failure_mid_answer_still_stores_the_answer(
     outcome = await adapter.deliver(core.service, message(where, "hello"))
     assert outcome.reply is not None
     assert adapter.finals() == ["You said: [Alice] hello"], "the final text is still delivered"
-    assert [t.role for t in (await core.store.load_history(where)).turns] == ["user", "assistant"]
+    assert [t.role for t in (await core.store.turns.load_history(where)).turns] == ["user", "assistant"]
     assert "showing the answer failed mid-stream" in caplog.text
 
 
@@ -178,7 +178,7 @@ async def test_an_unexpected_failure_still_closes_the_answer_with_a_sentence(
     async def broken_store(*args: object, **kwargs: object) -> int:
         raise RuntimeError("database went away")
 
-    core.store.append_answer = broken_store  # type: ignore[method-assign]
+    core.store.turns.append_answer = broken_store  # type: ignore[method-assign]
     outcome = await adapter.deliver(core.service, message(thread(), "hello"))
     assert outcome.answered and outcome.reply is None
     assert adapter.finals()[0].endswith(FAILED_NOTE)
@@ -196,7 +196,7 @@ async def test_max_tokens_never_exceeds_what_the_model_can_write(
     core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
 ) -> None:
     where = thread()
-    await core.store.set_setting(where.channel, "max_tokens", 100_000, "test:ADMIN")
+    await core.store.channels.set_setting(where.channel, "max_tokens", 100_000, "test:ADMIN")
     await adapter.deliver(core.service, message(where, "hello"))
     assert fake_anthropic.message_requests[0]["max_tokens"] == 64_000, "claude-sonnet-5-5 writes at most 64k"
 
@@ -207,6 +207,6 @@ async def test_a_command_that_fails_inside_still_gets_an_answer(core: Core, adap
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("database went away")
 
-    core.store.set_setting = broken  # type: ignore[method-assign]
+    core.store.channels.set_setting = broken  # type: ignore[method-assign]
     await adapter.run_command(core.service, command(thread().channel, "system be brief", who=person("ADMIN")))
     assert adapter.command_answers[-1][1].startswith("Something went wrong on my side; nothing was changed")

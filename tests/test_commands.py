@@ -67,7 +67,7 @@ async def test_a_non_admin_cannot_change_settings(core: Core, adapter: Recording
     for typed in ("model claude-opus-5-5", "system be rude", "reset", "usage"):
         answer = await run(core, adapter, command(channel, typed, who=MEMBER))
         assert answer.startswith("Only workspace admins"), typed
-    assert await core.service.settings_for(channel) == core.service.defaults
+    assert await core.service.settings.for_channel(channel) == core.service.settings.defaults
     assert await audit_trail(core, channel) == []
 
 
@@ -82,7 +82,7 @@ async def test_an_unknown_model_is_refused_with_the_known_ones(core: Core, adapt
     answer = await run(core, adapter, command(channel, "model claude-nonexistent", who=ADMIN))
     assert "`claude-nonexistent` is not a model I know" in answer
     assert "`claude-haiku-5-5`" in answer and "`claude-opus-5-5`" in answer
-    assert (await core.service.settings_for(channel)).model == "claude-sonnet-5-5"
+    assert (await core.service.settings.for_channel(channel)).model == "claude-sonnet-5-5"
 
 
 async def test_the_model_list_falls_back_when_the_models_api_is_down(
@@ -101,7 +101,7 @@ async def test_every_change_is_audited_and_reset_restores_the_defaults(
     await run(core, adapter, command(channel, "system Be brief.", who=ADMIN))
     answer = await run(core, adapter, command(channel, "reset", who=ADMIN))
     assert "back to the defaults" in answer
-    assert await core.service.settings_for(channel) == core.service.defaults
+    assert await core.service.settings.for_channel(channel) == core.service.settings.defaults
     assert await audit_trail(core, channel) == [
         ("model", None, "claude-haiku-5-5", "test:ADMIN"),
         ("system_prompt", None, "Be brief.", "test:ADMIN"),
@@ -112,10 +112,10 @@ async def test_every_change_is_audited_and_reset_restores_the_defaults(
 
 async def test_workspace_settings_apply_to_channels_without_their_own(core: Core) -> None:
     channel = thread().channel
-    await core.store.set_setting(channel.workspace, "model", "claude-haiku-5-5", "test:ADMIN")
-    assert (await core.service.settings_for(channel)).model == "claude-haiku-5-5"
-    await core.store.set_setting(channel, "model", "claude-opus-5-5", "test:ADMIN")
-    assert (await core.service.settings_for(channel)).model == "claude-opus-5-5"
+    await core.store.channels.set_setting(channel.workspace, "model", "claude-haiku-5-5", "test:ADMIN")
+    assert (await core.service.settings.for_channel(channel)).model == "claude-haiku-5-5"
+    await core.store.channels.set_setting(channel, "model", "claude-opus-5-5", "test:ADMIN")
+    assert (await core.service.settings.for_channel(channel)).model == "claude-opus-5-5"
 
 
 async def test_show_and_help_are_for_everyone(core: Core, adapter: RecordingPlatform) -> None:

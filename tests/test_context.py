@@ -25,7 +25,7 @@ async def test_trimming_keeps_requests_under_a_small_window_and_tells_the_user_o
     core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
 ) -> None:
     await small_window_model(fake_anthropic)
-    core.service.defaults = ChannelSettings("claude-sonnet-5-5", "Be helpful.", 500)
+    core.service.settings.defaults = ChannelSettings("claude-sonnet-5-5", "Be helpful.", 500)
     where = thread()
     for i in range(40):
         await adapter.deliver(core.service, message(where, f"message {i}: " + "lorem ipsum " * 40, mention=i == 0))

@@ -60,8 +60,8 @@ async def test_messages_in_a_thread_the_bot_is_not_part_of_are_ignored_without_a
     outcome = await adapter.deliver(core.service, message(thread("9.9"), "chatter", mention=False))
     assert not outcome.answered
     assert fake_anthropic.message_requests == []
-    await core.store.ping()  # the store still works
-    assert not await core.store.conversation_exists(thread("9.9"))
+    await core.store.db.ping()  # the store still works
+    assert not await core.store.turns.conversation_exists(thread("9.9"))
 
 
 async def test_bots_are_never_answered(core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic) -> None:
@@ -127,13 +127,14 @@ async def test_a_message_arriving_mid_answer_is_stored_at_once_and_ordered_after
     await asyncio.sleep(0.1)
     turn = await core.service.accept(message(where, "second"))
     assert turn is not None
-    stored = [(t.role, t.content) for t in (await core.store.load_history(where)).turns]
+    stored = [(t.role, t.content) for t in (await core.store.turns.load_history(where)).turns]
     assert stored == [("user", "first"), ("user", "second")], "stored before the first answer is done"
     await first
-    stored = [(t.role, t.content) for t in (await core.store.load_history(where)).turns]
+    stored = [(t.role, t.content) for t in (await core.store.turns.load_history(where)).turns]
     assert stored == [("user", "first"), ("assistant", "You said: [Alice] first"), ("user", "second")]
     await core.service.answer(turn, adapter.surface(turn.message))
-    assert [t.role for t in (await core.store.load_history(where)).turns] == ["user", "assistant", "user", "assistant"]
+    roles = [t.role for t in (await core.store.turns.load_history(where)).turns]
+    assert roles == ["user", "assistant", "user", "assistant"]
 
 
 async def test_several_speakers_are_labelled_and_roles_alternate(

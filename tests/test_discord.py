@@ -89,7 +89,7 @@ async def test_a_5000_character_answer_arrives_in_ordered_parts_with_balanced_fe
     answer = "Here is the code:\n\n```python\n" + code + "```\n\n" + "And some prose after it.\n" * 3
     assert len(answer) > 5000
     fake_anthropic.queue_reply(answer)
-    await discord_bot.core.store.set_setting(
+    await discord_bot.core.store.channels.set_setting(
         ChannelKey("discord", str(discord_bot.guild_id), str(discord_bot.channel["id"])), "max_tokens", 32_000, "t"
     )
     root = discord_bot.say("write code", mention=True)
@@ -205,7 +205,7 @@ async def test_a_member_without_manage_server_cannot_set_the_system_prompt(
     response = discord_bot.fake.original_response(interaction)
     assert response is not None and response.ephemeral
     channel = ChannelKey("discord", str(discord_bot.guild_id), str(discord_bot.channel["id"]))
-    assert (await discord_bot.core.service.settings_for(channel)).system_prompt != "be rude"
+    assert (await discord_bot.core.service.settings.for_channel(channel)).system_prompt != "be rude"
 
 
 async def test_a_manager_sets_the_system_prompt_and_a_thread_uses_its_parent_channels_settings(

@@ -31,7 +31,7 @@ async def test_two_instances_answer_one_thread_one_turn_at_a_time(
             )
         )
         assert fake_anthropic.max_in_flight == 1
-        history = await first.store.load_history(where)
+        history = await first.store.turns.load_history(where)
         assert sorted(t.content for t in history.turns if t.role == "user") == ["m0", "m1", "m2", "m3"]
         roles = [m["role"] for m in fake_anthropic.message_requests[-1]["messages"]]
         assert roles == ["user", "assistant"] * (len(roles) // 2) + ["user"], "roles alternate"
@@ -90,10 +90,10 @@ async def test_only_one_instance_prunes_at_a_time(config: Config) -> None:
 
     first, second = await open_core(config), await open_core(config)
     try:
-        await first.store.accept_message(message(thread("stale"), "hi"))
+        await first.store.turns.accept_message(message(thread("stale"), "hi"))
         async with first.store.engine.begin() as conn:
             await conn.execute(update(conversations).values(last_activity_at=now() - timedelta(days=40)))
-        async with first.store.exclusive("prune") as mine:
+        async with first.store.db.exclusive("prune") as mine:
             assert mine
             skipped = await prune_once(second.store, thread_ttl_days=30)
             assert (skipped.conversations, skipped.messages) == (0, 0), "the other instance holds the job"

@@ -167,7 +167,7 @@ async def test_a_60000_character_answer_arrives_whole_in_order(
 ) -> None:
     answer = "".join(f"Paragraph {i}: " + "lorem ipsum dolor sit amet " * 20 + "\n\n" for i in range(110))[:60_000]
     fake_anthropic.queue_reply(answer)
-    await slack.service.core.store.set_setting(CHANNEL, "max_tokens", 32_000, "test")
+    await slack.service.core.store.channels.set_setting(CHANNEL, "max_tokens", 32_000, "test")
     event = mention("write a lot")
     await slack.send_event(event)
     await slack.settle()
@@ -236,7 +236,7 @@ async def test_a_non_admin_cannot_change_the_system_prompt(slack: SlackHarness) 
     await slack.settle()
     [answer] = slack.slack.responses_to(response_id)
     assert answer.response_type == "ephemeral" and answer.text.startswith("Only workspace admins")
-    current = await slack.service.core.service.settings_for(CHANNEL)
+    current = await slack.service.core.service.settings.for_channel(CHANNEL)
     assert current.system_prompt == slack.service.core.config.default_system_prompt
 
 

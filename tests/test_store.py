@@ -31,31 +31,32 @@ async def count(core: Core, table: object) -> int:
 
 async def test_claiming_an_event_twice_at_once_succeeds_exactly_once(core: Core) -> None:
     same = message(thread(), "hi", event_id="Ev-same")
-    results = await asyncio.gather(*(core.store.accept_message(same) for _ in range(8)))
+    results = await asyncio.gather(*(core.store.turns.accept_message(same) for _ in range(8)))
     assert sorted(results) == [False] * 7 + [True]
     elsewhere = ThreadKey("other-platform", "T1", "C1", "1.1")
-    assert await core.store.accept_message(message(elsewhere, "hi", event_id="Ev-same")), "claims are per platform"
+    claimed_elsewhere = await core.store.turns.accept_message(message(elsewhere, "hi", event_id="Ev-same"))
+    assert claimed_elsewhere, "claims are per platform"
 
 
 async def test_prune_deletes_only_stale_threads_with_their_messages(core: Core) -> None:
     stale, fresh = thread("stale"), thread("fresh")
     for where in (stale, fresh):
-        await core.store.accept_message(message(where, "hi"))
-        [asked] = (await core.store.load_history(where)).turns
-        await core.store.append_answer(where, "hello", after_order=asked.order)
+        await core.store.turns.accept_message(message(where, "hi"))
+        [asked] = (await core.store.turns.load_history(where)).turns
+        await core.store.turns.append_answer(where, "hello", after_order=asked.order)
     await age(core, "stale", days=31)
 
     result = await prune_once(core.store, thread_ttl_days=30)
 
     assert (result.conversations, result.messages) == (1, 2)
-    assert not await core.store.conversation_exists(stale)
-    assert [t.content for t in (await core.store.load_history(fresh)).turns] == ["hi", "hello"]
+    assert not await core.store.turns.conversation_exists(stale)
+    assert [t.content for t in (await core.store.turns.load_history(fresh)).turns] == ["hi", "hello"]
     assert await count(core, messages) == 2
 
 
 async def test_prune_forgets_event_claims_after_two_days(core: Core) -> None:
-    await core.store.accept_message(message(thread("a"), "hi", event_id="old"))
-    await core.store.accept_message(message(thread("b"), "hi", event_id="recent"))
+    await core.store.turns.accept_message(message(thread("a"), "hi", event_id="old"))
+    await core.store.turns.accept_message(message(thread("b"), "hi", event_id="recent"))
     async with core.store.engine.begin() as conn:
         await conn.execute(
             update(processed_events)
@@ -64,34 +65,34 @@ async def test_prune_forgets_event_claims_after_two_days(core: Core) -> None:
         )
     result = await prune_once(core.store, thread_ttl_days=30)
     assert result.events == 1
-    assert await core.store.accept_message(message(thread("a"), "again", event_id="old")), "an old claim is gone"
-    assert not await core.store.accept_message(message(thread("b"), "again", event_id="recent"))
+    assert await core.store.turns.accept_message(message(thread("a"), "again", event_id="old")), "an old claim is gone"
+    assert not await core.store.turns.accept_message(message(thread("b"), "again", event_id="recent"))
 
 
 async def test_prune_works_through_many_stale_threads_in_batches(core: Core) -> None:
     for i in range(25):
-        await core.store.accept_message(message(thread(f"s{i}"), "hi"))
+        await core.store.turns.accept_message(message(thread(f"s{i}"), "hi"))
     async with core.store.engine.begin() as conn:
         await conn.execute(update(conversations).values(last_activity_at=now() - timedelta(days=40)))
-    result = await core.store.prune(now() - timedelta(days=30), now() - timedelta(days=2), batch_size=4)
+    result = await core.store.housekeeping.prune(now() - timedelta(days=30), now() - timedelta(days=2), batch_size=4)
     assert (result.conversations, result.messages) == (25, 25)
     assert await count(core, conversations) == 0
 
 
 async def test_the_scheduler_runs_the_prune_job(core: Core) -> None:
-    await core.store.accept_message(message(thread("stale"), "hi"))
+    await core.store.turns.accept_message(message(thread("stale"), "hi"))
     await age(core, "stale", days=31)
     pruner = Pruner(core.store, thread_ttl_days=30, interval_minutes=60)
     pruner._scheduler.get_job("prune").modify(next_run_time=now())  # due at once
     pruner.start()
     try:
         for _ in range(100):
-            if not await core.store.conversation_exists(thread("stale")):
+            if not await core.store.turns.conversation_exists(thread("stale")):
                 break
             await asyncio.sleep(0.05)
     finally:
         pruner.stop()
-    assert not await core.store.conversation_exists(thread("stale"))
+    assert not await core.store.turns.conversation_exists(thread("stale"))
 
 
 async def test_migrating_an_up_to_date_schema_is_a_no_op(core: Core) -> None:
@@ -125,7 +126,7 @@ async def test_upgrading_a_first_release_database_keeps_every_conversation_in_or
                 {"id": number, "role": role, "content": f"turn {number}", "t": "2026-11-01 00:00:00"},
             )
     await migrate.upgrade(engine)
-    history = await Store(engine).load_history(thread("9.9"))
+    history = await Store(engine).turns.load_history(thread("9.9"))
     assert [(t.role, t.content) for t in history.turns] == [
         ("user", "turn 1"),
         ("assistant", "turn 2"),
@@ -136,10 +137,10 @@ async def test_upgrading_a_first_release_database_keeps_every_conversation_in_or
 
 async def test_text_with_a_nul_character_is_stored_on_every_database(core: Core) -> None:
     where = thread("nul")
-    assert await core.store.accept_message(message(where, "before\x00after"))
-    [turn] = (await core.store.load_history(where)).turns
-    await core.store.append_answer(where, "answer\x00too", after_order=turn.order)
-    assert [t.content for t in (await core.store.load_history(where)).turns] == [
+    assert await core.store.turns.accept_message(message(where, "before\x00after"))
+    [turn] = (await core.store.turns.load_history(where)).turns
+    await core.store.turns.append_answer(where, "answer\x00too", after_order=turn.order)
+    assert [t.content for t in (await core.store.turns.load_history(where)).turns] == [
         "before\ufffdafter",
         "answer\ufffdtoo",
     ]

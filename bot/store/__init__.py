@@ -1,0 +1,30 @@
+"""The service's memory, by concern: `db` (engine, write transactions, exclusive jobs),
+`turns` (conversations, claimed events, history), `channels` (settings rows and their
+audit trail) and `housekeeping` (usage reports, pruning). Persistence only: the rules
+that read these values live in `bot.policy`."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.store.channels import ChannelStore, SettingsRows
+from bot.store.db import Database, create_engine
+from bot.store.housekeeping import Housekeeping
+from bot.store.turns import TurnStore
+
+__all__ = ["Database", "SettingsRows", "Store", "create_engine"]
+
+
+class Store:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.db = Database(engine)
+        self.turns = TurnStore(self.db)
+        self.channels = ChannelStore(self.db)
+        self.housekeeping = Housekeeping(self.db)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self.db.engine
+
+    async def close(self) -> None:
+        await self.db.close()

@@ -1,0 +1,86 @@
+"""Per-channel settings rows and their audit trail. Which value applies is
+`policy.effective_settings`; this module only stores and reads."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import select
+
+from bot.domain import SETTING_NAMES, ChannelKey, now
+from bot.schema import audit_log, channel_settings
+from bot.store.db import Database, channel_filter
+
+SettingsRows = dict[str, dict[str, Any]]  # channel id -> setting name -> stored value (None: not set)
+
+# Settings are read on every turn and change rarely: each instance keeps a channel's
+# rows this long (a change made on another instance shows up within this time).
+SETTINGS_CACHE_SECONDS = 5.0
+
+
+class ChannelStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._settings_cache: dict[ChannelKey, tuple[float, SettingsRows]] = {}
+
+    async def settings_rows(self, channel: ChannelKey) -> SettingsRows:
+        """The stored settings rows of a channel and of its workspace (channel id `*`), by
+        channel id; which value wins is `policy.effective_settings`."""
+        cached = self._settings_cache.get(channel)
+        if cached is not None and time.monotonic() < cached[0]:
+            return cached[1]
+        async with self._db.engine.connect() as conn:
+            result = await conn.execute(
+                select(*(channel_settings.c[name] for name in ("channel_id", *SETTING_NAMES))).where(
+                    channel_settings.c.platform == channel.platform,
+                    channel_settings.c.workspace_id == channel.workspace_id,
+                    channel_settings.c.channel_id.in_([channel.channel_id, "*"]),
+                )
+            )
+            rows = {row.channel_id: {name: getattr(row, name) for name in SETTING_NAMES} for row in result}
+        if len(self._settings_cache) > 10_000:
+            self._settings_cache.clear()
+        self._settings_cache[channel] = (time.monotonic() + SETTINGS_CACHE_SECONDS, rows)
+        return rows
+
+    async def set_setting(self, channel: ChannelKey, name: str, value: Any, actor_id: str) -> None:
+        """Set (or with None, clear back to the default) one setting, with an audit row."""
+        if name not in SETTING_NAMES:
+            raise ValueError(f"unknown setting {name!r}")
+        moment = now()
+        async with self._db.write() as conn:
+            old = (
+                await conn.execute(
+                    select(channel_settings.c[name]).where(*channel_filter(channel_settings, channel))
+                )
+            ).scalar()
+            await conn.execute(
+                self._db.insert(channel_settings)
+                .values(
+                    platform=channel.platform,
+                    workspace_id=channel.workspace_id,
+                    channel_id=channel.channel_id,
+                    updated_by=actor_id,
+                    updated_at=moment,
+                    **{name: value},
+                )
+                .on_conflict_do_update(
+                    index_elements=["platform", "workspace_id", "channel_id"],
+                    set_={name: value, "updated_by": actor_id, "updated_at": moment},
+                )
+            )
+            await conn.execute(
+                audit_log.insert().values(
+                    platform=channel.platform,
+                    workspace_id=channel.workspace_id,
+                    channel_id=channel.channel_id,
+                    actor_id=actor_id,
+                    setting=name,
+                    old_value=None if old is None else str(old),
+                    new_value=None if value is None else str(value),
+                    created_at=moment,
+                )
+            )
+        self._settings_cache.clear()  # after the commit; a workspace row affects every channel
+

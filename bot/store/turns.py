@@ -1,0 +1,196 @@
+"""Conversations and their turns: claiming events, storing what was said, reading the
+history that is still sent to Claude."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.domain import History, IncomingMessage, StoredTurn, ThreadKey, TokenUsage, now
+from bot.schema import conversations, messages, processed_events
+from bot.store.db import Database, storable, thread_filter
+
+
+class TurnStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def accept_message(self, message: IncomingMessage) -> bool:
+        """Claim the message's event and store it as a user turn, in one transaction.
+
+        False (and nothing written) when the event was already claimed. Doing both
+        at once means a crash can never leave a claimed event whose turn is lost.
+        """
+        async with self._db.write() as conn:
+            if not await self._claim(conn, message.thread.platform, message.event_id):
+                return False
+            conversation_id = await self._touch_conversation(conn, message.thread)
+            await conn.execute(
+                messages.insert().values(
+                    conversation_id=conversation_id,
+                    role="user",
+                    author=storable(message.actor.display_name),
+                    author_id=message.actor.user_id,
+                    content=storable(message.text),
+                    platform_message_id=message.message_id,
+                    created_at=now(),
+                )
+            )
+            return True
+
+    async def append_answer(
+        self,
+        thread: ThreadKey,
+        content: str,
+        *,
+        after_order: int,
+        model: str | None = None,
+        stop_reason: str | None = None,
+        usage: TokenUsage | None = None,
+    ) -> int:
+        """Store Claude's answer right after `after_order` (the order of the last user turn it
+        answered), whatever arrived since; returns its id."""
+        return await self._insert_turn(
+            thread, "assistant", content,
+            position=after_order, rank=1, model=model, stop_reason=stop_reason, usage=usage,
+        )
+
+    async def add_thread_context(self, thread: ThreadKey, before_message_id: str, content: str) -> bool:
+        """Put the earlier messages of a thread just before the user turn of `before_message_id`."""
+        async with self._db.engine.connect() as conn:
+            mention = (
+                await conn.execute(
+                    select(messages.c.id)
+                    .select_from(messages.join(conversations))
+                    .where(thread_filter(thread), messages.c.platform_message_id == before_message_id)
+                )
+            ).scalar()
+        if mention is None:
+            return False
+        await self._insert_turn(thread, "user", content, position=int(mention), rank=-1)
+        return True
+
+    async def _insert_turn(
+        self,
+        thread: ThreadKey,
+        role: str,
+        content: str,
+        *,
+        position: int | None = None,
+        rank: int = 0,
+        model: str | None = None,
+        stop_reason: str | None = None,
+        usage: TokenUsage | None = None,
+    ) -> int:
+        usage = usage or TokenUsage()
+        async with self._db.write() as conn:
+            conversation_id = await self._touch_conversation(conn, thread)
+            result = await conn.execute(
+                messages.insert()
+                .values(
+                    conversation_id=conversation_id,
+                    role=role,
+                    position=position,
+                    rank=rank,
+                    content=storable(content),
+                    model=model,
+                    stop_reason=stop_reason,
+                    input_tokens=usage.input_tokens,
+                    output_tokens=usage.output_tokens,
+                    cache_read_tokens=usage.cache_read_tokens,
+                    cache_write_tokens=usage.cache_write_tokens,
+                    created_at=now(),
+                )
+                .returning(messages.c.id)
+            )
+            return int(result.scalar_one())
+
+    async def conversation_exists(self, thread: ThreadKey) -> bool:
+        async with self._db.engine.connect() as conn:
+            result = await conn.execute(select(conversations.c.id).where(thread_filter(thread)))
+            return result.first() is not None
+
+    async def load_history(self, thread: ThreadKey) -> History:
+        """The turns still in context, oldest first."""
+        async with self._db.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(
+                        conversations.c.id, conversations.c.context_start_id, conversations.c.trim_noticed
+                    ).where(thread_filter(thread))
+                )
+            ).first()
+            if row is None:
+                return History([], False)
+            order = func.coalesce(messages.c.position, messages.c.id)
+            query = select(
+                messages.c.id,
+                messages.c.role,
+                messages.c.author,
+                messages.c.content,
+                messages.c.position,
+                messages.c.platform_message_id,
+            ).where(messages.c.conversation_id == row.id)
+            if row.context_start_id is not None:
+                query = query.where(order >= row.context_start_id)
+            result = await conn.execute(query.order_by(order, messages.c.rank, messages.c.id))
+            turns = [StoredTurn(r.id, r.role, r.author, r.content, r.position, r.platform_message_id) for r in result]
+            return History(turns, bool(row.trim_noticed))
+
+    async def trim_context(self, thread: ThreadKey, *, first_kept: int) -> None:
+        """Stop sending turns ordered before `first_kept` (they stay stored), and remember
+        that the person has been told."""
+        async with self._db.write() as conn:
+            await conn.execute(
+                update(conversations)
+                .where(thread_filter(thread))
+                .values(context_start_id=first_kept, trim_noticed=True)
+            )
+
+    async def start_fresh(self, thread: ThreadKey) -> None:
+        """`/claude new`: later turns start a new context; the old ones stay stored."""
+        async with self._db.write() as conn:
+            last = (
+                await conn.execute(
+                    select(func.max(messages.c.id))
+                    .select_from(messages.join(conversations))
+                    .where(thread_filter(thread))
+                )
+            ).scalar()
+            await conn.execute(
+                update(conversations)
+                .where(thread_filter(thread))
+                .values(context_start_id=(last or 0) + 1, trim_noticed=False)
+            )
+
+    async def _claim(self, conn: AsyncConnection, platform: str, event_id: str) -> bool:
+        statement = (
+            self._db.insert(processed_events)
+            .values(platform=platform, event_id=event_id, seen_at=now())
+            .on_conflict_do_nothing(index_elements=["platform", "event_id"])
+        )
+        result = await conn.execute(statement)
+        return bool(result.rowcount == 1)
+
+    async def _touch_conversation(self, conn: AsyncConnection, thread: ThreadKey) -> int:
+        """Create the conversation if new, mark it active; returns its id."""
+        moment = now()
+        statement = (
+            self._db.insert(conversations)
+            .values(
+                platform=thread.platform,
+                workspace_id=thread.workspace_id,
+                channel_id=thread.channel_id,
+                thread_id=thread.thread_id,
+                trim_noticed=False,
+                created_at=moment,
+                last_activity_at=moment,
+            )
+            .on_conflict_do_update(
+                index_elements=["platform", "workspace_id", "channel_id", "thread_id"],
+                set_={"last_activity_at": moment},
+            )
+            .returning(conversations.c.id)
+        )
+        return int((await conn.execute(statement)).scalar_one())
+
