@@ -8,13 +8,16 @@ from the project.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 
 
-def _check_part(name: str, value: str) -> None:
-    if not value or ":" in value:
-        raise ValueError(f"{name} must be non-empty and contain no ':' (got {value!r})")
+def _check_key_parts(key: object) -> None:
+    """Each part of a key is non-empty and free of ':', so the key prints and parses back."""
+    for part in fields(key):  # type: ignore[arg-type]
+        value = getattr(key, part.name)
+        if not value or ":" in value:
+            raise ValueError(f"{part.name} must be non-empty and contain no ':' (got {value!r})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,9 +29,7 @@ class ChannelKey:
     channel_id: str
 
     def __post_init__(self) -> None:
-        _check_part("platform", self.platform)
-        _check_part("workspace_id", self.workspace_id)
-        _check_part("channel_id", self.channel_id)
+        _check_key_parts(self)
 
     @property
     def workspace(self) -> ChannelKey:
@@ -49,10 +50,7 @@ class ThreadKey:
     thread_id: str
 
     def __post_init__(self) -> None:
-        _check_part("platform", self.platform)
-        _check_part("workspace_id", self.workspace_id)
-        _check_part("channel_id", self.channel_id)
-        _check_part("thread_id", self.thread_id)
+        _check_key_parts(self)
 
     @property
     def channel(self) -> ChannelKey:
