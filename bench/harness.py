@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot import migrate
 from bot.app import Core, open_core, running_service
-from bot.claude import ClaudeClient, ClaudeReply, ClaudeRequest, TextSink
+from bot.claude import ClaudeClient, ClaudeReply, ClaudeRequest, OnText
 from bot.config import Config, load_config
 from bot.domain import IncomingMessage, PruneResult
 from bot.scheduler import prune_once
@@ -190,7 +190,7 @@ class ClaudeTimer:
     def replies(self) -> list[ClaudeReply]:
         return [call.reply for call in self.calls if call.reply is not None]
 
-    async def stream(self, request: ClaudeRequest, on_text: TextSink) -> ClaudeReply:
+    async def stream(self, request: ClaudeRequest, on_text: OnText) -> ClaudeReply:
         rendering = 0.0
 
         async def timed(delta: str) -> None:

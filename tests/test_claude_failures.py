@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
+import anthropic
 import pytest
 
 from bot.app import Core
+from bot.claude import FALLBACK_MODELS, ModelCatalog
 from bot.policy import CUT_OFF_NOTE, EMPTY_NOTE, FAILED_NOTE, REFUSAL_NOTE
-from fakes.anthropic_server import FakeAnthropic
+from fakes.anthropic_server import FakeAnthropic, Fault
 from fakes.recording import RecordingPlatform, message, thread
 from tests.conftest import API_KEY
 
@@ -210,3 +213,95 @@ async def test_a_command_that_fails_inside_still_gets_an_answer(core: Core, adap
     core.store.channels.set_setting = broken  # type: ignore[method-assign]
     await adapter.run_command(core.service, command(thread().channel, "system be brief", who=person("ADMIN")))
     assert adapter.command_answers[-1][1].startswith("Something went wrong on my side; nothing was changed")
+
+
+# --- retries: what the SDK does not do for us (see bot/claude/client.py) -------------------
+
+
+async def test_a_retry_after_just_over_the_cap_fails_at_once(
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.queue_fault(429, retry_after=3)  # the tests' cap is 2 s
+    async with asyncio.timeout(2):
+        outcome = await adapter.deliver(core.service, message(thread(), "hello"))
+    assert outcome.error is not None and outcome.error.kind == "rate_limited"
+    assert len(fake_anthropic.message_requests) == 1
+
+
+async def test_errors_mid_stream_before_any_text_give_up_after_three_requests(
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.fail_always(Fault(kind="midstream_error", status=529, after_deltas=0))
+    outcome = await adapter.deliver(core.service, message(thread(), "hello"))
+    assert outcome.error is not None and outcome.error.kind == "overloaded"
+    assert len(fake_anthropic.message_requests) == 3
+    assert adapter.replies[0].deltas == []
+    assert adapter.finals() == ["Claude is overloaded right now. Please try again in a few minutes."]
+
+
+async def test_the_sdks_retries_and_ours_share_three_requests(
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.queue_fault(529)  # retried by the SDK
+    fake_anthropic.queue_fault("midstream_error", after_deltas=0)  # retried by us
+    fake_anthropic.queue_fault("midstream_error", after_deltas=0)  # no request left for a retry
+    outcome = await adapter.deliver(core.service, message(thread(), "hello"))
+    assert outcome.error is not None and outcome.error.kind == "overloaded"
+    assert len(fake_anthropic.message_requests) == 3
+
+
+async def test_a_status_error_then_an_error_mid_stream_then_the_answer(
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.queue_fault(503)
+    fake_anthropic.queue_fault("midstream_error", after_deltas=0)
+    outcome = await adapter.deliver(core.service, message(thread(), "hello"))
+    assert outcome.error is None
+    assert adapter.finals() == ["You said: [Alice] hello"]
+    assert len(fake_anthropic.message_requests) == 3
+
+
+async def test_a_connection_dropped_before_any_text_is_retried(
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.queue_fault("drop", after_deltas=0)
+    outcome = await adapter.deliver(core.service, message(thread(), "hello"))
+    assert outcome.error is None
+    assert adapter.finals() == ["You said: [Alice] hello"]
+    assert len(fake_anthropic.message_requests) == 2
+
+
+async def test_an_invalid_request_error_mid_stream_is_not_retried(
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.queue_fault(
+        Fault(kind="midstream_error", status=400, error_type="invalid_request_error", after_deltas=0)
+    )
+    outcome = await adapter.deliver(core.service, message(thread(), "hello"))
+    assert outcome.error is not None
+    assert len(fake_anthropic.message_requests) == 1
+
+
+async def test_the_model_list_is_asked_for_again_a_minute_after_the_models_api_failed(
+    fake_anthropic: FakeAnthropic,
+) -> None:
+    now = [0.0]
+    sdk = anthropic.AsyncAnthropic(api_key=API_KEY, base_url=fake_anthropic.base_url, max_retries=0)
+    catalog = ModelCatalog(sdk, retry_seconds=60, clock=lambda: now[0])
+
+    def list_requests() -> int:
+        return sum(1 for r in fake_anthropic.requests if r.path == "/v1/models")
+
+    fake_anthropic.models_unavailable = True
+    assert set(await catalog.models()) == {m.id for m in FALLBACK_MODELS}
+    fake_anthropic.models_unavailable = False
+    now[0] += 59
+    assert set(await catalog.models()) == {m.id for m in FALLBACK_MODELS}
+    assert list_requests() == 1, "not asked again within the minute"
+    now[0] += 1
+    assert "claude-sonnet-5-5" in await catalog.models()
+    assert list_requests() == 2
+    now[0] += 3599
+    await catalog.models()
+    assert list_requests() == 2, "a good list is kept for an hour"
+    await sdk.close()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.ttl import TtlCache
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +20,7 @@ NAME_LOOKUP_SECONDS = 1.0  # Slack wants its ack within 3 s
 class SlackUsers:
     def __init__(self, client: AsyncWebClient) -> None:
         self._client = client
-        self._cache: dict[str, tuple[float, dict[str, Any] | None]] = {}
+        self._cache: TtlCache[str, dict[str, Any] | None] = TtlCache(CACHE_SECONDS)
 
     async def display_name(self, user_id: str) -> str:
         user = await self._user(user_id)
@@ -45,13 +46,14 @@ class SlackUsers:
         return any(user.get(flag) for flag in ("is_admin", "is_owner", "is_primary_owner"))
 
     async def _user(self, user_id: str) -> dict[str, Any] | None:
-        cached = self._cache.get(user_id)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
+        """The profile (None where Slack would not say); a lookup outlives a caller that
+        stopped waiting, so the name is there for the next message."""
+        return await self._cache.get_or_load(user_id, lambda: self._fetch(user_id))
+
+    async def _fetch(self, user_id: str) -> dict[str, Any] | None:
         try:
-            user = (await self._client.users_info(user=user_id)).get("user")
+            user: dict[str, Any] | None = (await self._client.users_info(user=user_id)).get("user")
         except SlackApiError as exc:
             log.warning("slack: users.info failed for a user (%s)", exc.response.get("error"))
-            user = None
-        self._cache[user_id] = (time.monotonic() + CACHE_SECONDS, user)
+            return None
         return user

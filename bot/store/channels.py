@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from sqlalchemy import select
@@ -11,6 +10,7 @@ from sqlalchemy import select
 from bot.domain import SETTING_NAMES, ChannelKey, now
 from bot.schema import audit_log, channel_settings
 from bot.store.db import Database, channel_filter
+from bot.ttl import TtlCache
 
 SettingsRows = dict[str, dict[str, Any]]  # channel id -> setting name -> stored value (None: not set)
 
@@ -22,14 +22,14 @@ SETTINGS_CACHE_SECONDS = 5.0
 class ChannelStore:
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._settings_cache: dict[ChannelKey, tuple[float, SettingsRows]] = {}
+        self._settings_cache: TtlCache[ChannelKey, SettingsRows] = TtlCache(SETTINGS_CACHE_SECONDS)
 
     async def settings_rows(self, channel: ChannelKey) -> SettingsRows:
         """The stored settings rows of a channel and of its workspace (channel id `*`), by
         channel id; which value wins is `policy.effective_settings`."""
-        cached = self._settings_cache.get(channel)
-        if cached is not None and time.monotonic() < cached[0]:
-            return cached[1]
+        return await self._settings_cache.get_or_load(channel, lambda: self._read_rows(channel))
+
+    async def _read_rows(self, channel: ChannelKey) -> SettingsRows:
         async with self._db.engine.connect() as conn:
             result = await conn.execute(
                 select(*(channel_settings.c[name] for name in ("channel_id", *SETTING_NAMES))).where(
@@ -38,11 +38,7 @@ class ChannelStore:
                     channel_settings.c.channel_id.in_([channel.channel_id, "*"]),
                 )
             )
-            rows = {row.channel_id: {name: getattr(row, name) for name in SETTING_NAMES} for row in result}
-        if len(self._settings_cache) > 10_000:
-            self._settings_cache.clear()
-        self._settings_cache[channel] = (time.monotonic() + SETTINGS_CACHE_SECONDS, rows)
-        return rows
+            return {row.channel_id: {name: getattr(row, name) for name in SETTING_NAMES} for row in result}
 
     async def set_setting(self, channel: ChannelKey, name: str, value: Any, actor_id: str) -> None:
         """Set (or with None, clear back to the default) one setting, with an audit row."""
