@@ -22,7 +22,7 @@ from discord import app_commands
 
 from adapters.base import AdapterLimits, BackgroundTasks, MessageSink, ReplyStream
 from adapters.discord_reply import MESSAGE_LIMIT, NO_MENTIONS, DiscordReply
-from adapters.parts import split_all
+from adapters.streaming import split_all
 from bot.events import Actor, ChannelKey, CommandInvocation, ContextMessage, IncomingMessage, ThreadKey
 from bot.settings import Settings, SettingsError
 

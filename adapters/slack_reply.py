@@ -1,28 +1,29 @@
 """Showing one answer in a Slack thread as it streams.
 
-Each part (see `adapters.parts`) is one Slack message. A part streams with
+Each part (see `adapters.streaming`) is one Slack message. A part streams with
 Slack's native streaming (chat.startStream / appendStream / stopStream) while
 the workspace allows it; otherwise it is posted and then updated about once a
-second (chat.update). A refusal at any point switches to posting/updating with
-the whole text, so nothing is lost to a fallback.
+second per message (chat.update). A refusal at any point switches to
+posting/updating with the whole text, so nothing is lost to a fallback. Every
+chunk goes through `neutralize_mentions`.
 """
 
 from __future__ import annotations
 
-import logging
+import contextlib
 import re
-import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.parts import PartSplitter
+from adapters.streaming import ReplyLimits, StreamedReply, StreamingRefused
 
-log = logging.getLogger(__name__)
-
-MARKDOWN_LIMIT = 12_000  # characters of markdown_text per message and per call
-UPDATE_INTERVAL = 1.0  # seconds between two visible updates of one message
+# 12,000 characters of markdown_text per message and per call; about one update a second
+# per message (chat.update is rate limited per channel).
+SLACK_LIMITS = ReplyLimits(max_chars=12_000, edit_interval=1.0, strict_cadence=False)
+MARKDOWN_LIMIT = SLACK_LIMITS.max_chars
 _SPECIAL_MENTION = re.compile(
     r"<!(channel|here|everyone)(?:\|[^>]*)?>|<!subteam\^[A-Z0-9]+(?:\|([^>]*))?>|<@([UW][A-Z0-9]+)(?:\|([^>]*))?>"
 )
@@ -42,16 +43,6 @@ def neutralize_mentions(text: str) -> str:
     return _SPECIAL_MENTION.sub(plain, text)
 
 
-@dataclass
-class _Message:
-    """One part on screen: how much of it is shown and how."""
-
-    ts: str | None = None
-    streaming: bool = False
-    shown: int = 0  # characters of the part that Slack has
-    closed: bool = False
-
-
 @dataclass(frozen=True, slots=True)
 class ReplyTarget:
     channel: str
@@ -60,101 +51,56 @@ class ReplyTarget:
     user_id: str
 
 
-class SlackReply:
+class SlackReply(StreamedReply[str]):
+    """An answer in a Slack thread; each message is known by its `ts`."""
+
     def __init__(self, client: AsyncWebClient, target: ReplyTarget, *, native_streaming: bool) -> None:
+        super().__init__(SLACK_LIMITS, native_streaming=native_streaming)
         self._client = client
         self._target = target
-        self._native = native_streaming
-        self._splitter = PartSplitter(MARKDOWN_LIMIT)
-        self._messages: list[_Message] = []
-        self._fed = 0
-        self._last_update = 0.0
-        self.streaming_refused: str | None = None  # Slack's error when it refused native streaming
 
     @property
     def channel(self) -> str:
         return self._target.channel
 
-    async def append(self, delta: str) -> None:
-        self._splitter.feed(delta)
-        self._fed += len(delta)
-        await self._show(final=False)
+    async def _post_part(self, index: int, text: str) -> str:
+        response = await self._client.chat_postMessage(
+            channel=self._target.channel, thread_ts=self._target.thread_ts, markdown_text=neutralize_mentions(text)
+        )
+        return str(response["ts"])
 
-    async def finish(self, text: str) -> None:
-        self._splitter.feed(text[self._fed :])
-        self._fed = len(text)
-        self._splitter.close()
-        await self._show(final=True)
+    async def _edit_part(self, handle: str, text: str) -> None:
+        await self._client.chat_update(channel=self._target.channel, ts=handle, markdown_text=neutralize_mentions(text))
 
-    async def _show(self, *, final: bool) -> None:
-        finished = self._splitter.finished
-        for index, part in enumerate(finished):
-            await self._show_part(index, part, len(part), complete=True)
-        if final:
-            return
-        due = time.monotonic() - self._last_update >= UPDATE_INTERVAL
-        current = self._splitter.current
-        index = len(finished)
-        message = self._message(index)
-        if not due:
-            return
-        if self._native and self._splitter.stable > message.shown:
-            await self._show_part(index, current, self._splitter.stable, complete=False)
-        elif not self._native and current.strip() and len(current) > message.shown:
-            await self._show_part(index, current, len(current), complete=False)
-
-    def _message(self, index: int) -> _Message:
-        while len(self._messages) <= index:
-            self._messages.append(_Message())
-        return self._messages[index]
-
-    async def _show_part(self, index: int, part: str, upto: int, *, complete: bool) -> None:
-        """Bring message `index` to show `part[:upto]`, and close it when `complete`."""
-        message = self._message(index)
-        if message.closed:
-            return
-        self._last_update = time.monotonic()
-        if self._native and (message.ts is None or message.streaming):
-            if await self._stream(message, part, upto, complete):
-                return
-        await self._post_or_update(message, part[:upto])
-        message.closed = complete
-
-    async def _stream(self, message: _Message, part: str, upto: int, complete: bool) -> bool:
-        """Native streaming; False when Slack refused it (the caller falls back)."""
-        chunk = neutralize_mentions(part[message.shown : upto])
-        channel = self._target.channel
-        try:
-            if message.ts is None:
-                response = await self._client.chat_startStream(
-                    channel=channel,
-                    thread_ts=self._target.thread_ts,
-                    markdown_text=chunk,
-                    recipient_team_id=self._target.team_id,
-                    recipient_user_id=self._target.user_id,
-                )
-                message.ts, message.streaming, chunk = response["ts"], True, ""
-            if complete:
-                await self._client.chat_stopStream(channel=channel, ts=message.ts, markdown_text=chunk or None)
-                message.streaming, message.closed = False, True
-            elif chunk:
-                await self._client.chat_appendStream(channel=channel, ts=message.ts, markdown_text=chunk)
-        except SlackApiError as exc:
-            self.streaming_refused = str(exc.response.get("error", "unknown"))
-            log.info("slack streaming refused (%s); posting and updating instead", self.streaming_refused)
-            self._native = False
-            message.streaming = False
-            return False
-        message.shown = upto
-        return True
-
-    async def _post_or_update(self, message: _Message, text: str) -> None:
-        shown = neutralize_mentions(text)
-        if message.ts is None:
-            response = await self._client.chat_postMessage(
-                channel=self._target.channel, thread_ts=self._target.thread_ts, markdown_text=shown
+    async def _start_stream(self, index: int, text: str) -> str:
+        with _refusal():
+            response = await self._client.chat_startStream(
+                channel=self._target.channel,
+                thread_ts=self._target.thread_ts,
+                markdown_text=neutralize_mentions(text),
+                recipient_team_id=self._target.team_id,
+                recipient_user_id=self._target.user_id,
             )
-            message.ts = response["ts"]
-        else:
-            await self._client.chat_update(channel=self._target.channel, ts=message.ts, markdown_text=shown)
-        message.shown = len(text)
+        return str(response["ts"])
+
+    async def _append_stream(self, handle: str, text: str) -> None:
+        with _refusal():
+            await self._client.chat_appendStream(
+                channel=self._target.channel, ts=handle, markdown_text=neutralize_mentions(text)
+            )
+
+    async def _stop_stream(self, handle: str, text: str) -> None:
+        with _refusal():
+            await self._client.chat_stopStream(
+                channel=self._target.channel, ts=handle, markdown_text=neutralize_mentions(text) or None
+            )
+
+
+@contextlib.contextmanager
+def _refusal() -> Iterator[None]:
+    """Any error Slack answers a stream call with (the workspace lacks streaming, the stream
+    expired, rate limits outlasting the SDK's retries) means: post and update instead."""
+    try:
+        yield
+    except SlackApiError as exc:
+        raise StreamingRefused(str(exc.response.get("error", "unknown"))) from exc
