@@ -143,6 +143,18 @@ CASES = [
         native=True,
         refuse=frozenset({"start"}),
     ),
+    Case(
+        "after a refusal the reply's later parts are posted without trying to stream again",
+        [(0, "first line of the answer\n"), (0.1, "second line of the answer\n")],
+        "first line of the answer\nsecond line of the answer\n",
+        [
+            ("refused", 0, "start"),
+            ("post", 0, "first line of the answer\n"),
+            ("post", 1, "second line of the answer\n"),
+        ],
+        native=True,
+        refuse=frozenset({"start"}),
+    ),
 ]
 
 
