@@ -41,7 +41,7 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from adapters.parts import PartSplitter, split_all
+from adapters.streaming import PartSplitter, split_all
 from bot.commands import Command, parse_command
 from bot.schema import messages
 from fakes.anthropic_server import FakeAnthropic

@@ -7,7 +7,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.parts import PartSplitter, split_all
+from adapters.streaming import PartSplitter, split_all
 
 FENCE = re.compile(r" {0,3}```")
 

@@ -21,7 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SOCKET_MANIFEST = ROOT / "slack-manifest.yml"
 HTTP_MANIFEST = ROOT / "slack-manifest-http.yml"
-ADAPTER_SOURCES = [*sorted((ROOT / "adapters" / "slack").glob("*.py")), ROOT / "adapters" / "slack_reply.py"]
+ADAPTER_SOURCES = sorted((ROOT / "adapters" / "slack").glob("*.py"))
 PLACEHOLDER_URL = "https://YOUR-HOST/slack/events"
 
 # Every Events API listener of adapters/slack/ -> the bot events that deliver it.

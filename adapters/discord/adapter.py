@@ -16,9 +16,9 @@ import discord
 from discord import app_commands
 
 from adapters.discord.commands import claude_group
+from adapters.discord.reply import NO_MENTIONS
 from adapters.discord.surface import DiscordCommandSurface, DiscordMessageSurface
 from adapters.discord.translate import PLATFORM, ReplyModeConversations, command_invocation, incoming_message
-from adapters.discord_reply import NO_MENTIONS
 from bot.errors import StartupError
 from bot.ports import Inbox
 

@@ -9,9 +9,9 @@ from typing import Any, Literal
 
 import discord
 
+from adapters.discord.reply import MESSAGE_LIMIT, NO_MENTIONS, DiscordReply
 from adapters.discord.translate import SPOKEN_TYPES, ReplyModeConversations
-from adapters.discord_reply import MESSAGE_LIMIT, NO_MENTIONS, DiscordReply
-from adapters.parts import split_all
+from adapters.streaming import split_all
 from bot.domain import ContextMessage, IncomingMessage, ThreadKey
 from bot.ports import ReplyStream
 

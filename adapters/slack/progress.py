@@ -10,7 +10,7 @@ import logging
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack_reply import SlackReply
+from adapters.slack.reply import SlackReply
 from bot.domain import IncomingMessage
 
 log = logging.getLogger(__name__)

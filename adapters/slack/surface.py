@@ -12,9 +12,9 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from adapters.slack.assistant import AssistantPane
 from adapters.slack.progress import ProgressCue, ReplyWithCue, StreamingSupport
+from adapters.slack.reply import ReplyTarget, SlackReply
 from adapters.slack.translate import SlackTranslator
 from adapters.slack.users import SlackUsers
-from adapters.slack_reply import ReplyTarget, SlackReply
 from bot.domain import ContextMessage, IncomingMessage
 from bot.ports import ReplyStream
 
