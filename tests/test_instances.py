@@ -86,7 +86,7 @@ async def test_only_one_instance_prunes_at_a_time(config: Config) -> None:
 
     from bot.scheduler import prune_once
     from bot.schema import conversations
-    from bot.store import now
+    from bot.domain import now
 
     first, second = await open_core(config), await open_core(config)
     try:
