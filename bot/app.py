@@ -5,9 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -19,11 +24,12 @@ from bot.claude import ClaudeClient
 from bot.commands import CommandService
 from bot.config import Config
 from bot.conversation import ConversationService
-from bot.domain import ChannelSettings
+from bot.domain import ChannelSettings, IncomingMessage
 from bot.errors import StartupError
 from bot.locks import PostgresThreadLocks, ThreadLocks
-from bot.ports import Platform, ServesHttp
-from bot.scheduler import Pruner
+from bot.ports import MessageSurface, Platform, ServesHttp
+from bot.recovery import Recovery, RecoveryPolicy
+from bot.scheduler import BackgroundJobs, prune_once
 from bot.store import Store, create_engine
 
 if TYPE_CHECKING:
@@ -64,7 +70,13 @@ async def open_core(config: Config) -> Core:
     commands = CommandService(store, settings, claude.catalog, config.admin_user_ids)
     locks = PostgresThreadLocks(engine) if engine.dialect.name == "postgresql" else ThreadLocks()
     service = ConversationService(
-        store, claude, commands, settings, max_concurrent_claude_calls=config.max_concurrent_claude_calls, locks=locks
+        store,
+        claude,
+        commands,
+        settings,
+        max_concurrent_claude_calls=config.max_concurrent_claude_calls,
+        locks=locks,
+        instance_id=f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:8]}",
     )
     return Core(config, store, claude, locks, service)
 
@@ -154,6 +166,33 @@ def web_app(core: Core, connected: list[Platform]) -> web.Application:
     return app
 
 
+def background_jobs(core: Core, connected: list[Platform]) -> BackgroundJobs:
+    """Pruning; saying this instance is alive; answering what a dead instance left."""
+    config, store, service = core.config, core.store, core.service
+    by_name = {platform.name: platform for platform in connected}
+
+    async def surface_for(message: IncomingMessage) -> MessageSurface | None:
+        platform = by_name.get(message.thread.platform)
+        return await platform.surface_for_stored(message) if platform is not None else None
+
+    dead_after = timedelta(seconds=config.instance_dead_after_seconds)
+    recovery = Recovery(
+        store,
+        service,
+        surface_for,
+        RecoveryPolicy(
+            dead_after=dead_after,
+            settle_after=dead_after,
+            window=timedelta(minutes=config.recovery_window_minutes),
+        ),
+    )
+    jobs = BackgroundJobs()
+    jobs.every(config.prune_interval_minutes * 60, partial(prune_once, store, config.thread_ttl_days), "prune")
+    jobs.every(config.instance_dead_after_seconds / 3, partial(store.instances.heartbeat, service.instance_id), "alive")
+    jobs.every(config.recovery_interval_seconds, recovery.run_once, "recovery", now=True)
+    return jobs
+
+
 @dataclass
 class RunningService:
     core: Core
@@ -169,17 +208,18 @@ async def running_service(config: Config) -> AsyncIterator[RunningService]:
     core drains the answers under way, then the platforms and the core close."""
     connected = platforms(config)
     core = await open_core(config)
-    pruner = Pruner(core.store, config.thread_ttl_days, config.prune_interval_minutes)
+    jobs = background_jobs(core, connected)
     runner = web.AppRunner(web_app(core, connected), handle_signals=False, access_log=None)
     started: list[Platform] = []
     try:
         await runner.setup()
+        await core.store.instances.heartbeat(core.service.instance_id)  # alive before the first accept
         for platform in connected:  # before the port opens: events need a started platform
             await platform.start(core.service)
             started.append(platform)
         site = web.TCPSite(runner, config.host, config.port)
         await site.start()
-        pruner.start()
+        jobs.start()
         if not connected:
             log.warning(
                 "no platform credentials set: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (or "
@@ -193,9 +233,11 @@ async def running_service(config: Config) -> AsyncIterator[RunningService]:
         for platform in reversed(started):
             await platform.stop_intake()
         await core.service.drain()
+        jobs.stop()
         for platform in reversed(started):
             await platform.close()
-        pruner.stop()
+        with contextlib.suppress(Exception):  # our turns are settled; anything left is an orphan
+            await core.store.instances.forget(core.service.instance_id)
         await core.close()
 
 

@@ -41,6 +41,11 @@ class Config(BaseSettings):
     thread_ttl_days: int = Field(default=30, ge=1)
     prune_interval_minutes: int = Field(default=60, ge=1)
     max_concurrent_claude_calls: int = Field(default=256, ge=1)
+    # Answering what a dead instance accepted (see bot/recovery.py): how often to look,
+    # when a silent instance counts as dead, and how old a turn may be to still get an answer.
+    recovery_interval_seconds: float = Field(default=60.0, gt=0)
+    instance_dead_after_seconds: float = Field(default=30.0, gt=0)
+    recovery_window_minutes: float = Field(default=15.0, gt=0)
     admin_user_ids: Annotated[frozenset[str], NoDecode] = frozenset()
     port: int = Field(default=8000, ge=0, le=65535)
     host: str = "0.0.0.0"

@@ -47,6 +47,7 @@ from bot.policy import (
 from bot.ports import CommandSurface, MessageSurface, ReplyStream
 from bot.prompt import ContextPlan, context_tokens, estimate_tokens, fit_context, render_thread_context, to_messages
 from bot.store import Store
+from bot.store.turns import ANSWERED, FAILED
 from bot.tasks import TaskSet
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,7 @@ class ConversationService:
         *,
         max_concurrent_claude_calls: int = 256,
         locks: ThreadLocks | None = None,
+        instance_id: str = "",
     ) -> None:
         self.store = store
         self.claude = claude
@@ -92,6 +94,7 @@ class ConversationService:
         self.settings = settings
         self.locks = locks or ThreadLocks()
         self.tasks = TaskSet()
+        self.instance_id = instance_id  # owns the turns this instance accepts (see bot.recovery)
         self._claude_slots = asyncio.Semaphore(max_concurrent_claude_calls)
 
     # --- Inbox --------------------------------------------------------------
@@ -124,7 +127,7 @@ class ConversationService:
         if addressed is Addressed.IF_CONVERSATION and not await self.store.turns.conversation_exists(message.thread):
             return None
         needs_context = summoned_mid_thread(message) and not await self.store.turns.conversation_exists(message.thread)
-        if not await self.store.turns.accept_message(message):
+        if not await self.store.turns.accept_message(message, owner=self.instance_id):
             metrics.DUPLICATES.inc()
             log.info("duplicate delivery dropped: event=%s thread=%s", message.event_id, message.thread)
             return None
@@ -164,6 +167,7 @@ class ConversationService:
         if already_answered(history, message.message_id):
             log.info("turn already answered along with an earlier one: thread=%s", message.thread)
             return TurnOutcome(answered=False)
+        covered = history.turns[-1].order  # the newest turn: this answer covers every pending one
         async with self._claude_slots:
             reply_stream = _FinalTextGuard(await surface.open_reply(), message.thread)
             try:
@@ -173,17 +177,39 @@ class ConversationService:
                     "turn failed: thread=%s model=%s kind=%s status=%s request_id=%s",
                     message.thread, settings.model, error.kind, error.status, error.request_id,
                 )
-                await reply_stream.finish(join_notes(reply_stream.received, error.user_message))
+                await self._fail(reply_stream, error.user_message, message.thread, covered)
                 metrics.ERRORS.labels(error.kind).inc()
                 return TurnOutcome(answered=True, error=error)
             except asyncio.CancelledError:  # shutting down: never leave a half-shown answer open
-                await asyncio.shield(reply_stream.finish(join_notes(reply_stream.received, INTERRUPTED_NOTE)))
+                await asyncio.shield(self._fail(reply_stream, INTERRUPTED_NOTE, message.thread, covered))
                 raise
             except Exception:
                 log.exception("turn failed unexpectedly: thread=%s", message.thread)
-                await reply_stream.finish(join_notes(reply_stream.received, FAILED_NOTE))
+                await self._fail(reply_stream, FAILED_NOTE, message.thread, covered)
                 metrics.ERRORS.labels("internal").inc()
                 return TurnOutcome(answered=True)
+
+    async def _fail(self, reply_stream: _FinalTextGuard, sentence: str, thread: ThreadKey, covered: int) -> None:
+        """Close the answer with what was shown and a sentence, and remember the person was told."""
+        await reply_stream.finish(join_notes(reply_stream.received, sentence))
+        await self._settle(thread, covered, FAILED)
+
+    async def _settle(self, thread: ThreadKey, covered: int, state: str) -> None:
+        try:
+            await self.store.turns.settle(thread, up_to_order=covered, state=state)
+        except Exception:  # the person has their answer; recovery will find the turn settled by its lock
+            log.exception("recording a turn's outcome failed: thread=%s", thread)
+
+    async def give_up(self, message: IncomingMessage, surface: MessageSurface, sentence: str) -> None:
+        """Tell the person their message will not be answered (recovery, past its window)."""
+        async with self.locks.hold(message.thread):
+            history = await self.store.turns.load_history(message.thread)
+            if already_answered(history, message.message_id):
+                return
+            reply = await surface.open_reply()
+            await reply.finish(sentence)
+            mine = next(t for t in history.turns if t.message_id == message.message_id)
+            await self._settle(message.thread, mine.order, FAILED)
 
     async def _complete(
         self,
@@ -196,7 +222,9 @@ class ConversationService:
         """Ask Claude, store the answer, then show its final text."""
         reply, notes, sent = await self._ask_claude(message.thread, settings, history, reply_stream)
         stored_text = reply.text or (REFUSAL_PLACEHOLDER if reply.stop_reason == "refusal" else "")
-        if stored_text:
+        if not stored_text:
+            await self._settle(message.thread, sent[-1].order, ANSWERED)
+        else:
             await self.store.turns.append_answer(
                 message.thread,
                 stored_text,

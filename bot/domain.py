@@ -166,6 +166,20 @@ class History:
 
 
 @dataclass(frozen=True, slots=True)
+class OrphanedTurn:
+    """A user turn still waiting for its answer whose instance died while answering it."""
+
+    id: int
+    thread: ThreadKey
+    message_id: str  # the platform's id of the message
+    author: str
+    author_id: str
+    text: str
+    created_at: datetime
+    attempts: int  # answers started for it so far
+
+
+@dataclass(frozen=True, slots=True)
 class TokenUsage:
     input_tokens: int = 0
     output_tokens: int = 0

@@ -100,6 +100,12 @@ class Platform(Protocol):
 
     async def close(self) -> None: ...
 
+    async def surface_for_stored(self, message: IncomingMessage) -> MessageSurface | None:
+        """A surface for a message stored earlier (by this or another process) and never
+        answered: rebuilt from its thread and platform message id, without the original
+        event. None when the platform cannot reach it now."""
+        ...
+
 
 @runtime_checkable
 class ServesHttp(Protocol):

@@ -4,7 +4,8 @@ event claims older than two days (Slack retries stop after minutes)."""
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -33,20 +34,19 @@ async def prune_once(store: Store, thread_ttl_days: int) -> PruneResult:
     return result
 
 
-class Pruner:
-    """Runs `prune_once` every `interval_minutes`; never two runs at once."""
+class BackgroundJobs:
+    """The service's timers (APScheduler): each job runs every so often, never two runs
+    of one job at once; a missed run is not made up twice."""
 
-    def __init__(self, store: Store, thread_ttl_days: int, interval_minutes: int) -> None:
+    def __init__(self) -> None:
         self._scheduler = AsyncIOScheduler()
+
+    def every(self, seconds: float, job: Callable[[], Awaitable[object]], name: str, *, now: bool = False) -> None:
+        """Run `job` every `seconds` (and once at start when `now`)."""
+        first_run = {"next_run_time": datetime.now(UTC)} if now else {}  # (None would pause the job)
         self._scheduler.add_job(
-            prune_once,
-            "interval",
-            minutes=interval_minutes,
-            args=(store, thread_ttl_days),
-            id="prune",
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=60,
+            job, "interval", seconds=seconds, id=name, max_instances=1, coalesce=True, misfire_grace_time=60,
+            **first_run,
         )
 
     def start(self) -> None:

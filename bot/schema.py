@@ -94,7 +94,13 @@ messages = Table(
     Column("cache_read_tokens", Integer, nullable=False, default=0),
     Column("cache_write_tokens", Integer, nullable=False, default=0),
     Column("created_at", UTCDateTime, nullable=False),
+    # A user turn's answer: "pending" until it is answered or an error was shown ("failed");
+    # None for answers and thread context (and for turns stored before revision 0003).
+    Column("state", String(16), nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),  # answers started for it
+    Column("owner", String(64), nullable=True),  # the instance answering it (see `instances`)
     Index("ix_messages_conversation_id", "conversation_id", "id"),
+    Index("ix_messages_state", "state", "created_at"),
     Index("ix_messages_platform_message_id", "conversation_id", "platform_message_id"),
 )
 
@@ -119,6 +125,15 @@ processed_events = Table(
     Column("event_id", String(128), primary_key=True),
     Column("seen_at", UTCDateTime, nullable=False),
     Index("ix_processed_events_seen_at", "seen_at"),
+)
+
+# Each running instance says it is alive every few seconds; a pending turn whose owner
+# has gone quiet was being answered by a process that died, and is answered again.
+instances = Table(
+    "instances",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("seen_at", UTCDateTime, nullable=False),
 )
 
 audit_log = Table(

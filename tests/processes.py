@@ -7,8 +7,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-_SCRIPT = Path(sys.executable).with_name("bot")
-BOT: list[str] = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "bot"]
+ROOT = Path(__file__).resolve().parents[1]
+# The `bot` command of this checkout, whichever checkout the virtualenv's editable install
+# points at (a git worktree shares the main checkout's virtualenv).
+BOT: list[str] = [
+    sys.executable,
+    "-c",
+    f"import sys; sys.path.insert(0, {str(ROOT)!r}); from bot.cli import main; sys.exit(main())",
+]
 
 
 def free_port() -> int:

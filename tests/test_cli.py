@@ -31,7 +31,7 @@ from bot.config import load_config
 from bot.schema import metadata
 from fakes.anthropic_server import DEFAULT_MODELS, FakeAnthropic
 from tests.conftest import API_KEY, POSTGRES_URL
-from tests.processes import BOT, free_port, text_of
+from tests.processes import BOT, ROOT, free_port, text_of
 
 LIMIT_SECONDS = 60.0  # a failure guard for one command, not a speed requirement
 PYTHON_M_BOT = [sys.executable, "-m", "bot"]
@@ -286,7 +286,8 @@ def test_migrate_creates_the_schema_on_an_empty_sqlite_path_and_is_idempotent(tm
     assert {table.name for table in metadata.sorted_tables} <= tables
     assert revision
 
-    second = run_bot_sync("migrate", env=env, cwd=workdir, command=PYTHON_M_BOT)  # `python -m bot` works the same
+    # `python -m bot` works the same (this checkout's, as `BOT` runs)
+    second = run_bot_sync("migrate", env={**env, "PYTHONPATH": str(ROOT)}, cwd=workdir, command=PYTHON_M_BOT)
     assert second.returncode == 0, second.stderr
     assert "up to date" in second.stdout
     with contextlib.closing(sqlite3.connect(db)) as conn:

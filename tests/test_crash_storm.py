@@ -1,7 +1,7 @@
 """A crash storm: `bot serve` (Slack HTTP mode) SIGKILLed at random moments while 200
 conversations talk to it, restarted on the same database each time.
 
-What the service guarantees, from bot/conversation.py, adapters/slack.py and bot/store.py:
+What the service guarantees, from bot/conversation.py, adapters/slack/ and bot/store/:
 
 * Bolt runs with `process_before_response=True`: the listener runs BEFORE Slack's request is
   answered. It translates the event and awaits `ConversationService.accept`, which claims the event
@@ -17,10 +17,12 @@ What the service guarantees, from bot/conversation.py, adapters/slack.py and bot
   attempt in seven after a few milliseconds (Slack gives up after 3 s), so that acks lost after the
   commit are common, not just the few a kill happens to catch.
 * The answer runs in the background under the per-thread lock and is stored (`append_answer`)
-  before its final text is shown. A kill during the answer loses the answer but not the turn. The
-  service does not resume unanswered turns at start-up: such a turn waits, stored, and is sent to
-  Claude together with the next message of its thread (consecutive user turns merge), so it is
-  never answered twice and never lost from the context.
+  before its final text is shown. A kill during the answer loses the answer but not the turn: it
+  waits, stored, and is sent to Claude together with the next message of its thread (consecutive
+  user turns merge), so it is never answered twice and never lost from the context. (An instance
+  also answers, on its own, the turns of an instance that stayed silent for
+  INSTANCE_DEAD_AFTER_SECONDS: bot/recovery.py, proven in tests/test_slack_restart.py. The storm
+  restarts within that time and checks its ask-once rule, so no instance counts as dead in it.)
 * Not guaranteed (a product bug, see the xfail tests at the end): a thread reply without a mention
   is a turn only in a thread that is already a conversation (`_should_answer`). If a mention's
   delivery died with the instance and the user's next message in that thread reaches the restarted
@@ -321,6 +323,9 @@ async def test_200_conversations_through_5_sigkills_lose_no_turn_and_answer_noth
         "DATABASE_URL": database_url,
         "HOST": "127.0.0.1",
         "LOG_LEVEL": "INFO",
+        # See the module docstring: no instance counts as dead within the storm.
+        "RECOVERY_INTERVAL_SECONDS": "3600",
+        "INSTANCE_DEAD_AFTER_SECONDS": "3600",
     }
     engine = create_engine(load_config(database_url=database_url).database_url)  # as the service reads it
     started = time.monotonic()

@@ -258,3 +258,28 @@ async def test_a_turn_killed_while_claude_answers_is_not_lost_and_not_answered_t
     assert len(replies) == 2 and len(deployment.slack.bot_messages("C1", root["ts"])) == 2, replies
     assert len(fake_anthropic.message_requests) == 3
     assert [role for role, _ in conversation(fake_anthropic.message_requests[-1])] == ["user", "assistant", "user"]
+
+
+async def test_a_turn_killed_mid_answer_is_answered_after_the_restart_with_nothing_else_sent(
+    deployment: Deployment, fake_anthropic: FakeAnthropic
+) -> None:
+    """The issue's proof: SIGKILL while Claude streams the answer, start again, send
+    nothing -> the answer arrives, once, and the dead process's :eyes: is cleared."""
+    deployment.env |= {"RECOVERY_INTERVAL_SECONDS": "0.5", "INSTANCE_DEAD_AFTER_SECONDS": "2"}
+    fake_anthropic.latency = 5.0
+    first = await deployment.start()
+    root = mention("a question the first process never finished answering")
+    await deployment.send_event(first, root)
+    await eventually(lambda: fake_anthropic.in_flight == 1, "the question to reach Claude", first)
+    await first.kill()
+
+    fake_anthropic.latency = 0.0
+    second = await deployment.start()
+    [reply] = await deployment.wait_replies(second, "C1", root["ts"], 1)
+
+    assert reply == "You said: [mel] a question the first process never finished answering"
+    assert len(fake_anthropic.message_requests) == 2, "asked once by the dead process, once after the restart"
+    await asyncio.sleep(2.0)  # several more recovery rounds: nothing is answered again
+    assert len(deployment.finished_replies("C1", root["ts"])) == 1
+    assert len(fake_anthropic.message_requests) == 2
+    assert not deployment.slack.reactions.get(("C1", root["ts"])), "the progress cue left by the dead process is gone"

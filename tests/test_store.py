@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from functools import partial
 
 from sqlalchemy import func, select, update
 
 from bot import migrate
 from bot.app import Core
 from bot.domain import ThreadKey, now
-from bot.scheduler import Pruner, prune_once
+from bot.scheduler import BackgroundJobs, prune_once
 from bot.schema import conversations, messages, processed_events
 from fakes.recording import message, thread
 
@@ -82,8 +83,8 @@ async def test_prune_works_through_many_stale_threads_in_batches(core: Core) -> 
 async def test_the_scheduler_runs_the_prune_job(core: Core) -> None:
     await core.store.turns.accept_message(message(thread("stale"), "hi"))
     await age(core, "stale", days=31)
-    pruner = Pruner(core.store, thread_ttl_days=30, interval_minutes=60)
-    pruner._scheduler.get_job("prune").modify(next_run_time=now())  # due at once
+    pruner = BackgroundJobs()
+    pruner.every(3600, partial(prune_once, core.store, 30), "prune", now=True)
     pruner.start()
     try:
         for _ in range(100):
@@ -144,3 +145,16 @@ async def test_text_with_a_nul_character_is_stored_on_every_database(core: Core)
         "before\ufffdafter",
         "answer\ufffdtoo",
     ]
+
+
+async def test_the_migrations_build_exactly_the_schema_the_code_declares(core: Core) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from bot.schema import metadata
+
+    async with core.store.engine.connect() as conn:
+        differences = await conn.run_sync(
+            lambda sync: compare_metadata(MigrationContext.configure(sync, opts={"compare_type": False}), metadata)
+        )
+    assert differences == []

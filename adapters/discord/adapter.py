@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import discord
 from discord import app_commands
@@ -19,8 +20,9 @@ from adapters.discord.commands import claude_group
 from adapters.discord.reply import NO_MENTIONS
 from adapters.discord.surface import DiscordCommandSurface, DiscordMessageSurface
 from adapters.discord.translate import PLATFORM, ReplyModeConversations, command_invocation, incoming_message
+from bot.domain import IncomingMessage
 from bot.errors import StartupError
-from bot.ports import Inbox
+from bot.ports import Inbox, MessageSurface
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +135,23 @@ class DiscordAdapter:
         incoming = incoming_message(message, me, self.reply_mode)
         if incoming is not None and self._inbox is not None:
             await self._inbox.submit(incoming, DiscordMessageSurface(self.client, message, incoming, self.reply_mode))
+
+    async def surface_for_stored(self, message: IncomingMessage) -> MessageSurface | None:
+        """A stored message's surface: the message fetched again by id, from its thread (or
+        DM), else from the channel it was posted in (a mention whose thread was never opened)."""
+        me = self.client.user
+        thread = message.thread
+        for channel_id in dict.fromkeys((thread.thread_id, thread.channel_id)):
+            try:
+                channel: Any = self.client.get_channel(int(channel_id)) or await self.client.fetch_channel(
+                    int(channel_id)
+                )
+                original = await channel.fetch_message(int(message.message_id))
+            except (discord.HTTPException, ValueError, AttributeError):
+                continue
+            again = incoming_message(original, me, self.reply_mode) if me is not None else None
+            return DiscordMessageSurface(self.client, original, again or message, self.reply_mode)
+        return None
 
     async def _run_command(self, interaction: discord.Interaction, name: str, argument: str) -> None:
         """Defer at once (the answer may take longer than Discord's 3 s); the core answers

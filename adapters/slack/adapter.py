@@ -9,7 +9,7 @@ background work, through a surface bound to the event (see `surface`).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aiohttp
@@ -31,8 +31,9 @@ from adapters.slack.progress import StreamingSupport
 from adapters.slack.surface import SlackCommandSurface, SlackMessageSurface, SlackWorkspace
 from adapters.slack.translate import PLATFORM, SlackTranslator
 from adapters.slack.users import SlackUsers
+from bot.domain import IncomingMessage
 from bot.errors import StartupError
-from bot.ports import Inbox
+from bot.ports import Inbox, MessageSurface
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,12 @@ class SlackAdapter:
     async def close(self) -> None:
         if self.client.session is not None:
             await self.client.session.close()
+
+    async def surface_for_stored(self, message: IncomingMessage) -> MessageSurface | None:
+        """A stored message's surface: everything it needs is in the thread key and the
+        message's ts (a channel id starting with D is a DM)."""
+        stored = replace(message, is_direct=message.thread.channel_id.startswith("D"))
+        return SlackMessageSurface(self.slack, stored, event={})
 
     def routes(self) -> list[web.RouteDef]:
         return [] if self.config.app_token else [web.post("/slack/events", self._ingress.handle)]

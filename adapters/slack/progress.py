@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.reply import SlackReply
@@ -61,6 +62,12 @@ class ProgressCue:
                 await self._client.reactions_add(channel=thread.channel_id, timestamp=message_ts, name="eyes")
             else:
                 await self._client.reactions_remove(channel=thread.channel_id, timestamp=message_ts, name="eyes")
+        except SlackApiError as exc:
+            # Left by a process that died mid-answer (recovery): ours to clear all the same.
+            if on and exc.response.get("error") == "already_reacted":
+                return True
+            log.debug("slack: progress cue failed (%s)", exc.response.get("error"))
+            return False
         except Exception as exc:  # cosmetic: an answer never fails for it
             log.debug("slack: progress cue failed (%s)", type(exc).__name__)
             return False

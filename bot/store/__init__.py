@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.store.channels import ChannelStore, SettingsRows
 from bot.store.db import Database, create_engine
 from bot.store.housekeeping import Housekeeping
+from bot.store.instances import InstanceRegistry
 from bot.store.turns import TurnStore
 
 __all__ = ["Database", "SettingsRows", "Store", "create_engine"]
@@ -21,6 +22,7 @@ class Store:
         self.turns = TurnStore(self.db)
         self.channels = ChannelStore(self.db)
         self.housekeeping = Housekeeping(self.db)
+        self.instances = InstanceRegistry(self.db)
 
     @property
     def engine(self) -> AsyncEngine:

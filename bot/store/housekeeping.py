@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, tuple_
 
 from bot.domain import ChannelKey, ModelUsage, PruneResult, TokenUsage
-from bot.schema import conversations, messages, processed_events
+from bot.schema import conversations, instances, messages, processed_events
 from bot.store.db import Database, channel_filter
 
 
@@ -75,6 +75,8 @@ class Housekeeping:
                 tuple_(processed_events.c.platform, processed_events.c.event_id).in_(event_batch)
             )
         )
+        async with self._db.write() as conn:  # instances that stopped saying they are alive long ago
+            await conn.execute(delete(instances).where(instances.c.seen_at < events_before))
         return PruneResult(deleted_conversations, deleted_messages, deleted_events)
 
     async def _delete_in_batches(self, statement: Any) -> int:

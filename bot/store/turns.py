@@ -3,20 +3,25 @@ history that is still sent to Claude."""
 
 from __future__ import annotations
 
-from sqlalchemy import func, select, update
+from datetime import datetime
+
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.domain import History, IncomingMessage, StoredTurn, ThreadKey, TokenUsage, now
-from bot.schema import conversations, messages, processed_events
+from bot.domain import History, IncomingMessage, OrphanedTurn, StoredTurn, ThreadKey, TokenUsage, now
+from bot.schema import conversations, instances, messages, processed_events
 from bot.store.db import Database, storable, thread_filter
+
+PENDING, ANSWERED, FAILED = "pending", "answered", "failed"  # a user turn's state
 
 
 class TurnStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def accept_message(self, message: IncomingMessage) -> bool:
-        """Claim the message's event and store it as a user turn, in one transaction.
+    async def accept_message(self, message: IncomingMessage, *, owner: str = "") -> bool:
+        """Claim the message's event and store it as a pending user turn owned by the
+        instance `owner`, in one transaction.
 
         False (and nothing written) when the event was already claimed. Doing both
         at once means a crash can never leave a claimed event whose turn is lost.
@@ -34,6 +39,9 @@ class TurnStore:
                     content=storable(message.text),
                     platform_message_id=message.message_id,
                     created_at=now(),
+                    state=PENDING,
+                    attempts=1,
+                    owner=owner or None,
                 )
             )
             return True
@@ -49,11 +57,89 @@ class TurnStore:
         usage: TokenUsage | None = None,
     ) -> int:
         """Store Claude's answer right after `after_order` (the order of the last user turn it
-        answered), whatever arrived since; returns its id."""
+        answered), whatever arrived since, and mark the turns it answered; returns its id."""
         return await self._insert_turn(
             thread, "assistant", content,
             position=after_order, rank=1, model=model, stop_reason=stop_reason, usage=usage,
         )
+
+    async def settle(self, thread: ThreadKey, *, up_to_order: int, state: str) -> None:
+        """The pending user turns up to `up_to_order` got their answer (`ANSWERED`) or an
+        error was shown for them (`FAILED`)."""
+        async with self._db.write() as conn:
+            await self._settle(conn, thread, up_to_order, state)
+
+    async def _settle(self, conn: AsyncConnection, thread: ThreadKey, up_to_order: int, state: str) -> None:
+        mine = select(conversations.c.id).where(thread_filter(thread)).scalar_subquery()
+        await conn.execute(
+            update(messages)
+            .where(
+                messages.c.conversation_id == mine,
+                messages.c.state == PENDING,
+                func.coalesce(messages.c.position, messages.c.id) <= up_to_order,
+            )
+            .values(state=state)
+        )
+
+    async def orphaned(
+        self, *, alive_since: datetime, created_after: datetime, created_before: datetime
+    ) -> list[OrphanedTurn]:
+        """Pending turns whose owner has not said it is alive since `alive_since` (it died
+        while answering them), created in the given window, oldest first."""
+        live = select(instances.c.id).where(instances.c.seen_at >= alive_since)
+        query = (
+            select(
+                messages.c.id,
+                conversations.c.platform,
+                conversations.c.workspace_id,
+                conversations.c.channel_id,
+                conversations.c.thread_id,
+                messages.c.platform_message_id,
+                messages.c.author,
+                messages.c.author_id,
+                messages.c.content,
+                messages.c.created_at,
+                messages.c.attempts,
+            )
+            .select_from(messages.join(conversations))
+            .where(
+                messages.c.state == PENDING,
+                messages.c.created_at > created_after,
+                messages.c.created_at <= created_before,
+                or_(messages.c.owner.is_(None), messages.c.owner.not_in(live)),
+            )
+            .order_by(messages.c.id)
+        )
+        async with self._db.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            OrphanedTurn(
+                id=int(r.id),
+                thread=ThreadKey(r.platform, r.workspace_id, r.channel_id, r.thread_id),
+                message_id=r.platform_message_id or "",
+                author=r.author or "",
+                author_id=r.author_id or "",
+                text=r.content,
+                created_at=r.created_at,
+                attempts=int(r.attempts),
+            )
+            for r in rows
+        ]
+
+    async def take_over(self, turn: OrphanedTurn, *, owner: str) -> bool:
+        """Make `owner` the one answering an orphaned turn (counting an attempt); False when
+        it is no longer an orphan (answered meanwhile, or another instance took it)."""
+        async with self._db.write() as conn:
+            result = await conn.execute(
+                update(messages)
+                .where(
+                    messages.c.id == turn.id,
+                    messages.c.state == PENDING,
+                    messages.c.attempts == turn.attempts,
+                )
+                .values(owner=owner, attempts=turn.attempts + 1)
+            )
+            return bool(result.rowcount == 1)
 
     async def add_thread_context(self, thread: ThreadKey, before_message_id: str, content: str) -> bool:
         """Put the earlier messages of a thread just before the user turn of `before_message_id`."""
@@ -103,6 +189,8 @@ class TurnStore:
                 )
                 .returning(messages.c.id)
             )
+            if role == "assistant" and position is not None:
+                await self._settle(conn, thread, position, ANSWERED)
             return int(result.scalar_one())
 
     async def conversation_exists(self, thread: ThreadKey) -> bool:
