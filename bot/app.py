@@ -63,6 +63,7 @@ async def open_core(config: Config) -> Core:
         api_key,
         base_url=config.anthropic_base_url,
         timeout_seconds=config.claude_timeout_seconds,
+        max_turn_seconds=config.max_turn_seconds,
         max_retry_wait_seconds=config.max_retry_wait_seconds,
     )
     defaults = ChannelSettings(config.default_model, config.default_system_prompt, config.max_tokens)

@@ -33,7 +33,10 @@ class Config(BaseSettings):
     default_model: str = DEFAULT_MODEL
     default_system_prompt: str = DEFAULT_SYSTEM_PROMPT
     max_tokens: int = Field(default=4096, ge=1, le=128_000)
+    # Silence: the longest wait for the next piece of an answer's text (pings don't count).
     claude_timeout_seconds: float = Field(default=120.0, gt=0)
+    # The longest one answer may take in all, retries included.
+    max_turn_seconds: float = Field(default=600.0, gt=0)
     # A retry-after longer than this is not waited out: the user hears "busy, try again".
     max_retry_wait_seconds: float = Field(default=20.0, ge=0)
     # repr=False: a PostgreSQL URL may carry a password.

@@ -616,6 +616,9 @@ class FakeAnthropic(LoopbackServer):
         self.models = [ModelSpec.from_mapping(m) for m in (models if models is not None else DEFAULT_MODELS)]
         self.latency = latency
         self.chunk_delay = chunk_delay
+        # While waiting between deltas, send a `ping` event this often (0: never), as the real
+        # API does on a slow stream: bytes arrive, but no text.
+        self.ping_interval = 0.0
         self.reply = reply
         self.context_window = context_window
         self.models_unavailable = models_unavailable
@@ -908,7 +911,7 @@ class FakeAnthropic(LoopbackServer):
             if fault is not None and index >= fault.after_deltas:
                 break
             if index and self.chunk_delay > 0:
-                await asyncio.sleep(self.chunk_delay)
+                await self._wait_pinging(response, self.chunk_delay)
             delta = {
                 "type": "content_block_delta",
                 "index": 0,
@@ -919,6 +922,16 @@ class FakeAnthropic(LoopbackServer):
             await self._fail_midstream(request, response, fault)
             return
         await self._finish_stream(response, plan)
+
+    async def _wait_pinging(self, response: web.StreamResponse, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        until = loop.time() + seconds
+        while (left := until - loop.time()) > 0:
+            if self.ping_interval <= 0:
+                await asyncio.sleep(left)
+                return
+            await asyncio.sleep(min(self.ping_interval, left))
+            await response.write(_sse("ping", {"type": "ping"}))
 
     async def _fail_midstream(self, request: web.Request, response: web.StreamResponse, fault: Fault) -> None:
         if fault.kind == "drop":

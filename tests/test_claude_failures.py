@@ -8,8 +8,9 @@ import logging
 import anthropic
 import pytest
 
-from bot.app import Core
+from bot.app import Core, open_core
 from bot.claude import FALLBACK_MODELS, ModelCatalog
+from bot.config import Config
 from bot.policy import CUT_OFF_NOTE, EMPTY_NOTE, FAILED_NOTE, REFUSAL_NOTE
 from fakes.anthropic_server import FakeAnthropic, Fault
 from fakes.recording import RecordingPlatform, message, thread
@@ -305,3 +306,43 @@ async def test_the_model_list_is_asked_for_again_a_minute_after_the_models_api_f
     await catalog.models()
     assert list_requests() == 2, "a good list is kept for an hour"
     await sdk.close()
+
+
+async def test_a_stream_that_only_pings_ends_with_the_timeout_note_and_frees_the_thread(
+    config: Config, fake_anthropic: FakeAnthropic
+) -> None:
+    """`CLAUDE_TIMEOUT_SECONDS` bounds silence: pings keep the connection busy, but no text
+    arrives, so the person is told and the thread takes the next message."""
+    core = await open_core(config.model_copy(update={"claude_timeout_seconds": 0.5}))
+    platform = RecordingPlatform()
+    try:
+        fake_anthropic.chunk_delay, fake_anthropic.ping_interval = 3.0, 0.1
+        where = thread()
+        outcome = await platform.deliver(core.service, message(where, "hello"))
+        assert outcome.error is not None and outcome.error.kind == "timeout"
+        first_delta = platform.replies[0].deltas[0]
+        assert platform.finals() == [f"{first_delta}\n\nClaude took too long to answer. Please try again."]
+
+        fake_anthropic.chunk_delay = 0.0
+        again = await platform.deliver(core.service, message(where, "again", mention=False))
+        assert again.reply is not None, "the thread and the Claude slot were freed"
+    finally:
+        await core.close()
+
+
+async def test_an_answer_trickling_past_max_turn_seconds_ends_with_the_timeout_note(
+    config: Config, fake_anthropic: FakeAnthropic
+) -> None:
+    """`MAX_TURN_SECONDS` bounds the whole answer: text keeps coming, just too slowly to finish."""
+    core = await open_core(config.model_copy(update={"max_turn_seconds": 1.0}))
+    platform = RecordingPlatform()
+    try:
+        fake_anthropic.chunk_delay = 0.2
+        fake_anthropic.queue_reply(" ".join(f"word{i}" for i in range(200)))
+        outcome = await platform.deliver(core.service, message(thread(), "tell me a long story"))
+        assert outcome.error is not None and outcome.error.kind == "timeout"
+        final = platform.finals()[0]
+        assert final.endswith("Claude took too long to answer. Please try again.")
+        assert "word199" not in final and len(platform.replies[0].deltas) >= 2, "cut off mid-answer"
+    finally:
+        await core.close()

@@ -84,9 +84,9 @@ async def test_only_one_instance_prunes_at_a_time(config: Config) -> None:
 
     from sqlalchemy import update
 
+    from bot.domain import now
     from bot.scheduler import prune_once
     from bot.schema import conversations
-    from bot.domain import now
 
     first, second = await open_core(config), await open_core(config)
     try:

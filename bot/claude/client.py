@@ -20,6 +20,12 @@ We add only what the SDK cannot know:
   budget, so one reply still costs at most three requests.
 
 Once text has been shown nothing is retried: the user would see it twice.
+
+Two deadlines keep a turn from waiting forever (both end it with the timeout sentence,
+and free the thread and the Claude slot): `timeout_seconds` of silence, counted
+between pieces of text (a stream that sends only pings is silent), and
+`max_turn_seconds` for the whole answer, retries included (one token a minute is not
+silence, but no answer either).
 """
 
 from __future__ import annotations
@@ -106,9 +112,12 @@ class ClaudeClient:
         *,
         base_url: str | None = None,
         timeout_seconds: float = 120.0,
+        max_turn_seconds: float = 600.0,
         max_retries: int = 2,
         max_retry_wait_seconds: float = 20.0,
     ) -> None:
+        self._silence_seconds = timeout_seconds
+        self._max_turn_seconds = max_turn_seconds
         self._client = _WaitCappedAnthropic(
             api_key=api_key,
             base_url=base_url,
@@ -129,6 +138,14 @@ class ClaudeClient:
 
         Failures are retried as the module docstring says; anything else raises ClaudeError.
         """
+        try:
+            async with asyncio.timeout(self._max_turn_seconds):
+                return await self._stream(request, on_text)
+        except TimeoutError as exc:
+            log.warning("claude answer exceeded %.0f s: model=%s", self._max_turn_seconds, request.model)
+            raise classify(exc, request.model) from None
+
+    async def _stream(self, request: ClaudeRequest, on_text: OnText) -> ClaudeReply:
         shown = False
 
         async def show(delta: str) -> None:
@@ -151,7 +168,7 @@ class ClaudeClient:
                         messages=request.messages,  # type: ignore[arg-type]
                         cache_control={"type": "ephemeral"},
                     ) as started:
-                        return await _read(started, show)
+                        return await _read(started, show, self._silence_seconds)
             except ClaudeError:
                 raise
             except Exception as exc:
@@ -174,11 +191,14 @@ class ClaudeClient:
         return isinstance(exc, anthropic.APIConnectionError | httpx2.TransportError)
 
 
-async def _read(stream: AsyncMessageStream, show: OnText) -> ClaudeReply:
-    async for delta in stream.text_stream:
-        if delta:
-            await show(delta)
-    final = await stream.get_final_message()
+async def _read(stream: AsyncMessageStream, show: OnText, silence_seconds: float) -> ClaudeReply:
+    loop = asyncio.get_running_loop()
+    async with asyncio.timeout(silence_seconds) as silence:  # raises TimeoutError, classified as "timeout"
+        async for delta in stream.text_stream:
+            if delta:
+                await show(delta)
+            silence.reschedule(loop.time() + silence_seconds)
+        final = await stream.get_final_message()
     text = "".join(block.text for block in final.content if block.type == "text")
     usage = final.usage
     return ClaudeReply(

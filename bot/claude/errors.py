@@ -32,7 +32,8 @@ def classify(exc: BaseException, model: str) -> ClaudeError:
     """A failed call as a ClaudeError with a sentence for the thread (never a key or a trace)."""
     if isinstance(exc, ClaudeError):
         return exc
-    if isinstance(exc, anthropic.APITimeoutError):
+    # The SDK's own timeout, or ours: no text for too long, or the whole answer over its time.
+    if isinstance(exc, anthropic.APITimeoutError | TimeoutError):
         return ClaudeError("timeout", "Claude took too long to answer. Please try again.")
     # A connection dropped mid-stream surfaces as the HTTP library's own error.
     if isinstance(exc, anthropic.APIConnectionError | httpx2.TransportError):
