@@ -26,7 +26,7 @@ from bot.config import Config
 from bot.conversation import ConversationService
 from bot.domain import ChannelSettings, IncomingMessage
 from bot.errors import StartupError
-from bot.locks import PostgresThreadLocks, ThreadLocks
+from bot.locks import LeasedThreadLocks, ThreadLocks
 from bot.ports import MessageSurface, Platform, ServesHttp
 from bot.recovery import Recovery, RecoveryPolicy
 from bot.scheduler import BackgroundJobs, prune_once
@@ -48,7 +48,8 @@ class Core:
     service: ConversationService
 
     async def close(self) -> None:
-        await self.locks.close()
+        with contextlib.suppress(Exception):  # our turns are settled; anything left is an orphan
+            await self.store.instances.forget(self.service.instance_id)
         await self.claude.close()
         await self.store.close()
 
@@ -69,7 +70,15 @@ async def open_core(config: Config) -> Core:
     defaults = ChannelSettings(config.default_model, config.default_system_prompt, config.max_tokens)
     settings = ChannelSettingsResolver(store.channels, defaults)
     commands = CommandService(store, settings, claude.catalog, config.admin_user_ids)
-    locks = PostgresThreadLocks(engine) if engine.dialect.name == "postgresql" else ThreadLocks()
+    instance_id = f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    wait = config.thread_busy_wait_seconds
+    locks = (  # several instances share PostgreSQL; SQLite has one writing process
+        LeasedThreadLocks(
+            store.turns, instance_id, dead_after_seconds=config.instance_dead_after_seconds, max_wait_seconds=wait
+        )
+        if engine.dialect.name == "postgresql"
+        else ThreadLocks(max_wait_seconds=wait)
+    )
     service = ConversationService(
         store,
         claude,
@@ -77,8 +86,9 @@ async def open_core(config: Config) -> Core:
         settings,
         max_concurrent_claude_calls=config.max_concurrent_claude_calls,
         locks=locks,
-        instance_id=f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:8]}",
+        instance_id=instance_id,
     )
+    await store.instances.heartbeat(instance_id)  # alive before the first accept (the timer keeps it so)
     return Core(config, store, claude, locks, service)
 
 
@@ -214,7 +224,6 @@ async def running_service(config: Config) -> AsyncIterator[RunningService]:
     started: list[Platform] = []
     try:
         await runner.setup()
-        await core.store.instances.heartbeat(core.service.instance_id)  # alive before the first accept
         for platform in connected:  # before the port opens: events need a started platform
             await platform.start(core.service)
             started.append(platform)
@@ -237,8 +246,6 @@ async def running_service(config: Config) -> AsyncIterator[RunningService]:
         jobs.stop()
         for platform in reversed(started):
             await platform.close()
-        with contextlib.suppress(Exception):  # our turns are settled; anything left is an orphan
-            await core.store.instances.forget(core.service.instance_id)
         await core.close()
 
 

@@ -27,8 +27,9 @@ from bot.channel_settings import ChannelSettingsResolver
 from bot.claude import DEFAULT_CONTEXT_WINDOW, ClaudeClient, ClaudeError, ClaudeReply, ClaudeRequest
 from bot.commands import CommandService
 from bot.domain import ChannelSettings, CommandInvocation, History, IncomingMessage, StoredTurn, ThreadKey
-from bot.locks import ThreadLocks
+from bot.locks import ThreadBusy, ThreadLocks
 from bot.policy import (
+    BUSY_NOTE,
     COMMAND_FAILED_NOTE,
     EMPTY_NOTE,
     FAILED_NOTE,
@@ -135,6 +136,14 @@ class ConversationService:
 
     async def answer(self, turn: AcceptedTurn, surface: MessageSurface) -> TurnOutcome:
         """Answer an accepted turn, one turn at a time per thread."""
+        try:
+            return await self._answer_in_turn(turn, surface)
+        except ThreadBusy:
+            log.warning("thread busy for too long; telling the person: thread=%s", turn.message.thread)
+            await self._tell(turn.message, surface, BUSY_NOTE)
+            return TurnOutcome(answered=True)
+
+    async def _answer_in_turn(self, turn: AcceptedTurn, surface: MessageSurface) -> TurnOutcome:
         message = turn.message
         async with self.locks.hold(message.thread):
             if turn.needs_thread_context:
@@ -204,12 +213,17 @@ class ConversationService:
         """Tell the person their message will not be answered (recovery, past its window)."""
         async with self.locks.hold(message.thread):
             history = await self.store.turns.load_history(message.thread)
-            if already_answered(history, message.message_id):
-                return
-            reply = await surface.open_reply()
-            await reply.finish(sentence)
-            mine = next(t for t in history.turns if t.message_id == message.message_id)
-            await self._settle(message.thread, mine.order, FAILED)
+            if not already_answered(history, message.message_id):
+                await self._tell(message, surface, sentence)
+
+    async def _tell(self, message: IncomingMessage, surface: MessageSurface, sentence: str) -> None:
+        """Answer `message` with `sentence` alone, and record that it will get nothing more."""
+        reply = await surface.open_reply()
+        await reply.finish(sentence)
+        try:
+            await self.store.turns.settle_message(message.thread, message.message_id, FAILED)
+        except Exception:  # the person was told; at worst recovery tells them again
+            log.exception("recording a turn's outcome failed: thread=%s", message.thread)
 
     async def _complete(
         self,

@@ -21,6 +21,7 @@ REFUSAL_PLACEHOLDER = "(declined to answer)"  # stored in place of a refused ans
 EMPTY_NOTE = "_(Claude returned no text.)_"
 FAILED_NOTE = "Something went wrong on my side while answering. Please try again."
 INTERRUPTED_NOTE = "_(interrupted: the service is restarting. Please send your message again.)_"
+BUSY_NOTE = "_(I'm still busy with an earlier message in this thread; please send yours again in a moment.)_"
 COMMAND_FAILED_NOTE = "Something went wrong on my side; nothing was changed. Please try again."
 
 WORKSPACE_CHANNEL = "*"  # the channel id of a workspace-wide settings row

@@ -61,6 +61,9 @@ conversations = Table(
     Column("trim_noticed", Boolean, nullable=False, default=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("last_activity_at", UTCDateTime, nullable=False),
+    # The instance answering in this thread right now (see bot/locks.py), and since when.
+    Column("answering_by", String(64), nullable=True),
+    Column("answering_since", UTCDateTime, nullable=True),
     UniqueConstraint("platform", "workspace_id", "channel_id", "thread_id", name="uq_conversations_thread"),
     Index("ix_conversations_last_activity_at", "last_activity_at"),
     Index("ix_conversations_channel", "platform", "workspace_id", "channel_id"),

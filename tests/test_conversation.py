@@ -166,3 +166,25 @@ async def test_the_prefix_of_each_request_is_the_previous_request_byte_for_byte_
     totals = [u["input_tokens"] + u["cache_read_input_tokens"] + u["cache_creation_input_tokens"] for u in usages]
     for previous_total, usage in zip(totals, fake_anthropic.usages[1:], strict=False):
         assert usage["cache_read_input_tokens"] == previous_total, "the whole previous request is read from cache"
+
+
+async def test_a_message_that_waits_too_long_for_its_thread_is_told_the_thread_is_busy(
+    config: Config, fake_anthropic: FakeAnthropic
+) -> None:
+    from bot.app import open_core
+    from bot.policy import BUSY_NOTE
+
+    core = await open_core(config.model_copy(update={"thread_busy_wait_seconds": 0.3}))
+    try:
+        fake_anthropic.latency = 1.5
+        where = thread()
+        platform = RecordingPlatform()
+        first = asyncio.create_task(platform.deliver(core.service, message(where, "a slow one")))
+        while fake_anthropic.in_flight == 0:
+            await asyncio.sleep(0.02)
+        second = await platform.deliver(core.service, message(where, "me too?", mention=False))
+        await first
+        assert second.reply is None
+        assert platform.finals(where) == ["You said: [Alice] a slow one", BUSY_NOTE]
+    finally:
+        await core.close()

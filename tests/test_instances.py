@@ -102,3 +102,76 @@ async def test_only_one_instance_prunes_at_a_time(config: Config) -> None:
     finally:
         await first.close()
         await second.close()
+
+
+async def test_a_turn_keeps_its_thread_when_the_database_drops_every_connection(
+    config: Config, fake_anthropic: FakeAnthropic
+) -> None:
+    """The thread lock lives in the database, not in a connection: PostgreSQL terminating
+    every connection mid-turn (a restart, a failover, an idle timeout) frees nothing, and a
+    follow-up at the other instance waits for the answer instead of running beside it."""
+    from sqlalchemy import text
+
+    fake_anthropic.latency = 1.5
+    first, second = await open_core(config), await open_core(config)
+    try:
+        where = thread()
+        platform = RecordingPlatform()
+        answering = asyncio.create_task(platform.deliver(first.service, message(where, "first")))
+        while fake_anthropic.in_flight == 0:
+            await asyncio.sleep(0.02)
+        async with second.store.engine.connect() as conn:
+            await conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+        follow_up = await platform.deliver(second.service, message(where, "second", mention=False))
+        await answering
+        assert fake_anthropic.max_in_flight == 1, "never two Claude calls at once for one thread"
+        assert follow_up.reply is not None
+        assert platform.finals(where) == ["You said: [Alice] first", "You said: [Alice] second"]
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_thread_held_by_a_frozen_instance_is_taken_over(
+    config: Config, fake_anthropic: FakeAnthropic
+) -> None:
+    """An instance stopped mid-turn (SIGSTOP, a frozen VM) stops saying it is alive: once it
+    counts as dead, another instance answers in its thread."""
+    core = await open_core(config.model_copy(update={"instance_dead_after_seconds": 1.0}))
+    try:
+        where = thread()
+        platform = RecordingPlatform()
+        await platform.deliver(core.service, message(where, "hello"))
+        await core.store.instances.heartbeat("frozen-instance")
+        assert await core.store.turns.lease_thread(where, owner="frozen-instance", dead_after_seconds=1.0)
+
+        outcome = await platform.deliver(core.service, message(where, "anyone there?", mention=False))
+
+        assert outcome.reply is not None, "answered once the frozen instance counted as dead"
+        assert platform.finals(where)[-1].endswith("[Alice] anyone there?")
+    finally:
+        await core.close()
+
+
+async def test_a_thread_busy_past_the_wait_tells_the_person_so(config: Config, fake_anthropic: FakeAnthropic) -> None:
+    from bot.policy import BUSY_NOTE
+
+    core = await open_core(config.model_copy(update={"thread_busy_wait_seconds": 0.5}))
+    try:
+        where = thread()
+        await core.store.instances.heartbeat("alive-elsewhere")
+        await RecordingPlatform().deliver(core.service, message(where, "hello"))
+        assert await core.store.turns.lease_thread(where, owner="alive-elsewhere", dead_after_seconds=30)
+        platform = RecordingPlatform()
+
+        outcome = await platform.deliver(core.service, message(where, "still there?", mention=False))
+
+        assert outcome.reply is None and platform.finals() == [BUSY_NOTE]
+        assert len(fake_anthropic.message_requests) == 1, "Claude was not asked while the thread was busy"
+    finally:
+        await core.close()

@@ -3,7 +3,7 @@ history that is still sent to Claude."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -69,6 +69,20 @@ class TurnStore:
         async with self._db.write() as conn:
             await self._settle(conn, thread, up_to_order, state)
 
+    async def settle_message(self, thread: ThreadKey, message_id: str, state: str) -> None:
+        """One pending user turn (by its platform message id) is settled on its own."""
+        mine = select(conversations.c.id).where(thread_filter(thread)).scalar_subquery()
+        async with self._db.write() as conn:
+            await conn.execute(
+                update(messages)
+                .where(
+                    messages.c.conversation_id == mine,
+                    messages.c.platform_message_id == message_id,
+                    messages.c.state == PENDING,
+                )
+                .values(state=state)
+            )
+
     async def _settle(self, conn: AsyncConnection, thread: ThreadKey, up_to_order: int, state: str) -> None:
         mine = select(conversations.c.id).where(thread_filter(thread)).scalar_subquery()
         await conn.execute(
@@ -125,6 +139,37 @@ class TurnStore:
             )
             for r in rows
         ]
+
+    async def lease_thread(
+        self, thread: ThreadKey, *, owner: str, dead_after_seconds: float, stale_after_seconds: float = 900.0
+    ) -> bool:
+        """Hold the conversation for `owner` while it answers; False while another instance
+        holds it (one that is alive, for a lease younger than `stale_after_seconds`)."""
+        moment = now()
+        live = select(instances.c.id).where(instances.c.seen_at >= moment - timedelta(seconds=dead_after_seconds))
+        async with self._db.write() as conn:
+            result = await conn.execute(
+                update(conversations)
+                .where(
+                    thread_filter(thread),
+                    or_(
+                        conversations.c.answering_by.is_(None),
+                        conversations.c.answering_by == owner,
+                        conversations.c.answering_by.not_in(live),
+                        conversations.c.answering_since < moment - timedelta(seconds=stale_after_seconds),
+                    ),
+                )
+                .values(answering_by=owner, answering_since=moment)
+            )
+            return bool(result.rowcount == 1)
+
+    async def release_thread(self, thread: ThreadKey, *, owner: str) -> None:
+        async with self._db.write() as conn:
+            await conn.execute(
+                update(conversations)
+                .where(thread_filter(thread), conversations.c.answering_by == owner)
+                .values(answering_by=None, answering_since=None)
+            )
 
     async def take_over(self, turn: OrphanedTurn, *, owner: str) -> bool:
         """Make `owner` the one answering an orphaned turn (counting an attempt); False when

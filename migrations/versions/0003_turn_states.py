@@ -1,4 +1,5 @@
-"""Turn states: a user turn is pending until answered or failed, with its owner instance.
+"""Turn states and thread leases: a user turn is pending until answered or failed, with its
+owner instance; a conversation records which instance is answering in it.
 
 Revision ID: 0003
 Revises: 0002
@@ -23,6 +24,9 @@ def upgrade() -> None:
         batch.add_column(sa.Column("attempts", sa.Integer, nullable=False, server_default="0"))
         batch.add_column(sa.Column("owner", sa.String(64), nullable=True))
     op.create_index("ix_messages_state", "messages", ["state", "created_at"])
+    with op.batch_alter_table("conversations") as batch:
+        batch.add_column(sa.Column("answering_by", sa.String(64), nullable=True))
+        batch.add_column(sa.Column("answering_since", sa.DateTime(timezone=True), nullable=True))
     op.create_table(
         "instances",
         sa.Column("id", sa.String(64), primary_key=True),
@@ -31,6 +35,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("conversations") as batch:
+        batch.drop_column("answering_since")
+        batch.drop_column("answering_by")
     op.drop_table("instances")
     op.drop_index("ix_messages_state", "messages")
     with op.batch_alter_table("messages") as batch:
