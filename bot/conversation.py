@@ -47,13 +47,13 @@ from bot.policy import (
 )
 from bot.ports import CommandSurface, MessageSurface, ReplyStream
 from bot.prompt import ContextPlan, context_tokens, estimate_tokens, fit_context, render_thread_context, to_messages
+from bot.showing import ShownAnswer
 from bot.store import Store
 from bot.store.turns import ANSWERED, FAILED
 from bot.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
-_FINISH_RETRY_PAUSES = (2.0, 10.0, 30.0, 0.0)  # seconds before each next attempt to show the final text
 # When the output fills the context window, keep a quarter of the budget next time.
 _HARD_TRIM_SHARE = 0.25
 
@@ -178,7 +178,7 @@ class ConversationService:
             return TurnOutcome(answered=False)
         covered = history.turns[-1].order  # the newest turn: this answer covers every pending one
         async with self._claude_slots:
-            reply_stream = _FinalTextGuard(await surface.open_reply(), message.thread)
+            reply_stream = ShownAnswer(await surface.open_reply(), message.thread)
             try:
                 return await self._complete(message, settings, history, reply_stream, started)
             except ClaudeError as error:
@@ -198,7 +198,7 @@ class ConversationService:
                 metrics.ERRORS.labels("internal").inc()
                 return TurnOutcome(answered=True)
 
-    async def _fail(self, reply_stream: _FinalTextGuard, sentence: str, thread: ThreadKey, covered: int) -> None:
+    async def _fail(self, reply_stream: ShownAnswer, sentence: str, thread: ThreadKey, covered: int) -> None:
         """Close the answer with what was shown and a sentence, and remember the person was told."""
         await reply_stream.finish(join_notes(reply_stream.received, sentence))
         await self._settle(thread, covered, FAILED)
@@ -230,7 +230,7 @@ class ConversationService:
         message: IncomingMessage,
         settings: ChannelSettings,
         history: History,
-        reply_stream: _FinalTextGuard,
+        reply_stream: ShownAnswer,
         started: float,
     ) -> TurnOutcome:
         """Ask Claude, store the answer, then show its final text."""
@@ -305,44 +305,3 @@ def _count(platform: str, reply: ClaudeReply, seconds: float) -> None:
         ("cache_write", usage.cache_write_tokens),
     ):
         metrics.TOKENS.labels(kind).inc(count)
-
-
-class _FinalTextGuard:
-    """The platform's reply stream, kept from taking the turn down with it: if the
-    platform fails mid-answer, Claude's answer is still stored and the final text
-    is tried once more at the end."""
-
-    def __init__(self, stream: ReplyStream, thread: ThreadKey) -> None:
-        self._stream = stream
-        self._thread = thread
-        self._broken = False
-        self._deltas: list[str] = []
-
-    @property
-    def received(self) -> str:
-        """Every delta Claude produced so far (what the platform was asked to show)."""
-        return "".join(self._deltas)
-
-    async def append(self, delta: str) -> None:
-        self._deltas.append(delta)
-        if self._broken:
-            return
-        try:
-            await self._stream.append(delta)
-        except Exception:
-            self._broken = True
-            log.exception("showing the answer failed mid-stream: thread=%s", self._thread)
-
-    async def finish(self, text: str) -> None:
-        """Show the final text; a platform that refuses (rate limits outlasting its own retries)
-        is asked again a few times, since the final text is what the user must get."""
-        for attempt, pause in enumerate(_FINISH_RETRY_PAUSES, start=1):
-            try:
-                await self._stream.finish(text)
-                return
-            except Exception:
-                last = attempt == len(_FINISH_RETRY_PAUSES)
-                log.warning("showing the final answer failed (attempt %d): thread=%s", attempt, self._thread,
-                            exc_info=last)
-                if not last:
-                    await asyncio.sleep(pause)

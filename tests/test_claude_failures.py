@@ -92,8 +92,11 @@ async def test_an_error_after_text_was_shown_is_not_retried_and_keeps_the_text(
     await adapter.deliver(core.service, message(where, "hello there friend"))
     reply = adapter.replies[0]
     assert len(fake_anthropic.message_requests) == 1
-    shown = "".join(reply.deltas)
-    assert shown and reply.final == shown + "\n\nClaude is overloaded right now. Please try again in a few minutes."
+    assert reply.final is not None
+    received, note = reply.final.split("\n\n", 1)
+    assert note == "Claude is overloaded right now. Please try again in a few minutes."
+    assert received and "You said: [Alice] hello there friend".startswith(received), "the text received is kept"
+    assert received.startswith("".join(reply.deltas)), "and extends what was shown"
     history = await core.store.turns.load_history(where)
     assert [t.role for t in history.turns] == ["user"], "a broken answer is not stored as a turn"
 

@@ -21,6 +21,7 @@ async def test_history_is_resent_in_order_on_turns_two_and_three(
     core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
 ) -> None:
     where = thread()
+    fake_anthropic.chunk_delay = 0.01  # text arrives over time, as from the real API
     for text in ("first", "second", "third"):
         await adapter.deliver(core.service, message(where, text))
 
@@ -188,3 +189,40 @@ async def test_a_message_that_waits_too_long_for_its_thread_is_told_the_thread_i
         assert platform.finals(where) == ["You said: [Alice] a slow one", BUSY_NOTE]
     finally:
         await core.close()
+
+
+async def test_a_platform_slow_to_show_does_not_hold_up_reading_claude(
+    core: Core, fake_anthropic: FakeAnthropic
+) -> None:
+    """A platform stuck on one update (a Slack 429 with a long Retry-After) still gets the
+    whole answer, in fewer, larger pieces; meanwhile Claude's stream is read to the end
+    and the answer stored."""
+    where = thread()
+    fake_anthropic.chunk_delay = 0.01
+    fake_anthropic.queue_reply(" ".join(f"word{i}" for i in range(60)))
+    stored_while_the_platform_waited: list[bool] = []
+
+    class RateLimitedPlatform(RecordingPlatform):
+        async def open_reply(self, msg):  # type: ignore[no-untyped-def]
+            reply = await super().open_reply(msg)
+            show = reply.append
+
+            async def first_update_waits(delta: str) -> None:
+                if not stored_while_the_platform_waited:
+                    for _ in range(250):  # up to 5 s: what a long Retry-After would cost
+                        turns = (await core.store.turns.load_history(where)).turns
+                        if any(t.role == "assistant" for t in turns):
+                            break
+                        await asyncio.sleep(0.02)
+                    stored_while_the_platform_waited.append(any(t.role == "assistant" for t in turns))
+                await show(delta)
+
+            reply.append = first_update_waits  # type: ignore[method-assign]
+            return reply
+
+    platform = RateLimitedPlatform()
+    outcome = await platform.deliver(core.service, message(where, "tell me"))
+
+    assert stored_while_the_platform_waited == [True], "Claude's answer was read and stored meanwhile"
+    assert outcome.reply is not None and platform.finals() == [outcome.reply.text]
+    assert len(platform.replies[0].deltas) < 10, "what arrived meanwhile was shown in a few larger pieces"
