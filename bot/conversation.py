@@ -27,6 +27,7 @@ from bot.channel_settings import ChannelSettingsResolver
 from bot.claude import DEFAULT_CONTEXT_WINDOW, ClaudeClient, ClaudeError, ClaudeReply, ClaudeRequest
 from bot.commands import CommandService
 from bot.domain import ChannelSettings, CommandInvocation, History, IncomingMessage, StoredTurn, ThreadKey
+from bot.errors import ServiceUnavailable
 from bot.locks import ThreadBusy, ThreadLocks
 from bot.policy import (
     BUSY_NOTE,
@@ -49,6 +50,7 @@ from bot.ports import CommandSurface, MessageSurface, ReplyStream
 from bot.prompt import ContextPlan, context_tokens, estimate_tokens, fit_context, render_thread_context, to_messages
 from bot.showing import ShownAnswer
 from bot.store import Store
+from bot.store.db import is_outage
 from bot.store.turns import ANSWERED, FAILED
 from bot.tasks import TaskSet
 
@@ -101,7 +103,14 @@ class ConversationService:
     # --- Inbox --------------------------------------------------------------
 
     async def submit(self, message: IncomingMessage, surface: MessageSurface) -> bool:
-        turn = await self.accept(message)
+        try:
+            turn = await self.accept(message)
+        except Exception as error:
+            if is_outage(error):
+                log.warning("database unavailable; the message is not taken: %s", type(error).__name__)
+                metrics.ERRORS.labels("database").inc()
+                raise ServiceUnavailable("the database is unavailable") from error
+            raise
         if turn is None:
             return False
         self.tasks.spawn(self.answer(turn, surface))
@@ -141,6 +150,11 @@ class ConversationService:
         except ThreadBusy:
             log.warning("thread busy for too long; telling the person: thread=%s", turn.message.thread)
             await self._tell(turn.message, surface, BUSY_NOTE)
+            return TurnOutcome(answered=True)
+        except Exception:  # before the answer was opened: the database went away, most likely
+            log.exception("turn failed before its answer started: thread=%s", turn.message.thread)
+            metrics.ERRORS.labels("internal").inc()
+            await self._tell(turn.message, surface, FAILED_NOTE)
             return TurnOutcome(answered=True)
 
     async def _answer_in_turn(self, turn: AcceptedTurn, surface: MessageSurface) -> TurnOutcome:

@@ -4,3 +4,8 @@
 class StartupError(Exception):
     """Something that stops the service from starting, phrased for the operator in one
     line: a bad configuration value, a platform refusing our token, a stale schema."""
+
+
+class ServiceUnavailable(Exception):
+    """The service cannot take a message right now (its database is unreachable): the
+    platform is asked to deliver it again later (Slack: 503), and nothing is lost."""

@@ -70,7 +70,8 @@ class Inbox(Protocol):
 
         Awaited before the platform is acked, so an acked message is never lost.
         True when the message will be answered; False for a duplicate delivery or
-        a message the bot does not answer.
+        a message the bot does not answer. Raises `bot.errors.ServiceUnavailable`
+        when it cannot be stored now: the platform should deliver it again later.
         """
         ...
 

@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from sqlalchemy import and_, event, text
+from sqlalchemy import and_, event, exc, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -51,6 +51,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def is_outage(error: BaseException) -> bool:
+    """The database could not be reached or dropped the connection (as opposed to a query
+    that is wrong): the same call may work in a moment."""
+    if isinstance(error, OSError | TimeoutError | exc.TimeoutError | exc.InterfaceError):
+        return True
+    if isinstance(error, exc.DBAPIError) and (error.connection_invalidated or isinstance(error, exc.OperationalError)):
+        return True
+    cause = error.__cause__ or error.__context__
+    return cause is not None and cause is not error and is_outage(cause)
 
 
 class Database:
