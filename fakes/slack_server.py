@@ -53,6 +53,11 @@ Messages posted through the API are `SlackMessage` objects in
 ``conversations.replies`` and by `FakeSlack.thread`.  Texts are stored exactly
 as sent (no trimming, no mrkdwn processing).
 
+Link previews: every call's arguments are kept (`CallRecord.params`, with
+``unfurl_links``/``unfurl_media`` as sent), and `FakeSlack.links_slack_may_preview`
+lists each link Slack might fetch for a preview, assuming the worst where Slack
+documents nothing (text set by ``chat.update`` or a streaming method).
+
 Also here: `sign_request` (the ``X-Slack-Signature`` headers of a request from
 Slack), `event_body` (an Events API ``event_callback`` envelope) and
 `slash_command_body` (a slash command's form body); ``POST /response/<id>``
@@ -69,6 +74,7 @@ import hmac
 import itertools
 import json
 import random
+import re
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -93,6 +99,7 @@ __all__ = [
     "SlackMessage",
     "blocks_text",
     "event_body",
+    "previewable_links",
     "sign_request",
     "slash_command_body",
 ]
@@ -281,6 +288,36 @@ def _truthy(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in {"1", "true", "yes"}
     return bool(value)
+
+
+_PREVIEWABLE = re.compile(
+    r"(?P<link>[a-z][a-z0-9+.-]*://[^\s<>|()\[\]]+|\bwww\.[^\s<>|()]+)|\]\(\s*(?P<target>[^)\s]+)", re.IGNORECASE
+)
+UNFURL_FLAGS = ("unfurl_links", "unfurl_media")
+"""The arguments that, both false, keep Slack from fetching a posted message's links."""
+POSTING_METHODS = frozenset({"chat.postMessage", "chat.postEphemeral"})
+"""Methods that take `UNFURL_FLAGS` (as do response URL posts)."""
+UNFLAGGED_METHODS = frozenset({"chat.update", "chat.startStream", "chat.appendStream", "chat.stopStream"})
+"""Methods that set message text but take no unfurl flags."""
+
+
+def previewable_links(text: str) -> list[str]:
+    """The links in `text` that Slack could fetch to preview: URLs with a scheme, markdown link
+    targets and ``www.`` hosts (a bare domain Slack links by itself has itself as its label, and
+    Slack never unfurls such a link)."""
+    return [match["link"] or match["target"] for match in _PREVIEWABLE.finditer(text)]
+
+
+def _unfurls_off(args: Mapping[str, Any]) -> bool:
+    return all(flag in args and not _truthy(args[flag]) for flag in UNFURL_FLAGS)
+
+
+def _message_texts(args: Mapping[str, Any]) -> str:
+    parts = [args.get("text"), args.get("markdown_text"), _markdown_chunk_text(args.get("chunks"))]
+    blocks = args.get("blocks")
+    if isinstance(blocks, list):
+        parts.append(blocks_text(blocks))
+    return "\n".join(p for p in parts if isinstance(p, str) and p)
 
 
 def _markdown_chunk_text(chunks: Any) -> str:
@@ -677,6 +714,22 @@ class FakeSlack(LoopbackServer):
 
     def responses_to(self, id: str | int) -> list[ResponsePost]:
         return [r for r in self.responses if r.id == str(id)]
+
+    def links_slack_may_preview(self) -> list[tuple[str, str]]:
+        """``(where, link)`` for each link the app sent that Slack might fetch for a preview
+        (an "unfurl"), assuming the worst where Slack documents nothing: a link in a
+        ``chat.postMessage``/``chat.postEphemeral`` or a response URL post that does not set
+        both `UNFURL_FLAGS` false, and any link in text set by ``chat.update`` or a streaming
+        method (they take no unfurl flags). ``where`` is the method or ``response_url``."""
+        found: list[tuple[str, str]] = []
+        for call in self.calls:
+            if call.method in UNFLAGGED_METHODS or (call.method in POSTING_METHODS and not _unfurls_off(call.params)):
+                found += [(call.method, link) for link in previewable_links(_message_texts(call.params))]
+        for post in self.responses:
+            body = post.body if isinstance(post.body, dict) else {"text": str(post.body)}
+            if not _unfurls_off(body):
+                found += [("response_url", link) for link in previewable_links(_message_texts(body))]
+        return found
 
     def status(self, channel_id: str, thread_ts: str) -> str:
         """The current assistant status of a thread (``""`` when none, or cleared by a reply)."""

@@ -68,7 +68,7 @@ class ProgressCue:
 
 
 class ReplyWithCue:
-    """The answer's reply stream: clears the progress cue when the answer starts, and
+    """The answer's reply stream: clears the progress cue when the answer shows, and
     tells `StreamingSupport` when Slack refused native streaming."""
 
     def __init__(self, reply: SlackReply, cue: ProgressCue, streaming: StreamingSupport) -> None:
@@ -77,8 +77,10 @@ class ReplyWithCue:
         self._streaming = streaming
 
     async def append(self, delta: str) -> None:
-        await self._cue.clear()
         await self._reply.append(delta)
+        # Cleared once a message shows (text after a link can wait for its part to end).
+        if self._reply.shown_anything:
+            await self._cue.clear()
         self._note_refusal()
 
     async def finish(self, text: str) -> None:

@@ -97,7 +97,10 @@ class SlackCommandSurface:
         if not self.response_url:
             log.warning("slack: a command came without a response_url; its answer is dropped")
             return
-        await AsyncWebhookClient(self.response_url).send(text=text, response_type="ephemeral")
+        # Slack documents the unfurl flags for response_url messages too (see reply.py).
+        await AsyncWebhookClient(self.response_url).send(
+            text=text, response_type="ephemeral", unfurl_links=False, unfurl_media=False
+        )
 
     async def actor_is_admin(self) -> bool:
         return await self.users.is_admin(self.user_id)
