@@ -117,13 +117,26 @@ async def test_a_retry_arriving_while_the_first_is_answered_gives_one_reply(
         (b"payload=%7Bnot-json", "application/x-www-form-urlencoded"),
         (b"", "application/json"),
         (b'{"type": ', "application/json"),
+        (b'{"event": "some_event_type"}', "application/json"),
+        (b'{"type": "event_callback", "event": "app_mention"}', "application/json"),
+        (b'{"type": "event_callback", "event": {"type": ["message"]}}', "application/json"),
+        (b'{"type": "event_callback", "event": {"type": "message"}, "authorizations": "x"}', "application/json"),
+        (b'{"type": "block_actions"}', "application/json"),
+        (b'{"actions": null, "type": []}', "application/json"),
     ],
 )
 async def test_a_signed_but_malformed_body_gets_400_and_changes_nothing(
-    slack: SlackHarness, fake_anthropic: FakeAnthropic, body: bytes, content_type: str
+    slack: SlackHarness,
+    fake_anthropic: FakeAnthropic,
+    caplog: pytest.LogCaptureFixture,
+    body: bytes,
+    content_type: str,
 ) -> None:
+    caplog.clear()
     response = await slack.post(body, content_type=content_type)
     assert response.status == 400
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "\n" not in warnings[0], "one warning line, no error or traceback"
     async with slack.http.get(slack.url + "/healthz") as health:
         assert health.status == 200
     assert fake_anthropic.message_requests == []
