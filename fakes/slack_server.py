@@ -469,6 +469,7 @@ class FakeSlack(LoopbackServer):
         app_token: str | None = "xapp-test",
         team_id: str = "T1",
         team_name: str = "Fake Team",
+        enterprise_id: str | None = None,
         bot_user_id: str = "UBOT",
         bot_id: str = "BBOT",
         bot_name: str = "claude",
@@ -486,6 +487,8 @@ class FakeSlack(LoopbackServer):
         """The accepted app-level token for ``apps.connections.open`` (``None``: any ``xapp-`` token)."""
         self.team_id = team_id
         self.team_name = team_name
+        self.enterprise_id = enterprise_id
+        """The Enterprise Grid org of the workspace (``auth.test`` says it when set)."""
         self.bot_user_id = bot_user_id
         self.bot_id = bot_id
         self.bot_name = bot_name
@@ -957,7 +960,9 @@ class FakeSlack(LoopbackServer):
     # ------------------------------------------------------------------ handlers
 
     def _auth_test(self, params: JsonDict, token: str) -> JsonDict:
+        org = {"enterprise_id": self.enterprise_id} if self.enterprise_id else {}
         return {
+            **org,
             "ok": True,
             "url": "https://fake.slack.com/",
             "team": self.team_name,

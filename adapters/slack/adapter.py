@@ -104,6 +104,8 @@ class SlackAdapter:
             raise StartupError(f"cannot reach Slack at SLACK_API_URL ({type(exc).__name__})") from None
         self.slack.translator.bot_user_id = str(identity["user_id"])
         self.slack.translator.team_id = str(identity["team_id"])
+        self.slack.users.team_id = str(identity["team_id"])
+        self.slack.users.enterprise_id = str(identity.get("enterprise_id") or "")
         if self.config.app_token:
             self._socket = AsyncSocketModeHandler(self.app, app_token=self.config.app_token)
             await self._socket.connect_async()
