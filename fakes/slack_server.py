@@ -69,6 +69,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import bisect
 import hashlib
 import hmac
 import itertools
@@ -652,8 +653,7 @@ class FakeSlack(LoopbackServer):
             seeded=True,
             extra=dict(extra),
         )
-        self.seeded.append(message)
-        self.seeded.sort(key=lambda m: _ts_key(m.ts))
+        bisect.insort(self.seeded, message, key=lambda m: _ts_key(m.ts))  # stays in ts order
         return message
 
     def seed_thread(self, channel: str, thread_ts: str, messages: Sequence[Mapping[str, Any]]) -> list[SlackMessage]:
