@@ -49,7 +49,7 @@ _LINK = re.compile(r"[a-z][a-z0-9+.-]*://|\]\s*\(|\bwww\.", re.IGNORECASE)
 
 
 def has_link(text: str) -> bool:
-    """Whether Slack might fetch something for `text` if it were posted without unfurl_links and unfurl_media false."""
+    """Whether Slack might fetch something for `text` unless told not to (see the module's docstring)."""
     return _LINK.search(text) is not None
 
 
