@@ -7,6 +7,7 @@ subcommand is one entry here (plus the Slack manifests' usage hint).
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
     from bot.claude import ModelCatalog
     from bot.ports import CommandSurface
     from bot.store import Store
+
+log = logging.getLogger(__name__)
 
 MAX_SYSTEM_PROMPT_CHARS = 20_000
 USAGE_WINDOW = timedelta(days=30)
@@ -81,6 +84,13 @@ class CommandService:
         if spec is None:
             return f"I don't know `/claude {command.name}`.\n\n{help_text()}"
         if spec.admin_only and not await self.is_admin(invocation, surface):
+            # Who tried what where; never the argument (a system prompt may be private).
+            log.warning(
+                "commands: refused /claude %s to %s in %s (not an admin)",
+                spec.name,
+                invocation.actor.qualified_id,
+                invocation.channel,
+            )
             return f"Only workspace admins can use `/claude {command.name}`. Nothing was changed."
         return await spec.run(self, invocation, command.argument)
 

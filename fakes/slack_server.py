@@ -53,6 +53,11 @@ Messages posted through the API are `SlackMessage` objects in
 ``conversations.replies`` and by `FakeSlack.thread`.  Texts are stored exactly
 as sent (no trimming, no mrkdwn processing).
 
+Link previews: every call's arguments are kept (`CallRecord.params`, with
+``unfurl_links``/``unfurl_media`` as sent), and `FakeSlack.links_slack_may_preview`
+lists each link Slack might fetch for a preview, assuming the worst where Slack
+documents nothing (text set by ``chat.update`` or a streaming method).
+
 Also here: `sign_request` (the ``X-Slack-Signature`` headers of a request from
 Slack), `event_body` (an Events API ``event_callback`` envelope) and
 `slash_command_body` (a slash command's form body); ``POST /response/<id>``
@@ -64,11 +69,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import bisect
 import hashlib
 import hmac
 import itertools
 import json
 import random
+import re
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -93,6 +100,7 @@ __all__ = [
     "SlackMessage",
     "blocks_text",
     "event_body",
+    "previewable_links",
     "sign_request",
     "slash_command_body",
 ]
@@ -283,6 +291,36 @@ def _truthy(value: Any) -> bool:
     return bool(value)
 
 
+_PREVIEWABLE = re.compile(
+    r"(?P<link>[a-z][a-z0-9+.-]*://[^\s<>|()\[\]]+|\bwww\.[^\s<>|()]+)|\]\(\s*(?P<target>[^)\s]+)", re.IGNORECASE
+)
+UNFURL_FLAGS = ("unfurl_links", "unfurl_media")
+"""The arguments that, both false, keep Slack from fetching a posted message's links."""
+POSTING_METHODS = frozenset({"chat.postMessage", "chat.postEphemeral"})
+"""Methods that take `UNFURL_FLAGS` (as do response URL posts)."""
+UNFLAGGED_METHODS = frozenset({"chat.update", "chat.startStream", "chat.appendStream", "chat.stopStream"})
+"""Methods that set message text but take no unfurl flags."""
+
+
+def previewable_links(text: str) -> list[str]:
+    """The links in `text` that Slack could fetch to preview: URLs with a scheme, markdown link
+    targets and ``www.`` hosts (a bare domain Slack links by itself has itself as its label, and
+    Slack never unfurls such a link)."""
+    return [match["link"] or match["target"] for match in _PREVIEWABLE.finditer(text)]
+
+
+def _unfurls_off(args: Mapping[str, Any]) -> bool:
+    return all(flag in args and not _truthy(args[flag]) for flag in UNFURL_FLAGS)
+
+
+def _message_texts(args: Mapping[str, Any]) -> str:
+    parts = [args.get("text"), args.get("markdown_text"), _markdown_chunk_text(args.get("chunks"))]
+    blocks = args.get("blocks")
+    if isinstance(blocks, list):
+        parts.append(blocks_text(blocks))
+    return "\n".join(p for p in parts if isinstance(p, str) and p)
+
+
 def _markdown_chunk_text(chunks: Any) -> str:
     if not isinstance(chunks, list):
         return ""
@@ -432,6 +470,7 @@ class FakeSlack(LoopbackServer):
         app_token: str | None = "xapp-test",
         team_id: str = "T1",
         team_name: str = "Fake Team",
+        enterprise_id: str | None = None,
         bot_user_id: str = "UBOT",
         bot_id: str = "BBOT",
         bot_name: str = "claude",
@@ -449,6 +488,8 @@ class FakeSlack(LoopbackServer):
         """The accepted app-level token for ``apps.connections.open`` (``None``: any ``xapp-`` token)."""
         self.team_id = team_id
         self.team_name = team_name
+        self.enterprise_id = enterprise_id
+        """The Enterprise Grid org of the workspace (``auth.test`` says it when set)."""
         self.bot_user_id = bot_user_id
         self.bot_id = bot_id
         self.bot_name = bot_name
@@ -612,8 +653,7 @@ class FakeSlack(LoopbackServer):
             seeded=True,
             extra=dict(extra),
         )
-        self.seeded.append(message)
-        self.seeded.sort(key=lambda m: _ts_key(m.ts))
+        bisect.insort(self.seeded, message, key=lambda m: _ts_key(m.ts))  # stays in ts order
         return message
 
     def seed_thread(self, channel: str, thread_ts: str, messages: Sequence[Mapping[str, Any]]) -> list[SlackMessage]:
@@ -677,6 +717,22 @@ class FakeSlack(LoopbackServer):
 
     def responses_to(self, id: str | int) -> list[ResponsePost]:
         return [r for r in self.responses if r.id == str(id)]
+
+    def links_slack_may_preview(self) -> list[tuple[str, str]]:
+        """``(where, link)`` for each link the app sent that Slack might fetch for a preview
+        (an "unfurl"), assuming the worst where Slack documents nothing: a link in a
+        ``chat.postMessage``/``chat.postEphemeral`` or a response URL post that does not set
+        both `UNFURL_FLAGS` false, and any link in text set by ``chat.update`` or a streaming
+        method (they take no unfurl flags). ``where`` is the method or ``response_url``."""
+        found: list[tuple[str, str]] = []
+        for call in self.calls:
+            if call.method in UNFLAGGED_METHODS or (call.method in POSTING_METHODS and not _unfurls_off(call.params)):
+                found += [(call.method, link) for link in previewable_links(_message_texts(call.params))]
+        for post in self.responses:
+            body = post.body if isinstance(post.body, dict) else {"text": str(post.body)}
+            if not _unfurls_off(body):
+                found += [("response_url", link) for link in previewable_links(_message_texts(body))]
+        return found
 
     def status(self, channel_id: str, thread_ts: str) -> str:
         """The current assistant status of a thread (``""`` when none, or cleared by a reply)."""
@@ -904,7 +960,9 @@ class FakeSlack(LoopbackServer):
     # ------------------------------------------------------------------ handlers
 
     def _auth_test(self, params: JsonDict, token: str) -> JsonDict:
+        org = {"enterprise_id": self.enterprise_id} if self.enterprise_id else {}
         return {
+            **org,
             "ok": True,
             "url": "https://fake.slack.com/",
             "team": self.team_name,

@@ -471,3 +471,27 @@ async def test_raw_http_json_and_query(fake: FakeSlack) -> None:
         ) as res:
             assert (await res.json())["error"] == "invalid_json"
     assert fake.messages[0].channel == CHANNEL and fake.messages[0].text == "mixed"
+
+
+# --------------------------------------------------------------------------- link previews
+
+
+async def test_links_slack_may_preview_flags_what_is_posted_without_both_flags_or_updated_or_streamed(
+    fake: FakeSlack, client: AsyncWebClient
+) -> None:
+    link = "https://evil.example/p.png?d=secret"
+    off = {"unfurl_links": False, "unfurl_media": False}
+    safe = await client.chat_postMessage(channel=CHANNEL, markdown_text=f"see {link}", **off)  # type: ignore[arg-type]
+    assert fake.links_slack_may_preview() == []
+    await client.chat_postMessage(channel=CHANNEL, markdown_text=f"![x]({link})", unfurl_links=False)
+    await client.chat_update(channel=CHANNEL, ts=safe["ts"], markdown_text=f"now <{link}|here>")
+    stream = await client.chat_startStream(channel=CHANNEL, thread_ts=safe["ts"], markdown_text="a", **STREAM_ARGS)
+    await client.chat_appendStream(channel=CHANNEL, ts=stream["ts"], markdown_text="www.evil.example/x")
+    await AsyncWebhookClient(fake.response_url("r1")).send(text=f"answer {link}")
+    await AsyncWebhookClient(fake.response_url("r2")).send(text=f"answer {link}", **off)  # type: ignore[arg-type]
+    assert fake.links_slack_may_preview() == [
+        ("chat.postMessage", link),
+        ("chat.update", link),
+        ("chat.appendStream", "www.evil.example/x"),
+        ("response_url", link),
+    ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 
 import pytest
@@ -116,13 +117,26 @@ async def test_a_retry_arriving_while_the_first_is_answered_gives_one_reply(
         (b"payload=%7Bnot-json", "application/x-www-form-urlencoded"),
         (b"", "application/json"),
         (b'{"type": ', "application/json"),
+        (b'{"event": "some_event_type"}', "application/json"),
+        (b'{"type": "event_callback", "event": "app_mention"}', "application/json"),
+        (b'{"type": "event_callback", "event": {"type": ["message"]}}', "application/json"),
+        (b'{"type": "event_callback", "event": {"type": "message"}, "authorizations": "x"}', "application/json"),
+        (b'{"type": "block_actions"}', "application/json"),
+        (b'{"actions": null, "type": []}', "application/json"),
     ],
 )
 async def test_a_signed_but_malformed_body_gets_400_and_changes_nothing(
-    slack: SlackHarness, fake_anthropic: FakeAnthropic, body: bytes, content_type: str
+    slack: SlackHarness,
+    fake_anthropic: FakeAnthropic,
+    caplog: pytest.LogCaptureFixture,
+    body: bytes,
+    content_type: str,
 ) -> None:
+    caplog.clear()
     response = await slack.post(body, content_type=content_type)
     assert response.status == 400
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "\n" not in warnings[0], "one warning line, no error or traceback"
     async with slack.http.get(slack.url + "/healthz") as health:
         assert health.status == 200
     assert fake_anthropic.message_requests == []
@@ -331,3 +345,18 @@ async def test_summoned_into_a_long_thread_it_reads_the_latest_messages_before_t
     first = fake_anthropic.message_requests[0]["messages"][0]["content"]
     assert "reply number 249" in first and "reply number 200" in first
     assert "reply number 199" not in first and "] root" not in first, "only the 50 messages before the mention"
+
+
+@pytest.mark.parametrize(
+    "signature",
+    ["v0=" + "é" * 64, "v0=ẞ" + "0" * 63, "v0=\u202e" + "a" * 63, "\U0001f600"],
+)
+async def test_a_non_ascii_signature_with_a_current_timestamp_gets_401_without_an_error(
+    slack: SlackHarness, fake_anthropic: FakeAnthropic, caplog: pytest.LogCaptureFixture, signature: str
+) -> None:
+    body = json.dumps(event_body(mention("hi"), "EvNonAscii"))
+    response = await slack.post(body, headers={"X-Slack-Signature": signature})
+    assert response.status == 401
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    await slack.settle()
+    assert fake_anthropic.message_requests == []

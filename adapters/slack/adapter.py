@@ -9,6 +9,7 @@ background work, through a surface bound to the event (see `surface`).
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -104,6 +105,8 @@ class SlackAdapter:
             raise StartupError(f"cannot reach Slack at SLACK_API_URL ({type(exc).__name__})") from None
         self.slack.translator.bot_user_id = str(identity["user_id"])
         self.slack.translator.team_id = str(identity["team_id"])
+        self.slack.users.team_id = str(identity["team_id"])
+        self.slack.users.enterprise_id = str(identity.get("enterprise_id") or "")
         if self.config.app_token:
             self._socket = AsyncSocketModeHandler(self.app, app_token=self.config.app_token)
             await self._socket.connect_async()
@@ -154,6 +157,21 @@ class SlackAdapter:
         async def on_command(ack: Any, command: dict[str, Any]) -> None:
             await ack()
             await self._on_command(command)
+
+        # Registered last: what no listener above takes is acked (Bolt would answer 404, which
+        # Slack retries, and log a listener template for it).
+        @app.event(re.compile(".*"))
+        async def on_other_event(event: dict[str, Any]) -> None:
+            log.debug("slack: ignored a %s event", event.get("type"))
+
+        @app.command(re.compile(".*"))
+        async def on_other_command(ack: Any, command: dict[str, Any]) -> None:
+            await ack()
+            log.warning(
+                "slack: ignored the slash command %r (this app answers %s; see SLACK_COMMAND)",
+                str(command.get("command"))[:40],
+                self.config.command,
+            )
 
     async def _on_message(self, event: dict[str, Any], body: dict[str, Any], *, mentioned: bool) -> None:
         try:

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable
 from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.ttl import Clock, TtlCache
 
 log = logging.getLogger(__name__)
 
@@ -19,13 +22,27 @@ DEFAULT_PROMPTS: tuple[dict[str, str], ...] = (
 )
 TITLE_CHARS = 80
 GREETING_SECONDS = 1.0  # the greeting runs before Slack's ack, which is due within 3 s
+# A pane thread opened but left without a message for a day goes untitled; the cap holds
+# memory however many are opened meanwhile (the oldest are forgotten first).
+UNTITLED_SECONDS = 24 * 3600.0
+MAX_UNTITLED = 10_000
 
 
 class AssistantPane:
-    def __init__(self, client: AsyncWebClient, suggested_prompts: tuple[dict[str, str], ...]) -> None:
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        suggested_prompts: tuple[dict[str, str], ...],
+        *,
+        max_untitled: int = MAX_UNTITLED,
+        clock: Clock = time.monotonic,
+    ) -> None:
         self._client = client
         self._prompts = suggested_prompts
-        self._untitled: set[tuple[str, str]] = set()  # threads opened in the pane, awaiting a title
+        # Threads opened in the pane, awaiting a title from their first message.
+        self._untitled: TtlCache[tuple[str, str], bool] = TtlCache(
+            UNTITLED_SECONDS, max_entries=max_untitled, clock=clock
+        )
 
     async def greet(self, event: dict[str, Any]) -> None:
         """`assistant_thread_started`: offer the suggested prompts; title the thread later."""
@@ -33,7 +50,7 @@ class AssistantPane:
         channel, thread_ts = thread.get("channel_id"), thread.get("thread_ts")
         if not channel or not thread_ts:
             return
-        self._untitled.add((channel, thread_ts))
+        self._untitled.put((channel, thread_ts), True)
         if self._prompts:
             offer = self._client.assistant_threads_setSuggestedPrompts(
                 channel_id=channel, thread_ts=thread_ts, prompts=list(self._prompts)
@@ -41,7 +58,7 @@ class AssistantPane:
             await quietly(asyncio.wait_for(offer, timeout=GREETING_SECONDS))
 
     async def title_if_new(self, channel: str, thread_ts: str, first_message: str) -> None:
-        if (channel, thread_ts) not in self._untitled:
+        if not self._untitled.get((channel, thread_ts)):
             return
         self._untitled.discard((channel, thread_ts))
         await quietly(

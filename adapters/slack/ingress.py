@@ -8,6 +8,7 @@ import hmac
 import json
 import logging
 import time
+from typing import Any
 from urllib.parse import parse_qs
 
 from aiohttp import web
@@ -60,14 +61,16 @@ def signature_ok(secret: str, body: bytes, timestamp: str | None, signature: str
     body first, which fails on a body that is not UTF-8), within 5 minutes of now."""
     if not secret or not timestamp or not signature:
         return False
-    try:
-        if abs(time.time() - int(timestamp)) > SIGNATURE_MAX_AGE_SECONDS:
-            return False
-    except ValueError:
+    # ASCII digits only: int() would also take other scripts' digits, signs and underscores.
+    if not (timestamp.isascii() and timestamp.isdigit()):
+        return False
+    if abs(time.time() - int(timestamp)) > SIGNATURE_MAX_AGE_SECONDS:
         return False
     base = b"v0:" + timestamp.encode() + b":" + body
-    expected = "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, signature)
+    expected = b"v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest().encode()
+    # Compared as bytes: compare_digest raises on a str that is not ASCII. An unencodable
+    # character becomes "?", which a hex digest never contains.
+    return hmac.compare_digest(expected, signature.encode("utf-8", "replace"))
 
 
 def unparseable(body: bytes, content_type: str) -> str | None:
@@ -83,7 +86,7 @@ def unparseable(body: bytes, content_type: str) -> str | None:
             parsed = json.loads(text)
         except (ValueError, RecursionError):
             return "body is not valid JSON"
-        return None if isinstance(parsed, dict) else "body is not a JSON object"
+        return events_api_problem(parsed) if isinstance(parsed, dict) else "body is not a JSON object"
     form = parse_qs(text, keep_blank_values=True)
     if "payload" in form:
         try:
@@ -94,3 +97,28 @@ def unparseable(body: bytes, content_type: str) -> str | None:
     if "command" in form or "ssl_check" in form:
         return None
     return "unrecognised body"
+
+
+EVENTS_API_TYPES = frozenset({"url_verification", "event_callback", "app_rate_limited"})
+
+
+def events_api_problem(body: dict[str, Any]) -> str | None:
+    """Why a JSON body is not an Events API request Bolt can take, or None when it is.
+
+    Slack posts JSON only for the Events API; Bolt reads an envelope's `event` and
+    `authorizations` without checking their types, and would fail (with a traceback)
+    on a body where they are something else."""
+    kind = body.get("type")
+    if not isinstance(kind, str) or kind not in EVENTS_API_TYPES:
+        return f"not an Events API request (type {str(kind)[:40]!r})"
+    if kind != "event_callback":
+        return None
+    event = body.get("event")
+    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+        return "event_callback without an event object that has a type"
+    authorizations = body.get("authorizations")
+    if authorizations is not None and not (
+        isinstance(authorizations, list) and all(isinstance(a, dict) for a in authorizations)
+    ):
+        return "authorizations is not a list of objects"
+    return None

@@ -7,34 +7,39 @@ is not to be had (for the whole app, or in one kind of channel)."""
 from __future__ import annotations
 
 import logging
+import time
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.reply import SlackReply
 from bot.domain import IncomingMessage
+from bot.ttl import Clock, TtlCache
 
 log = logging.getLogger(__name__)
 
 _REFUSED_EVERYWHERE = ("unknown_method", "not_allowed_token_type", "missing_scope")
 _REFUSED_IN_CHANNEL = ("channel_type_not_supported",)
+REFUSAL_SECONDS = 24 * 3600.0
+MAX_REFUSED_CHANNELS = 10_000
 
 
 class StreamingSupport:
-    """Where native streaming was refused, so later answers skip the attempt."""
+    """Where native streaming was refused, so later answers skip the attempt (per channel:
+    for a day, at most `MAX_REFUSED_CHANNELS` of them, then it is tried again)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_channels: int = MAX_REFUSED_CHANNELS, clock: Clock = time.monotonic) -> None:
         self._refused_everywhere = False
-        self._refused_in: set[str] = set()
+        self._refused_in: TtlCache[str, bool] = TtlCache(REFUSAL_SECONDS, max_entries=max_channels, clock=clock)
 
     def available_in(self, channel: str) -> bool:
-        return not self._refused_everywhere and channel not in self._refused_in
+        return not self._refused_everywhere and not self._refused_in.get(channel)
 
     def refused(self, channel: str, error: str) -> None:
         if error in _REFUSED_EVERYWHERE:
             self._refused_everywhere = True
         elif error in _REFUSED_IN_CHANNEL:
-            self._refused_in.add(channel)
+            self._refused_in.put(channel, True)
 
 
 class ProgressCue:
@@ -75,7 +80,7 @@ class ProgressCue:
 
 
 class ReplyWithCue:
-    """The answer's reply stream: clears the progress cue when the answer starts, and
+    """The answer's reply stream: clears the progress cue when the answer shows, and
     tells `StreamingSupport` when Slack refused native streaming."""
 
     def __init__(self, reply: SlackReply, cue: ProgressCue, streaming: StreamingSupport) -> None:
@@ -84,8 +89,10 @@ class ReplyWithCue:
         self._streaming = streaming
 
     async def append(self, delta: str) -> None:
-        await self._cue.clear()
         await self._reply.append(delta)
+        # Cleared once a message shows (text after a link can wait for its part to end).
+        if self._reply.shown_anything:
+            await self._cue.clear()
         self._note_refusal()
 
     async def finish(self, text: str) -> None:

@@ -6,11 +6,23 @@ the workspace allows it; otherwise it is posted and then updated about once a
 second per message (chat.update). A refusal at any point switches to
 posting/updating with the whole text, so nothing is lost to a fallback. Every
 chunk goes through `neutralize_mentions`.
+
+Link previews. Slack fetches the links in a message to preview them ("unfurls")
+unless the message is posted with `unfurl_links` and `unfurl_media` false; its
+docs give those flags to chat.postMessage (and to response_url messages) only.
+chat.update and the streaming methods take no such flags, and the docs do not
+say whether text they add is unfurled. A link the model writes could carry the
+thread's content to someone else's server without anyone clicking, so text
+with a link reaches Slack only in a chat.postMessage with both flags false:
+while a part streams or is updated it shows the lines before its first link;
+when the part is complete and has a link, its message is withdrawn and the
+whole part posted afresh.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +30,9 @@ from dataclasses import dataclass
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.streaming import ReplyLimits, StreamedReply, StreamingRefused
+from adapters.streaming import ReplyLimits, ShownPart, StreamedReply, StreamingRefused
+
+log = logging.getLogger(__name__)
 
 # 12,000 characters of markdown_text per message and per call; about one update a second
 # per message (chat.update is rate limited per channel).
@@ -28,6 +42,21 @@ _SPECIAL_MENTION = re.compile(
     r"<!(channel|here|everyone)(?:\|[^>]*)?>|<!subteam\^[A-Z0-9]+(?:\|([^>]*))?>|<@([UW][A-Z0-9]+)(?:\|([^>]*))?>"
 )
 _WORD_JOINER = "\u2060"
+# A URL with a scheme (bare or inside <...>), a markdown link or image target, or a www.
+# host. A bare domain that Slack links by itself gets the domain as its label, and Slack
+# never unfurls a link whose label is the URL without its protocol.
+_LINK = re.compile(r"[a-z][a-z0-9+.-]*://|\]\s*\(|\bwww\.", re.IGNORECASE)
+
+
+def has_link(text: str) -> bool:
+    """Whether Slack might fetch something for `text` unless told not to (see the module's docstring)."""
+    return _LINK.search(text) is not None
+
+
+def before_first_link(text: str) -> str:
+    """The whole lines of `text` before the line of its first link (all of it without one)."""
+    link = _LINK.search(text)
+    return text if link is None else text[: text.rfind("\n", 0, link.start()) + 1]
 
 
 def neutralize_mentions(text: str) -> str:
@@ -63,9 +92,47 @@ class SlackReply(StreamedReply[str]):
     def channel(self) -> str:
         return self._target.channel
 
+    @property
+    def shown_anything(self) -> bool:
+        """Whether a message of this answer is in the thread yet."""
+        return any(part.handle is not None for part in self._parts)
+
+    async def _bring(self, index: int, shown: ShownPart[str], text: str, *, complete: bool) -> None:
+        """As the base, except that text with a link only ever goes out in a fresh post (see
+        the module's docstring): until the part is complete it shows the lines before the link."""
+        if not has_link(text):
+            await super()._bring(index, shown, text, complete=complete)
+        elif not complete:
+            safe = before_first_link(text)
+            if safe.strip() and safe != shown.text:
+                await super()._bring(index, shown, safe, complete=False)
+        else:
+            started = self._clock()
+            await self._withdraw(shown)
+            shown.handle = await self._post_part(index, text)
+            self._shows(shown, text, closed=True, started=started)
+
+    async def _withdraw(self, shown: ShownPart[str]) -> None:
+        """Remove the part's message (if it has one) so the whole part can be posted again."""
+        if shown.handle is None:
+            return
+        if shown.streaming:
+            with contextlib.suppress(SlackApiError):  # an expired stream is already closed
+                await self._client.chat_stopStream(channel=self._target.channel, ts=shown.handle)
+            shown.streaming = False
+        try:
+            await self._client.chat_delete(channel=self._target.channel, ts=shown.handle)
+        except SlackApiError as exc:  # the part is posted whole anyway; its start shows twice
+            log.warning("slack: could not withdraw a part to repost it (%s)", exc.response.get("error"))
+        shown.handle, shown.text = None, ""
+
     async def _post_part(self, index: int, text: str) -> str:
         response = await self._client.chat_postMessage(
-            channel=self._target.channel, thread_ts=self._target.thread_ts, markdown_text=neutralize_mentions(text)
+            channel=self._target.channel,
+            thread_ts=self._target.thread_ts,
+            markdown_text=neutralize_mentions(text),
+            unfurl_links=False,  # Slack fetches no link of this message
+            unfurl_media=False,
         )
         return str(response["ts"])
 

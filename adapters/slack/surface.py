@@ -4,6 +4,7 @@ answer to a slash command. Each closes over what it needs of that event."""
 from __future__ import annotations
 
 import logging
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +22,8 @@ from bot.ports import ReplyStream
 log = logging.getLogger(__name__)
 
 CONTEXT_MESSAGES = 50  # earlier messages of a thread sent when the bot is summoned mid-way
-CONTEXT_PAGES = 10  # of conversations.replies, 200 messages each
+PAGE_SIZE = 200  # messages per conversations.replies call
+MAX_CONTEXT_PAGES = 500  # a guard against a cursor that never ends: 100,000 messages
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,7 @@ class SlackMessageSurface:
             log.warning("slack: could not read the thread for context (%s)", type(exc).__name__)
             return []
         context = []
-        for item in earlier[-CONTEXT_MESSAGES:]:
+        for item in earlier:
             is_bot = bool(item.get("bot_id"))
             if is_bot:
                 author = item.get("username") or "a bot"
@@ -71,20 +73,39 @@ class SlackMessageSurface:
         return context
 
     async def _replies_before(self, channel: str, thread_ts: str, before_ts: str) -> list[dict[str, Any]]:
-        """The thread's messages older than `before_ts`, oldest first (every page: the ones
-        just before the mention matter most, and Slack lists from the thread's start)."""
-        messages: list[dict[str, Any]] = []
+        """The last `CONTEXT_MESSAGES` of the thread older than `before_ts`, oldest first.
+
+        Slack lists a thread from its start, so every page is read, however long the
+        thread; only the messages that will be sent are kept while paging."""
+        before = ts_key(before_ts)
+        kept: deque[dict[str, Any]] = deque(maxlen=CONTEXT_MESSAGES)
+        newest = (-1, -1)  # of the kept messages: a message Slack repeats on a later page is skipped
         cursor: str | None = None
-        for _ in range(CONTEXT_PAGES):
+        for _ in range(MAX_CONTEXT_PAGES):
             response = await self.slack.client.conversations_replies(
-                channel=channel, ts=thread_ts, latest=before_ts, inclusive=False, limit=200, cursor=cursor
+                channel=channel, ts=thread_ts, latest=before_ts, inclusive=False, limit=PAGE_SIZE, cursor=cursor
             )
-            page: list[dict[str, Any]] = response.get("messages", [])
-            messages += [m for m in page if float(m.get("ts", 0)) < float(before_ts)]
-            cursor = (response.get("response_metadata") or {}).get("next_cursor")
-            if not cursor:
+            for message in response.get("messages") or []:
+                key = ts_key(str(message.get("ts", "")))
+                if newest < key < before:
+                    kept.append(message)
+                    newest = key
+            next_cursor = (response.get("response_metadata") or {}).get("next_cursor")
+            if not next_cursor or next_cursor == cursor:
                 break
-        return messages
+            cursor = next_cursor
+        else:
+            log.warning("slack: stopped reading a thread for context after %d pages", MAX_CONTEXT_PAGES)
+        return list(kept)
+
+
+def ts_key(ts: str) -> tuple[int, int]:
+    """A Slack timestamp (`1712345678.000100`) as comparable integers; (-1, -1) if it is not one.
+    (A float loses the last digit of some 16-digit timestamps.)"""
+    seconds, _, micros = ts.partition(".")
+    if not (seconds.isascii() and seconds.isdigit() and micros.isascii() and (micros.isdigit() or not micros)):
+        return (-1, -1)
+    return (int(seconds), int((micros + "000000")[:6]))
 
 
 @dataclass(frozen=True)
@@ -97,7 +118,10 @@ class SlackCommandSurface:
         if not self.response_url:
             log.warning("slack: a command came without a response_url; its answer is dropped")
             return
-        await AsyncWebhookClient(self.response_url).send(text=text, response_type="ephemeral")
+        # Slack documents the unfurl flags for response_url messages too (see reply.py).
+        await AsyncWebhookClient(self.response_url).send(
+            text=text, response_type="ephemeral", unfurl_links=False, unfurl_media=False
+        )
 
     async def actor_is_admin(self) -> bool:
         return await self.users.is_admin(self.user_id)
