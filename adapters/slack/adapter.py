@@ -18,6 +18,7 @@ from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
+from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -27,13 +28,13 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.assistant import DEFAULT_PROMPTS, AssistantPane
-from adapters.slack.ingress import SlackIngress
+from adapters.slack.ingress import LISTENER_FAILED, SlackIngress
 from adapters.slack.progress import StreamingSupport
 from adapters.slack.surface import SlackCommandSurface, SlackMessageSurface, SlackWorkspace
 from adapters.slack.translate import PLATFORM, SlackTranslator
 from adapters.slack.users import SlackUsers
 from bot.domain import IncomingMessage
-from bot.errors import StartupError
+from bot.errors import ServiceUnavailable, StartupError
 from bot.ports import Inbox, MessageSurface
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,16 @@ class SlackAdapter:
         @app.event("assistant_thread_context_changed")
         async def on_context_changed() -> None:
             return None
+
+        @app.error
+        async def on_listener_error(error: Exception) -> BoltResponse:
+            """A listener that raised: an outage asks Slack to deliver again later (503),
+            anything else is our bug (500, logged); `SlackIngress` passes both through."""
+            if isinstance(error, ServiceUnavailable):
+                log.warning("slack: cannot take the event now; Slack will retry it (503)")
+                return BoltResponse(status=503, body="service unavailable", headers={LISTENER_FAILED: "outage"})
+            log.error("slack: a listener failed", exc_info=error)
+            return BoltResponse(status=500, body="internal error", headers={LISTENER_FAILED: "bug"})
 
         @app.command(self.config.command)
         async def on_command(ack: Any, command: dict[str, Any]) -> None:

@@ -20,6 +20,7 @@ from slack_bolt.response import BoltResponse
 log = logging.getLogger(__name__)
 
 SIGNATURE_MAX_AGE_SECONDS = 300
+LISTENER_FAILED = "x-listener-failed"  # set on Bolt's response by the adapter's error handler
 
 
 class SlackIngress:
@@ -50,7 +51,9 @@ class SlackIngress:
             )
         except Exception as exc:  # a shape Bolt cannot parse
             response = BoltResponse(status=500, body=type(exc).__name__)
-        if response.status >= 500:  # Bolt failed on this body's shape: refuse it, never a 500
+        if LISTENER_FAILED in response.headers:  # our listener's 503 (outage) or 500 (bug): as is
+            del response.headers[LISTENER_FAILED]
+        elif response.status >= 500:  # Bolt itself failed on this body's shape: bad input
             log.warning("slack: could not handle a signed request (%s)", response.body[:100])
             return web.json_response({"error": "unprocessable request"}, status=400)
         return await to_aiohttp_response(response)
