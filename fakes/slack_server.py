@@ -507,6 +507,8 @@ class FakeSlack(LoopbackServer):
         self.latency = latency
         """Seconds every Web API call waits before being handled."""
         self.method_latency: dict[str, float] = {}
+        self.dropping: set[str] = set()
+        """Methods whose calls get their connection reset (see `drop_connections`)."""
         """Extra seconds per method (see `set_latency`)."""
         self.host = host
         self.port = port
@@ -592,6 +594,10 @@ class FakeSlack(LoopbackServer):
         after it (appends, ``chat.stopStream``) fail with `error`; what was streamed so far stays."""
         self._stream_expiry = (n_appends, error)
 
+    def drop_connections(self, method: str) -> None:
+        """Reset the connection of every call of `method` (a network fault, not an API error)."""
+        self.dropping.add(method)
+
     def set_latency(self, seconds: float, method: str | None = None) -> None:
         """Delay every call (``method=None``) or the calls of one method."""
         if method is None:
@@ -608,6 +614,7 @@ class FakeSlack(LoopbackServer):
         self._stream_expiry = None
         self.latency = 0.0
         self.method_latency.clear()
+        self.dropping.clear()
 
     def reset(self) -> None:
         """Forget calls, messages (also seeded), posts to response URLs, reactions, statuses and faults.
@@ -814,6 +821,9 @@ class FakeSlack(LoopbackServer):
         delay = self.latency + self.method_latency.get(method, 0.0)
         if delay > 0:
             await asyncio.sleep(delay)
+        if method in self.dropping and request.transport is not None:
+            request.transport.abort()  # the client sees its connection reset
+            return web.Response(status=500)
         headers: dict[str, str] = {}
         retry_after = self._take_rate_limit(method)
         answer: JsonDict

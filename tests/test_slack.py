@@ -360,3 +360,47 @@ async def test_a_non_ascii_signature_with_a_current_timestamp_gets_401_without_a
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
     await slack.settle()
     assert fake_anthropic.message_requests == []
+
+
+FIVE_PEOPLE = "<@U2> <@U3> <@U4> <@U5> <@U6>"
+
+
+async def test_names_slow_to_come_do_not_hold_the_ack_and_stand_as_ids(
+    slack: SlackHarness, fake_anthropic: FakeAnthropic, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Only verification, parsing and storage wait for the ack: every name of a message is
+    looked up at once, within one small budget, and a name that does not come in time is the
+    user's id. (The 20 s guard fails the test if the ack waited for `users.info`.)"""
+    slack.slack.set_latency(30.0, "users.info")
+    event = mention(f"ask {FIVE_PEOPLE} about it")
+    response = await asyncio.wait_for(slack.send_event(event), timeout=20)
+    assert response.status == 200
+    await slack.settle()
+    [reply] = [m.text for m in slack.slack.bot_messages("C1", event["ts"])]
+    assert reply == "You said: [U1] ask @U2 @U3 @U4 @U5 @U6 about it"
+    waits = [r.getMessage() for r in caplog.records if "users.info too slow" in r.getMessage()]
+    assert waits == ["slack: users.info too slow; using 6 user ids as names"], "one budget for all six names"
+
+
+async def test_a_users_info_that_resets_the_connection_loses_nothing(
+    slack: SlackHarness, fake_anthropic: FakeAnthropic
+) -> None:
+    slack.slack.drop_connections("users.info")
+    event = mention(f"ask {FIVE_PEOPLE} about it")
+    assert (await slack.send_event(event)).status == 200
+    await slack.settle()
+    [reply] = [m.text for m in slack.slack.bot_messages("C1", event["ts"])]
+    assert reply == "You said: [U1] ask @U2 @U3 @U4 @U5 @U6 about it", "stored and answered, ids for names"
+
+
+async def test_a_bug_while_taking_an_event_answers_500_and_is_logged(
+    slack: SlackHarness, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Only bad input gets a 4xx: our own failure is a 500 (Slack retries it), logged."""
+
+    async def broken(*args: object, **kwargs: object) -> bool:
+        raise RuntimeError("a bug in the core")
+
+    monkeypatch.setattr(slack.service.core.service, "submit", broken)
+    assert (await slack.send_event(mention("hello"))).status == 500
+    assert any(r.levelname == "ERROR" and "a listener failed" in r.getMessage() for r in caplog.records)

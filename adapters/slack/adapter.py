@@ -8,8 +8,10 @@ background work, through a surface bound to the event (see `surface`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -156,13 +158,17 @@ class SlackAdapter:
 
         @app.error
         async def on_listener_error(error: Exception) -> BoltResponse:
-            """A listener that raised: an outage asks Slack to deliver again later (503),
-            anything else is our bug (500, logged); `SlackIngress` passes both through."""
+            """What failed while handling a request: the core could not store it (503: Slack
+            delivers it again later), our own code (500, logged), or Bolt on a request of a
+            shape it cannot take (400: bad input). `SlackIngress` passes these through."""
             if isinstance(error, ServiceUnavailable):
                 log.warning("slack: cannot take the event now; Slack will retry it (503)")
                 return BoltResponse(status=503, body="service unavailable", headers={LISTENER_FAILED: "outage"})
-            log.error("slack: a listener failed", exc_info=error)
-            return BoltResponse(status=500, body="internal error", headers={LISTENER_FAILED: "bug"})
+            if isinstance(error, ListenerBug):
+                log.error("slack: a listener failed", exc_info=error.__cause__)
+                return BoltResponse(status=500, body="internal error", headers={LISTENER_FAILED: "bug"})
+            log.warning("slack: could not handle a request's payload (%s)", type(error).__name__)
+            return BoltResponse(status=400, body="unprocessable request", headers={LISTENER_FAILED: "input"})
 
         @app.command(self.config.command)
         async def on_command(ack: Any, command: dict[str, Any]) -> None:
@@ -191,7 +197,8 @@ class SlackAdapter:
             log.warning("slack: dropped a malformed %s event (%s)", event.get("type"), type(exc).__name__)
             return
         if message is not None and self._inbox is not None:
-            await self._inbox.submit(message, SlackMessageSurface(self.slack, message, event))
+            with _ours():
+                await self._inbox.submit(message, SlackMessageSurface(self.slack, message, event))
 
     async def _on_command(self, command: dict[str, Any]) -> None:
         try:
@@ -203,7 +210,23 @@ class SlackAdapter:
             self.slack.users, invocation.actor.user_id, str(command.get("response_url", ""))
         )
         if self._inbox is not None:
-            await self._inbox.submit_command(invocation, surface)
+            with _ours():
+                await self._inbox.submit_command(invocation, surface)
+
+
+class ListenerBug(Exception):
+    """Our own code failed while handling a request (the cause is chained)."""
+
+
+@contextlib.contextmanager
+def _ours() -> Iterator[None]:
+    """Tell our failures from Bolt's: anything but an outage raised here is our bug."""
+    try:
+        yield
+    except ServiceUnavailable:
+        raise
+    except Exception as exc:
+        raise ListenerBug(type(exc).__name__) from exc
 
 
 class _DropMessage(logging.Filter):

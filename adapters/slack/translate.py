@@ -48,8 +48,9 @@ class SlackTranslator:
         might_answer = mentions_bot or is_direct or is_thread_reply
         name, clean = user, text
         if might_answer and not is_bot:
-            name = await self.users.name_quickly(user)
-            clean = await self.plain_text(re.sub(rf"\s*{re.escape(own_mention)}\s*", " ", text).strip())
+            spoken = re.sub(rf"\s*{re.escape(own_mention)}\s*", " ", text).strip()
+            names = await self.users.names_quickly({user, *_USER_REFERENCE.findall(spoken)})
+            name, clean = names[user], readable(spoken, names)
         return IncomingMessage(
             thread=ThreadKey(PLATFORM, str(body.get("team_id") or self.team_id), channel, thread_ts),
             event_id=f"{channel}:{ts}",
@@ -73,19 +74,22 @@ class SlackTranslator:
         )
 
     async def plain_text(self, text: str) -> str:
-        """Slack's message markup as a person reads it: `<@U1>` -> `@Name`, `<#C1|general>` ->
-        `#general`, `<https://x|label>` -> `label (https://x)`, and &amp; &lt; &gt; unescaped."""
-        names = {uid: await self.users.name_quickly(uid) for uid in set(_USER_REFERENCE.findall(text))}
+        """Slack's message markup as a person reads it (see `readable`), names looked up."""
+        return readable(text, await self.users.names_quickly(set(_USER_REFERENCE.findall(text))))
 
-        def readable(match: re.Match[str]) -> str:
-            target, label = match.group(1), match.group(2)
-            if target.startswith("@"):
-                return "@" + (label or names.get(target[1:], target[1:]))
-            if target.startswith("#"):
-                return "#" + (label or target[1:])
-            if target.startswith("!"):
-                return "@" + (label or target[1:].split("^")[0])
-            return f"{label} ({target})" if label and label != target else target
 
-        plain = _SLACK_REFERENCE.sub(readable, text)
-        return plain.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+def readable(text: str, names: dict[str, str]) -> str:
+    """Slack's message markup as a person reads it: `<@U1>` -> `@Name`, `<#C1|general>` ->
+    `#general`, `<https://x|label>` -> `label (https://x)`, and &amp; &lt; &gt; unescaped."""
+
+    def plain(match: re.Match[str]) -> str:
+        target, label = match.group(1), match.group(2)
+        if target.startswith("@"):
+            return "@" + (label or names.get(target[1:], target[1:]))
+        if target.startswith("#"):
+            return "#" + (label or target[1:])
+        if target.startswith("!"):
+            return "@" + (label or target[1:].split("^")[0])
+        return f"{label} ({target})" if label and label != target else target
+
+    return _SLACK_REFERENCE.sub(plain, text).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 NAME_CACHE_SECONDS = 300.0
 ADMIN_CACHE_SECONDS = 60.0
 MAX_CACHED_USERS = 10_000
-NAME_LOOKUP_SECONDS = 1.0  # Slack wants its ack within 3 s
+NAME_LOOKUP_SECONDS = 1.0  # for all the names of one message: Slack wants its ack within 3 s
 _ADMIN_FLAGS = ("is_admin", "is_owner", "is_primary_owner")
 
 
@@ -54,14 +54,20 @@ class SlackUsers:
         names = (profile.get("display_name"), profile.get("real_name"), user.get("real_name"), user.get("name"))
         return str(next((name for name in names if name), user_id))
 
-    async def name_quickly(self, user_id: str) -> str:
-        """The display name, or the user id if Slack is slow to say (the ack must not wait);
-        a lookup outlives a caller that stopped waiting, so the name is there next time."""
-        try:
-            return await asyncio.wait_for(self.display_name(user_id), timeout=NAME_LOOKUP_SECONDS)
-        except TimeoutError:
-            log.warning("slack: users.info too slow; using the user id as the speaker's name")
-            return user_id
+    async def names_quickly(self, user_ids: set[str]) -> dict[str, str]:
+        """Display names, looked up at once within one small budget (the ack waits for them);
+        a name Slack is slow to give, or cannot give, is the user id this time. A lookup
+        outlives the budget, so the name is there for the next message."""
+        lookups = {user_id: asyncio.ensure_future(self.display_name(user_id)) for user_id in user_ids}
+        if lookups:
+            await asyncio.wait(lookups.values(), timeout=NAME_LOOKUP_SECONDS)
+        late = [user_id for user_id, lookup in lookups.items() if not lookup.done()]
+        if late:
+            log.warning("slack: users.info too slow; using %d user ids as names", len(late))
+        return {
+            user_id: lookup.result() if lookup.done() and not lookup.exception() else user_id
+            for user_id, lookup in lookups.items()
+        }
 
     async def is_admin(self, user_id: str) -> bool:
         """An admin or owner of this workspace (or of the Enterprise Grid org it belongs to);
@@ -89,6 +95,9 @@ class SlackUsers:
         except SlackApiError as exc:
             log.warning("slack: users.info failed for a user (%s)", exc.response.get("error"))
             raise UserLookupFailed(str(exc.response.get("error"))) from None
+        except Exception as exc:  # a network fault: the id stands in for the name this time
+            log.warning("slack: users.info could not be reached (%s)", type(exc).__name__)
+            raise UserLookupFailed(type(exc).__name__) from None
         if not isinstance(user, dict):
             raise UserLookupFailed("no user in the answer")
         self._names.put(user_id, user)  # a fresh profile serves the names too
