@@ -179,6 +179,8 @@ class Storm:
     http: aiohttp.ClientSession
     engine: AsyncEngine  # the test's own connections to the service's database
     slack_timing: bool = False  # retry as late as Slack does (see SLACK_RETRY_PAUSES)
+    claude_in_flight: Callable[[], int] = lambda: 0  # Claude requests under way right now
+    in_flight_at_kills: list[int] = field(default_factory=list)
     sent: list[Message] = field(default_factory=list)
     not_stored_at_ack: list[Message] = field(default_factory=list)
 
@@ -331,12 +333,14 @@ async def test_200_conversations_through_5_sigkills_lose_no_turn_and_answer_noth
     started = time.monotonic()
     async with aiohttp.ClientSession() as http:
         service = Service(env, cwd, http)
-        storm = Storm(service, http, engine, slack_timing)
+        storm = Storm(service, http, engine, slack_timing, claude_in_flight=lambda: fake_anthropic.in_flight)
         try:
             await service.start()
             await run_storm(storm, rng)
             storm_seconds = time.monotonic() - started
             storm_kills = service.kills
+            landed = storm.in_flight_at_kills
+            assert sum(landed) > 0, f"no kill landed while Claude was answering: {landed}"
             finals = await final_round(storm, fake_slack, service)
             await check(storm, finals, fake_anthropic, fake_slack, engine)
             async with http.get(service.url + "/healthz") as health:
@@ -355,7 +359,8 @@ async def test_200_conversations_through_5_sigkills_lose_no_turn_and_answer_noth
         f"\ncrash storm: {CONVERSATIONS} conversations, {storm_kills} SIGKILLs, {service.starts} starts, "
         f"{len(storm.sent)} messages, {len(retried)} needed a retry ({dict(failures)}), "
         f"{sum('duplicate delivery dropped' in line for line in service.lines)} retries dropped as duplicates, "
-        f"{len(fake_anthropic.message_requests)} Claude requests; storm {storm_seconds:.1f} s, "
+        f"{len(fake_anthropic.message_requests)} Claude requests ({storm.in_flight_at_kills} under way at each kill); "
+        f"storm {storm_seconds:.1f} s, "
         f"total {time.monotonic() - started:.1f} s"
     )
 
@@ -397,6 +402,7 @@ async def run_storm(storm: Storm, rng: random.Random) -> None:
     async def killer() -> None:
         for at, downtime in zip(kill_at, downtimes, strict=True):
             await asyncio.sleep(max(0.0, begin + at - time.monotonic()))
+            storm.in_flight_at_kills.append(storm.claude_in_flight())
             await storm.service.kill()
             await asyncio.sleep(downtime)
             await storm.service.start()

@@ -263,18 +263,21 @@ async def test_a_turn_killed_while_claude_answers_is_not_lost_and_not_answered_t
 async def test_a_turn_killed_mid_answer_is_answered_after_the_restart_with_nothing_else_sent(
     deployment: Deployment, fake_anthropic: FakeAnthropic
 ) -> None:
-    """The issue's proof: SIGKILL while Claude streams the answer, start again, send
-    nothing -> the answer arrives, once, and the dead process's :eyes: is cleared."""
+    """SIGKILL while Claude streams the answer, start again -> the answer arrives, once, and
+    the dead process's :eyes: is cleared; Slack's retry of that (stored) event is not
+    answered a second time, and nothing else needs to be sent."""
     deployment.env |= {"RECOVERY_INTERVAL_SECONDS": "0.5", "INSTANCE_DEAD_AFTER_SECONDS": "2"}
     fake_anthropic.latency = 5.0
     first = await deployment.start()
     root = mention("a question the first process never finished answering")
-    await deployment.send_event(first, root)
+    await deployment.send_event(first, root, event_id="EvNeverAcked")
     await eventually(lambda: fake_anthropic.in_flight == 1, "the question to reach Claude", first)
     await first.kill()
 
     fake_anthropic.latency = 0.0
     second = await deployment.start()
+    # Slack never got its 200 for the first delivery, say: its retry reaches the new process.
+    await deployment.send_event(second, root, event_id="EvNeverAcked", retry=1)
     [reply] = await deployment.wait_replies(second, "C1", root["ts"], 1)
 
     assert reply == "You said: [mel] a question the first process never finished answering"
