@@ -49,7 +49,7 @@ METHOD_SCOPES: dict[str, set[str]] = {
     "auth.test": set(),
     "chat.postMessage": {"chat:write"},
     "chat.update": {"chat:write"},
-    "chat.delete": {"chat:write"},  # a part withdrawn to be posted again without link previews
+    "chat.delete": {"chat:write"},  # its own message, withdrawn to post a part with a link afresh
     "chat.startStream": {"chat:write"},
     "chat.appendStream": {"chat:write"},
     "chat.stopStream": {"chat:write"},
