@@ -48,6 +48,9 @@ class ConsoleSurface:
     async def fetch_thread_context(self) -> list[ContextMessage]:
         return []
 
+    async def fetch_later_messages(self) -> list[IncomingMessage]:
+        return []
+
     async def answer(self, text: str) -> None:
         self._out.write(text + "\n")
         self._out.flush()

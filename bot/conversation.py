@@ -42,6 +42,7 @@ from bot.policy import (
     history_budget,
     is_addressed,
     join_notes,
+    may_have_later_replies,
     output_limit,
     stop_note,
     summoned_mid_thread,
@@ -66,6 +67,7 @@ class AcceptedTurn:
 
     message: IncomingMessage
     needs_thread_context: bool = False  # summoned into a thread mid-way: bring its earlier messages
+    needs_later_replies: bool = False  # a late mention: bring the thread's replies that came first
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,12 +138,18 @@ class ConversationService:
             return None
         if addressed is Addressed.IF_CONVERSATION and not await self.store.turns.conversation_exists(message.thread):
             return None
-        needs_context = summoned_mid_thread(message) and not await self.store.turns.conversation_exists(message.thread)
+        existed = addressed is Addressed.IF_CONVERSATION  # (checked just above)
+        if not existed and (summoned_mid_thread(message) or message.redelivered):
+            existed = await self.store.turns.conversation_exists(message.thread)
         if not await self.store.turns.accept_message(message, owner=self.instance_id):
             metrics.DUPLICATES.inc()
             log.info("duplicate delivery dropped: event=%s thread=%s", message.event_id, message.thread)
             return None
-        return AcceptedTurn(message, needs_context)
+        return AcceptedTurn(
+            message,
+            needs_thread_context=summoned_mid_thread(message) and not existed,
+            needs_later_replies=may_have_later_replies(message, existed),
+        )
 
     async def answer(self, turn: AcceptedTurn, surface: MessageSurface) -> TurnOutcome:
         """Answer an accepted turn, one turn at a time per thread."""
@@ -160,6 +168,9 @@ class ConversationService:
     async def _answer_in_turn(self, turn: AcceptedTurn, surface: MessageSurface) -> TurnOutcome:
         message = turn.message
         async with self.locks.hold(message.thread):
+            if turn.needs_later_replies:
+                for later in await surface.fetch_later_messages():
+                    await self.store.turns.accept_message(later, owner=self.instance_id)  # claimed: once only
             if turn.needs_thread_context:
                 earlier = await surface.fetch_thread_context()
                 if earlier:

@@ -100,6 +100,7 @@ class IncomingMessage:
     is_direct: bool = False
     mentions_bot: bool = False
     is_thread_reply: bool = False
+    redelivered: bool = False  # the platform delivered it again (its first delivery failed)
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property

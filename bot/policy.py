@@ -52,6 +52,12 @@ def summoned_mid_thread(message: IncomingMessage) -> bool:
     return message.mentions_bot and message.is_thread_reply
 
 
+def may_have_later_replies(message: IncomingMessage, conversation_existed: bool) -> bool:
+    """A mention delivered again may arrive after people already replied in its thread: those
+    replies found no conversation then and were not taken; they are brought in now."""
+    return message.redelivered and message.mentions_bot and not conversation_existed
+
+
 def effective_settings(
     rows: Mapping[str, Mapping[str, Any]], channel_id: str, defaults: ChannelSettings
 ) -> ChannelSettings:

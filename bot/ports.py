@@ -49,6 +49,11 @@ class MessageSurface(Protocol):
         ([] where there are none or the platform has no threads)."""
         ...
 
+    async def fetch_later_messages(self) -> list[IncomingMessage]:
+        """People's messages posted in the thread after this one, oldest first, translated
+        as if delivered ([] where the platform cannot say or has no threads)."""
+        ...
+
 
 class CommandSurface(Protocol):
     """The platform side of one `/claude` invocation."""

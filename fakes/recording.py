@@ -88,6 +88,9 @@ class RecordingSurface:
     async def fetch_thread_context(self) -> list[ContextMessage]:
         return await self.platform.fetch_thread_context(self.message)
 
+    async def fetch_later_messages(self) -> list[IncomingMessage]:
+        return []
+
 
 @dataclass
 class RecordingCommandSurface:

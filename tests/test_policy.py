@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from bot.policy import (
     history_budget,
     is_addressed,
     join_notes,
+    may_have_later_replies,
     output_limit,
     stop_note,
     summoned_mid_thread,
@@ -131,3 +133,19 @@ def test_the_history_budget_leaves_room_for_the_answer_and_the_system_prompt() -
 )
 def test_notes_follow_the_answer_separated_by_a_blank_line(parts: tuple[str | None, ...], expected: str) -> None:
     assert join_notes(*parts) == expected
+
+
+@pytest.mark.parametrize(
+    ("redelivered", "mention", "existed", "expected"),
+    [
+        (True, True, False, True),  # a late mention that starts a conversation: replies may have come first
+        (False, True, False, False),  # on time: nothing can have overtaken it
+        (True, True, True, False),  # the thread was a conversation: its replies were taken as they came
+        (True, False, False, False),  # a reply delivered again reads no thread
+    ],
+)
+def test_only_a_mention_delivered_again_into_a_new_conversation_reads_the_replies_after_it(
+    redelivered: bool, mention: bool, existed: bool, expected: bool
+) -> None:
+    incoming = replace(message(thread(), "hi", mention=mention), redelivered=redelivered)
+    assert may_have_later_replies(incoming, existed) is expected

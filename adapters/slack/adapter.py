@@ -20,6 +20,7 @@ from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -141,12 +142,12 @@ class SlackAdapter:
         app = self.app
 
         @app.event("app_mention")
-        async def on_mention(event: dict[str, Any], body: dict[str, Any]) -> None:
-            await self._on_message(event, body, mentioned=True)
+        async def on_mention(event: dict[str, Any], body: dict[str, Any], request: AsyncBoltRequest) -> None:
+            await self._on_message(event, body, mentioned=True, redelivered=_is_retry(request))
 
         @app.event("message")
-        async def on_message(event: dict[str, Any], body: dict[str, Any]) -> None:
-            await self._on_message(event, body, mentioned=False)
+        async def on_message(event: dict[str, Any], body: dict[str, Any], request: AsyncBoltRequest) -> None:
+            await self._on_message(event, body, mentioned=False, redelivered=_is_retry(request))
 
         @app.event("assistant_thread_started")
         async def on_assistant_thread(event: dict[str, Any]) -> None:
@@ -190,9 +191,13 @@ class SlackAdapter:
                 self.config.command,
             )
 
-    async def _on_message(self, event: dict[str, Any], body: dict[str, Any], *, mentioned: bool) -> None:
+    async def _on_message(
+        self, event: dict[str, Any], body: dict[str, Any], *, mentioned: bool, redelivered: bool
+    ) -> None:
         try:
             message = await self.slack.translator.message(event, body, mentioned=mentioned)
+            if message is not None and redelivered:
+                message = replace(message, redelivered=True)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             log.warning("slack: dropped a malformed %s event (%s)", event.get("type"), type(exc).__name__)
             return
@@ -212,6 +217,12 @@ class SlackAdapter:
         if self._inbox is not None:
             with _ours():
                 await self._inbox.submit_command(invocation, surface)
+
+
+def _is_retry(request: AsyncBoltRequest) -> bool:
+    """Slack says so when it delivers an event again (`X-Slack-Retry-Num`; Socket Mode: `retry_attempt`)."""
+    retries = request.headers.get("x-slack-retry-num") or [str(request.body.get("retry_attempt") or "")]
+    return any(value not in ("", "0") for value in retries)
 
 
 class ListenerBug(Exception):

@@ -72,6 +72,28 @@ class SlackMessageSurface:
             context.append(ContextMessage(str(author), text, is_bot=is_bot))
         return context
 
+    async def fetch_later_messages(self) -> list[IncomingMessage]:
+        """People's replies in the thread after this message (one page: a late delivery is
+        minutes late, not days), translated as their own deliveries would have been."""
+        thread, since = self.message.thread, self.message.message_id
+        try:
+            response = await self.slack.client.conversations_replies(
+                channel=thread.channel_id, ts=thread.thread_id, oldest=since, inclusive=False, limit=PAGE_SIZE
+            )
+        except Exception as exc:  # the answer goes ahead with what was stored
+            log.warning("slack: could not read the thread's later replies (%s)", type(exc).__name__)
+            return []
+        later: list[IncomingMessage] = []
+        for item in response.get("messages") or []:
+            if ts_key(str(item.get("ts", ""))) <= ts_key(since):
+                continue
+            event = {**item, "type": "message", "channel": thread.channel_id}
+            body = {"team_id": thread.workspace_id}
+            message = await self.slack.translator.message(event, body, mentioned=False)
+            if message is not None and not message.actor.is_bot:
+                later.append(message)
+        return later
+
     async def _replies_before(self, channel: str, thread_ts: str, before_ts: str) -> list[dict[str, Any]]:
         """The last `CONTEXT_MESSAGES` of the thread older than `before_ts`, oldest first.
 
