@@ -235,11 +235,16 @@ class ConversationService:
             log.exception("recording a turn's outcome failed: thread=%s", thread)
 
     async def give_up(self, message: IncomingMessage, surface: MessageSurface, sentence: str) -> None:
-        """Tell the person their message will not be answered (recovery, past its window)."""
+        """Tell the person that `message`, and the unanswered ones before it, will not be answered
+        (recovery, past its window): one sentence for all of them."""
         async with self.locks.hold(message.thread):
             history = await self.store.turns.load_history(message.thread)
-            if not already_answered(history, message.message_id):
-                await self._tell(message, surface, sentence)
+            if already_answered(history, message.message_id):
+                return
+            reply = await surface.open_reply()
+            await reply.finish(sentence)
+            mine = next(t for t in history.turns if t.message_id == message.message_id)
+            await self._settle(message.thread, mine.order, FAILED)
 
     async def _tell(self, message: IncomingMessage, surface: MessageSurface, sentence: str) -> None:
         """Answer `message` with `sentence` alone, and record that it will get nothing more."""

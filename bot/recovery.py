@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from bot.conversation import AcceptedTurn, ConversationService
-from bot.domain import Actor, IncomingMessage, OrphanedTurn, now
+from bot.domain import Actor, IncomingMessage, OrphanedTurn, ThreadKey, now
 from bot.ports import MessageSurface
 from bot.store import Store
 
@@ -43,9 +43,9 @@ class RecoveryPolicy:
 
 @dataclass(frozen=True, slots=True)
 class RecoveryResult:
-    answered: int = 0
-    told: int = 0  # past the window or out of attempts: the person got the note
-    skipped: int = 0  # taken by another instance, or the platform could not be reached
+    answered: int = 0  # threads answered
+    told: int = 0  # threads past the window or out of attempts: the person got the note
+    skipped: int = 0  # threads taken by another instance, or the platform could not be reached
 
 
 class Recovery:
@@ -64,32 +64,42 @@ class Recovery:
             created_after=moment - FORGOTTEN_AFTER,
             created_before=moment - self._policy.settle_after,
         )
+        by_thread: dict[ThreadKey, list[OrphanedTurn]] = {}
+        for orphan in orphans:  # oldest first
+            by_thread.setdefault(orphan.thread, []).append(orphan)
         answered = told = skipped = 0
-        for orphan in orphans:
-            too_late = orphan.created_at < moment - self._policy.window or orphan.attempts >= self._policy.max_attempts
-            outcome = await self._recover(orphan, too_late=too_late)
+        for left in by_thread.values():
+            too_late = left[-1].created_at < moment - self._policy.window or any(
+                orphan.attempts >= self._policy.max_attempts for orphan in left
+            )
+            outcome = await self._recover(left, too_late=too_late)
             answered += outcome == "answered"
             told += outcome == "told"
             skipped += outcome == "skipped"
         if orphans:
-            log.info("recovery: %d answered, %d told to ask again, %d skipped", answered, told, skipped)
+            log.info("recovery: %d threads answered, %d told to ask again, %d skipped", answered, told, skipped)
         return RecoveryResult(answered, told, skipped)
 
-    async def _recover(self, orphan: OrphanedTurn, *, too_late: bool) -> str:
-        message = _stored_message(orphan)
+    async def _recover(self, left: list[OrphanedTurn], *, too_late: bool) -> str:
+        """One thread's orphans, oldest first: one answer covers them all (as for messages that
+        arrived while an answer was written), or one note tells the person."""
+        newest = _stored_message(left[-1])
         try:
-            surface = await self._surface_for(message)
+            surface = await self._surface_for(newest)
         except Exception:
-            log.exception("recovery: the platform could not rebuild a turn's surface: thread=%s", orphan.thread)
+            log.exception("recovery: the platform could not rebuild a turn's surface: thread=%s", newest.thread)
             surface = None
-        if surface is None or not await self._store.turns.take_over(orphan, owner=self._service.instance_id):
+        if surface is None:
             return "skipped"
+        for orphan in left:
+            if not await self._store.turns.take_over(orphan, owner=self._service.instance_id):
+                return "skipped"  # another instance is on it
         verb = "closing" if too_late else "answering"
-        log.info("recovery: %s a turn whose instance died: thread=%s", verb, orphan.thread)
+        log.info("recovery: %s %d turns whose instance died: thread=%s", verb, len(left), newest.thread)
         if too_late:
-            await self._service.give_up(message, surface, RESTARTED_NOTE)
+            await self._service.give_up(newest, surface, RESTARTED_NOTE)
             return "told"
-        await self._service.answer(AcceptedTurn(message), surface)
+        await self._service.answer(AcceptedTurn(newest), surface)
         return "answered"
 
 

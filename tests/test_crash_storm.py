@@ -19,10 +19,9 @@ What the service guarantees, from bot/conversation.py, adapters/slack/ and bot/s
 * The answer runs in the background under the per-thread lock and is stored (`append_answer`)
   before its final text is shown. A kill during the answer loses the answer but not the turn: it
   waits, stored, and is sent to Claude together with the next message of its thread (consecutive
-  user turns merge), so it is never answered twice and never lost from the context. (An instance
-  also answers, on its own, the turns of an instance that stayed silent for
-  INSTANCE_DEAD_AFTER_SECONDS: bot/recovery.py, proven in tests/test_slack_restart.py. The storm
-  restarts within that time and checks its ask-once rule, so no instance counts as dead in it.)
+  user turns merge), or is answered by recovery (bot/recovery.py) once the killed instance has been
+  silent for INSTANCE_DEAD_AFTER_SECONDS; either way it is never answered twice and never lost from
+  the context. Only a turn whose Claude request a kill cut off is asked of Claude again.
 * A thread reply without a mention is a turn only in a thread that is already a conversation
   (`policy.is_addressed`). If a mention's delivery died with the instance and the user's next
   message in that thread reaches the restarted instance before Slack's retry of the mention, the
@@ -37,9 +36,10 @@ only by the background answer; the claim and the turn are committed before Bolt 
 So this test asserts: every message that got a 200 was already in `messages` when the 200 arrived
 (checked right then, from another connection) and is there exactly once at the end; every message
 is eventually stored (the driver retries like Slack); no answer is given twice (neither posted twice
-at the fake Slack, nor stored twice, nor asked of Claude twice); and after the storm one more
-follow-up in every thread is answered, with a Claude request carrying exactly the thread's stored
-turns (earlier user turns, merged where their answer was lost, and the answers that were stored).
+at the fake Slack, nor stored twice, nor asked of Claude again unless a kill cut its request off);
+and after the storm one more follow-up in every thread is answered, with a Claude request carrying
+exactly the thread's stored turns (earlier user turns, merged where their answer was lost, and the
+answers that were stored).
 """
 
 from __future__ import annotations
@@ -331,9 +331,9 @@ async def test_200_conversations_through_5_sigkills_lose_no_turn_and_answer_noth
         "DATABASE_URL": database_url,
         "HOST": "127.0.0.1",
         "LOG_LEVEL": "INFO",
-        # See the module docstring: no instance counts as dead within the storm.
-        "RECOVERY_INTERVAL_SECONDS": "3600",
-        "INSTANCE_DEAD_AFTER_SECONDS": "3600",
+        # A killed instance counts as dead after 2 s: its thread leases (PostgreSQL) are taken over
+        # and, at each start, recovery answers what it left (see the module docstring).
+        "INSTANCE_DEAD_AFTER_SECONDS": "2",
     }
     engine = create_engine(load_config(database_url=database_url).database_url)  # as the service reads it
     started = time.monotonic()
@@ -458,10 +458,13 @@ async def check(
         expected_ids = [m.ts for m in storm.sent if m.thread == thread]
         assert sorted(user_ids) == sorted(expected_ids), f"{thread}: stored {user_ids}, sent {expected_ids}"
 
-    # Nothing answered twice: not asked of Claude twice, not stored twice, not posted twice.
+    # Nothing answered twice: not stored twice, not posted twice; asked of Claude again only when a
+    # kill cut its request off (at most what was under way at the kills, plus one per kill for an
+    # answer that reached the process just as it died).
     asked = [conversation(r)[-1][1] for r in fake_anthropic.message_requests]
-    twice = [text for text, count in Counter(asked).items() if count > 1]
-    assert twice == [], f"turns asked of Claude more than once: {twice[:5]}"
+    again = sum(count - 1 for count in Counter(asked).values())
+    cut_off = sum(storm.in_flight_at_kills) + len(storm.in_flight_at_kills)
+    assert again <= cut_off, f"{again} turns asked of Claude again, only {cut_off} requests were cut off by kills"
     for thread, thread_turns_ in turns.items():
         answers = [t for t in thread_turns_ if t.role == "assistant"]
         assert len({t.order for t in answers}) == len(answers), f"{thread}: two answers to one turn"

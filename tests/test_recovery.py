@@ -154,3 +154,18 @@ async def test_a_message_that_arrived_during_a_crashed_answer_is_answered_with_i
     assert result.answered == 1, "the second was answered along with the first"
     assert adapter.finals(where) == ["You said: [Alice] first\n\n[Alice] second, while the first was being answered"]
     assert [state for state, _ in await states(core)] == ["answered", "answered"]
+
+
+async def test_a_thread_with_several_turns_past_the_window_gets_one_note(
+    core: Core, adapter: RecordingPlatform
+) -> None:
+    where = thread()
+    await accepted_by_the_dead(core, where, "first")
+    await accepted_by_the_dead(core, where, "second")
+    async with core.store.engine.begin() as conn:
+        await conn.execute(update(messages).values(created_at=now() - timedelta(minutes=20)))
+
+    result = await recovery(core, adapter).run_once()
+
+    assert result.told == 1 and adapter.finals(where) == [RESTARTED_NOTE], "one note for the thread"
+    assert [state for state, _ in await states(core)] == ["failed", "failed"]

@@ -169,7 +169,7 @@ async def test_slack_rate_limiting_half_of_the_posts_still_delivers_every_reply_
     config: Config, fake_anthropic: FakeAnthropic
 ) -> None:
     fake_anthropic.reply = multi_line_reply
-    fake_anthropic.chunk_delay = 0.02  # each answer streams for about two seconds: several appends each
+    fake_anthropic.chunk_delay = 0.05  # each answer streams for a few seconds: several appends each
     async with RetryBudgetSlack() as fake_slack, slack_service(config, fake_slack) as slack:
         fake_slack.refuse_streaming_in("C2")  # C2 answers by chat.postMessage + chat.update
         for method in SLACK_POSTING_METHODS:
