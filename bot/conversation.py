@@ -241,10 +241,12 @@ class ConversationService:
             history = await self.store.turns.load_history(message.thread)
             if already_answered(history, message.message_id):
                 return
-            reply = await surface.open_reply()
-            await reply.finish(sentence)
+            # Recorded before it is shown, as an answer is stored before it is shown: a crash in
+            # between leaves the note unsaid rather than said twice.
             mine = next(t for t in history.turns if t.message_id == message.message_id)
             await self._settle(message.thread, mine.order, FAILED)
+            reply = await surface.open_reply()
+            await reply.finish(sentence)
 
     async def _tell(self, message: IncomingMessage, surface: MessageSurface, sentence: str) -> None:
         """Answer `message` with `sentence` alone, and record that it will get nothing more."""
