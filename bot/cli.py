@@ -1,11 +1,14 @@
-"""The `bot` command: serve, migrate, chat, prune."""
+"""The `bot` command: serve, migrate, chat, prune, export, erase."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
+import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 import asyncpg
 from sqlalchemy.exc import SQLAlchemyError
@@ -18,6 +21,7 @@ from bot.errors import StartupError
 from bot.logs import configure_logging
 from bot.scheduler import prune_once
 from bot.store import Store, create_engine
+from bot.store.people import Person
 
 
 def _secrets(config: Config) -> list[str]:
@@ -61,19 +65,67 @@ async def _prune(config: Config) -> None:
     engine = create_engine(config.database_url)
     try:
         await ensure_schema(engine)
-        result = await prune_once(Store(engine), config.thread_ttl_days)
-        print(f"pruned {result.conversations} conversations, {result.messages} messages, {result.events} event claims")
+        result = await prune_once(Store(engine), config.thread_ttl_days, config.retention_days)
+        print(
+            f"pruned {result.conversations} conversations, {result.messages} messages, {result.events} event claims, "
+            f"{result.expired} messages past RETENTION_DAYS"
+        )
     finally:
         await engine.dispose()
 
 
-NEEDS_CLAUDE = {"serve", "chat"}
+def _person(args: argparse.Namespace) -> Person:
+    try:
+        return Person.parse(args.user)
+    except ValueError as exc:
+        raise StartupError(f"--user: {exc}") from None
 
-COMMANDS = {
+
+async def _export(config: Config, args: argparse.Namespace) -> None:
+    """One JSON object per line on stdout: their turns and the answers that answered only them."""
+    person = _person(args)
+    engine = create_engine(config.database_url)
+    try:
+        await ensure_schema(engine)
+        async for turn in Store(engine).people.export(person):
+            sys.stdout.write(json.dumps(turn.as_json(), ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+    finally:
+        await engine.dispose()
+
+
+async def _erase(config: Config, args: argparse.Namespace) -> None:
+    person = _person(args)
+    engine = create_engine(config.database_url)
+    try:
+        await ensure_schema(engine)
+        erased = await Store(engine).people.erase(person, operator=_operator())
+        print(
+            f"erased {person}: {erased.rows} rows ({erased.turns} turns, {erased.answers} answers, "
+            f"{erased.context} thread context) in {erased.conversations} conversations"
+        )
+    finally:
+        await engine.dispose()
+
+
+def _operator() -> str:
+    """Who ran an erasure, for the audit log: the local account."""
+    try:
+        return f"local:{getpass.getuser()}"
+    except (KeyError, OSError):  # no login name and no passwd entry (some containers)
+        return "local:operator"
+
+
+NEEDS_CLAUDE = {"serve", "chat"}
+NEEDS_USER = {"export", "erase"}
+
+COMMANDS: dict[str, tuple[Callable[..., Coroutine[Any, Any, None]], str]] = {
     "serve": (serve, "run the service: platform adapters, /healthz, the pruning scheduler"),
     "migrate": (_migrate, "create or upgrade the database schema"),
     "chat": (_chat, "talk to Claude in the terminal (reads lines from stdin)"),
     "prune": (_prune, "delete stale conversations and old event claims once"),
+    "export": (_export, "write one person's stored turns as JSON lines (--user PLATFORM:ID)"),
+    "erase": (_erase, "delete one person's stored turns everywhere, audited (--user PLATFORM:ID)"),
 }
 
 
@@ -81,7 +133,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bot", description="Claude in Slack and Discord.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (_, help_text) in COMMANDS.items():
-        sub.add_parser(name, help=help_text)
+        command = sub.add_parser(name, help=help_text)
+        if name in NEEDS_USER:
+            command.add_argument("--user", required=True, metavar="PLATFORM:ID", help="e.g. slack:U123 or discord:456")
     args = parser.parse_args(argv)
     try:
         config = load_config()
@@ -89,7 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             config.require_anthropic_key()
         level = config.log_level if args.command != "chat" else "WARNING"
         configure_logging(level, _secrets(config), config.log_format)
-        asyncio.run(COMMANDS[args.command][0](config))
+        run = COMMANDS[args.command][0]
+        asyncio.run(run(config, args) if args.command in NEEDS_USER else run(config))
     except StartupError as exc:
         print(f"bot {args.command}: {exc}", file=sys.stderr)
         return 2

@@ -44,6 +44,10 @@ class CommandSpec:
     admin_only: bool
     run: Callable[[CommandService, CommandInvocation, str], Awaitable[str]]
     argument: CommandArgument | None = None
+    admin_outside_dms: bool = False  # anyone may run it in a DM, only admins elsewhere
+
+    def needs_admin(self, invocation: CommandInvocation) -> bool:
+        return self.admin_only or (self.admin_outside_dms and not invocation.is_direct)
 
     @property
     def usage(self) -> str:
@@ -83,7 +87,7 @@ class CommandService:
         spec = BY_NAME.get(command.name)
         if spec is None:
             return f"I don't know `/claude {command.name}`.\n\n{help_text()}"
-        if spec.admin_only and not await self.is_admin(invocation, surface):
+        if spec.needs_admin(invocation) and not await self.is_admin(invocation, surface):
             # Who tried what where; never the argument (a system prompt may be private).
             log.warning(
                 "commands: refused /claude %s to %s in %s (not an admin)",
@@ -160,6 +164,30 @@ class CommandService:
         await self.store.turns.start_fresh(invocation.thread)
         return "Starting fresh: I won't use our earlier messages from here on."
 
+    async def _forget(self, invocation: CommandInvocation, _argument: str) -> str:
+        """In a DM, its whole stored history (each DM is one person's); elsewhere (admins
+        only, see `needs_admin`), the stored history of the thread the command was run in."""
+        actor = invocation.actor.qualified_id
+        if invocation.is_direct:
+            deleted = await self.store.people.forget(invocation.channel, actor_id=actor)
+            log.info("commands: %s forgot their DM %s (%d messages)", actor, invocation.channel, deleted)
+            return (
+                f"Forgotten: I deleted everything I had stored of this DM ({_count(deleted)}). "
+                "Messages still shown in the chat stay there; I won't use them again."
+            )
+        if invocation.thread is None:
+            return (
+                "I can't tell which thread to forget: on Discord, run `/claude forget` inside the thread. "
+                "Slack doesn't tell apps which thread a command was typed in, so there the service's operator "
+                "can delete a person's messages with `bot erase`. Nothing was changed."
+            )
+        deleted = await self.store.people.forget(invocation.thread, actor_id=actor)
+        log.info("commands: %s forgot thread %s (%d messages)", actor, invocation.thread, deleted)
+        return (
+            f"Forgotten: I deleted what I had stored of this thread ({_count(deleted)}). "
+            "Messages still shown in the thread stay there; I won't use them again."
+        )
+
 
 async def _help(_service: CommandService, _invocation: CommandInvocation, _argument: str) -> str:
     return help_text()
@@ -178,6 +206,10 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("reset", "Back to the default model and system prompt", True, CommandService._reset),
     CommandSpec("usage", "This channel's turns, tokens and estimated cost, last 30 days", True, CommandService._usage),
     CommandSpec("new", "Where a whole DM is one conversation, start a fresh one", False, CommandService._new),
+    CommandSpec(
+        "forget", "Delete the stored history of this DM, or of this thread (admins)", False,
+        CommandService._forget, admin_outside_dms=True,
+    ),
     CommandSpec("help", "What /claude can do", False, _help),
 )
 BY_NAME = {spec.name: spec for spec in COMMANDS}
@@ -200,6 +232,10 @@ def _tokens(usage: TokenUsage) -> str:
         f"{usage.input_tokens:,} input / {usage.output_tokens:,} output / "
         f"{usage.cache_read_tokens:,} cache read / {usage.cache_write_tokens:,} cache write tokens"
     )
+
+
+def _count(messages: int) -> str:
+    return "1 message" if messages == 1 else f"{messages:,} messages"
 
 
 def _money(cost: float | None) -> str:

@@ -42,6 +42,9 @@ class Config(BaseSettings):
     # repr=False: a PostgreSQL URL may carry a password.
     database_url: str = Field(default="sqlite+aiosqlite:///./data/bot.db", repr=False)
     thread_ttl_days: int = Field(default=30, ge=1)
+    # Messages older than this are deleted even from threads still in use (None: kept
+    # until their thread has been idle for THREAD_TTL_DAYS).
+    retention_days: int | None = Field(default=None, ge=1)
     prune_interval_minutes: int = Field(default=60, ge=1)
     max_concurrent_claude_calls: int = Field(default=256, ge=1)
     # Answering what a dead instance accepted (see bot/recovery.py): how often to look,
@@ -76,6 +79,11 @@ class Config(BaseSettings):
     @classmethod
     def _normalize_database_url(cls, value: str) -> str:
         return normalize_database_url(value)
+
+    @field_validator("retention_days", mode="before")
+    @classmethod
+    def _blank_is_off(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("admin_user_ids", mode="before")
     @classmethod

@@ -112,7 +112,8 @@ class IncomingMessage:
 class CommandInvocation:
     """`/claude <name> <argument>` as typed, with who typed it and where.
 
-    `thread` is set where a command acts on one conversation (`new` in a DM).
+    `thread` is set where a command acts on one conversation (`new` in a DM, `forget`
+    in a DM or a Discord thread); Slack's slash commands carry no thread.
     """
 
     channel: ChannelKey
@@ -214,6 +215,7 @@ class PruneResult:
     conversations: int
     messages: int
     events: int
+    expired: int = 0  # messages older than RETENTION_DAYS, deleted from threads still in use
 
 
 def now() -> datetime:

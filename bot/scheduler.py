@@ -1,5 +1,6 @@
-"""Housekeeping on a timer: forget conversations idle for THREAD_TTL_DAYS and
-event claims older than two days (Slack retries stop after minutes)."""
+"""Housekeeping on a timer: forget conversations idle for THREAD_TTL_DAYS, messages
+older than RETENTION_DAYS (when set) and event claims older than two days (Slack
+retries stop after minutes)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ log = logging.getLogger(__name__)
 EVENT_CLAIM_TTL = timedelta(days=2)
 
 
-async def prune_once(store: Store, thread_ttl_days: int) -> PruneResult:
+async def prune_once(store: Store, thread_ttl_days: int, retention_days: int | None = None) -> PruneResult:
     """Prune, unless another instance on the same database is pruning right now."""
     async with store.db.exclusive("prune") as mine:
         if not mine:
@@ -27,9 +28,12 @@ async def prune_once(store: Store, thread_ttl_days: int) -> PruneResult:
         result = await store.housekeeping.prune(
             idle_before=moment - timedelta(days=thread_ttl_days), events_before=moment - EVENT_CLAIM_TTL
         )
+        if retention_days is not None:
+            expired = await store.housekeeping.expire(moment - timedelta(days=retention_days))
+            result = PruneResult(result.conversations, result.messages, result.events, expired)
     log.info(
-        "pruned %d conversations, %d messages, %d event claims",
-        result.conversations, result.messages, result.events,
+        "pruned %d conversations, %d messages, %d event claims; %d messages past retention",
+        result.conversations, result.messages, result.events, result.expired,
     )
     return result
 

@@ -222,7 +222,8 @@ async def test_claude_commands_are_synced_at_start(discord_bot: DiscordHarness) 
     [sync] = discord_bot.fake.commands_synced
     assert sync.names == ["claude"]
     [claude] = sync.payload
-    assert {o["name"] for o in claude["options"]} == {"help", "show", "model", "system", "reset", "usage", "new"}
+    names = {o["name"] for o in claude["options"]}
+    assert names == {"help", "show", "model", "system", "reset", "usage", "new", "forget"}
 
 
 async def test_the_model_option_autocompletes_from_the_known_models(discord_bot: DiscordHarness) -> None:

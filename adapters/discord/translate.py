@@ -80,12 +80,15 @@ def incoming_message(
 
 
 def command_invocation(interaction: discord.Interaction, text: str) -> CommandInvocation:
-    """`/claude ...` as typed; in a DM the command acts on that DM's conversation."""
+    """`/claude ...` as typed; in a DM or a thread the command acts on that conversation."""
     channel = interaction.channel
     user = interaction.user
     actor = Actor(PLATFORM, str(user.id), user.display_name, is_bot=user.bot)
     if interaction.guild_id is None:
         key = ThreadKey(PLATFORM, DM_WORKSPACE, str(interaction.channel_id), str(interaction.channel_id))
         return CommandInvocation(key.channel, actor, text, thread=key, is_direct=True)
-    channel_id = channel.parent_id if isinstance(channel, discord.Thread) else interaction.channel_id
-    return CommandInvocation(ChannelKey(PLATFORM, str(interaction.guild_id), str(channel_id)), actor, text)
+    if isinstance(channel, discord.Thread):  # the command acts on that thread's conversation (`forget`)
+        key = ThreadKey(PLATFORM, str(interaction.guild_id), str(channel.parent_id), str(channel.id))
+        return CommandInvocation(key.channel, actor, text, thread=key)
+    channel_key = ChannelKey(PLATFORM, str(interaction.guild_id), str(interaction.channel_id))
+    return CommandInvocation(channel_key, actor, text)

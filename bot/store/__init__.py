@@ -1,6 +1,7 @@
 """The service's memory, by concern: `db` (engine, write transactions, exclusive jobs),
 `turns` (conversations, claimed events, history), `channels` (settings rows and their
-audit trail) and `housekeeping` (usage reports, pruning). Persistence only: the rules
+audit trail), `housekeeping` (usage reports, pruning, retention) and `people` (one
+person's data: export, erase; forgetting a conversation). Persistence only: the rules
 that read these values live in `bot.policy`."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from bot.store.channels import ChannelStore, SettingsRows
 from bot.store.db import Database, create_engine
 from bot.store.housekeeping import Housekeeping
 from bot.store.instances import InstanceRegistry
+from bot.store.people import PeopleData
 from bot.store.turns import TurnStore
 
 __all__ = ["Database", "SettingsRows", "Store", "create_engine"]
@@ -23,6 +25,7 @@ class Store:
         self.channels = ChannelStore(self.db)
         self.housekeeping = Housekeeping(self.db)
         self.instances = InstanceRegistry(self.db)
+        self.people = PeopleData(self.db)
 
     @property
     def engine(self) -> AsyncEngine:

@@ -1,5 +1,6 @@
-"""Reporting and pruning: usage per model, and forgetting stale conversations and
-old event claims in batches that let replies write in between."""
+"""Reporting and pruning: usage per model, and forgetting stale conversations, old
+event claims and messages past their retention in batches that let replies write in
+between."""
 
 from __future__ import annotations
 
@@ -78,6 +79,12 @@ class Housekeeping:
         async with self._db.write() as conn:  # instances that stopped saying they are alive long ago
             await conn.execute(delete(instances).where(instances.c.seen_at < events_before))
         return PruneResult(deleted_conversations, deleted_messages, deleted_events)
+
+    async def expire(self, created_before: datetime, batch_size: int = 5000) -> int:
+        """RETENTION_DAYS: delete every message stored before `created_before`, in threads
+        still in use too, in small batches so replies can write in between."""
+        batch = select(messages.c.id).where(messages.c.created_at < created_before).limit(batch_size)
+        return await self._delete_in_batches(delete(messages).where(messages.c.id.in_(batch.scalar_subquery())))
 
     async def _delete_in_batches(self, statement: Any) -> int:
         total = 0
