@@ -267,7 +267,9 @@ class ConversationService:
     ) -> TurnOutcome:
         """Ask Claude, store the answer, then show its final text."""
         reply, notes, sent = await self._ask_claude(message.thread, settings, history, reply_stream)
-        stored_text = reply.text or (REFUSAL_PLACEHOLDER if reply.stop_reason == "refusal" else "")
+        answer = reply.text if reply.text.strip() else ""  # whitespace alone is no answer
+        # A refusal is stored even without text: its stop reason marks the exchange as never resent.
+        stored_text = answer or (REFUSAL_PLACEHOLDER if reply.stop_reason == "refusal" else "")
         if not stored_text:
             await self._settle(message.thread, sent[-1].order, ANSWERED)
         else:
@@ -279,7 +281,9 @@ class ConversationService:
                 stop_reason=reply.stop_reason,
                 usage=reply.usage,
             )
-        await reply_stream.finish(join_notes(reply.text, *notes) or EMPTY_NOTE)
+        if not answer and not notes:
+            notes = [EMPTY_NOTE]
+        await reply_stream.finish(join_notes(reply.text, *notes))  # extends what was streamed
         _count(message.thread.platform, reply, time.monotonic() - started)
         log.info(
             "turn: thread=%s model=%s stop=%s in=%d cache_read=%d cache_write=%d out=%d seconds=%.2f",

@@ -152,6 +152,7 @@ class StoredTurn:
     content: str
     position: int | None = None  # see schema.messages; None: at its own id
     message_id: str | None = None  # the platform's id of a user turn
+    stop_reason: str | None = None  # how an answer ended ("refusal": never resent)
 
     @property
     def order(self) -> int:

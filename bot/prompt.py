@@ -4,10 +4,17 @@ into the model's context window.
 Two rules keep prompt caching effective: a turn renders to the same bytes every
 time it is sent, and trimming drops old turns in one large step (down to half
 the budget) so the kept prefix then stays put for many turns.
+
+Who said what cannot be imitated from message text: each user turn is a
+`<message from="Name">` element and every `<`, `>` and `&` that a person wrote
+(in a message or a display name) is escaped, so only this module writes a tag.
+Escaping, rather than a nonce, because it is deterministic (the prefix stays
+byte-stable for caching) and holds even if the model repeats its prompt.
 """
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,30 +35,58 @@ def estimate_tokens(text: str) -> int:
     return math.ceil(len(text.encode("utf-8")) / _BYTES_PER_TOKEN)
 
 
+def _label(author: str) -> str:
+    """A display name as an attribute value: whitespace (newlines too) folded, quotes escaped."""
+    return html.escape(" ".join(author.split()), quote=True)
+
+
+def _message(author: str, content: str, *, is_bot: bool = False) -> str:
+    bot = ' bot="true"' if is_bot else ""
+    return f'<message from="{_label(author)}"{bot}>{html.escape(content, quote=False)}</message>'
+
+
 def render_user_turn(author: str | None, content: str) -> str:
-    """A user turn as Claude sees it: the speaker's name, then what they said."""
-    return f"[{author}] {content}" if author else content
+    """A user turn as Claude sees it: the speaker's name in a tag the text cannot close."""
+    return _message(author or "", content)
 
 
 def render_thread_context(earlier: Sequence[ContextMessage]) -> str:
-    """Earlier messages of a thread the bot joined mid-way, as one labelled block, marked as
+    """Earlier messages of a thread the bot joined mid-way, as one block of messages marked as
     quoted material (the default system prompt says so) rather than the asker's own words."""
-    lines = [render_user_turn(m.author + (" (bot)" if m.is_bot else ""), m.text) for m in earlier]
+    lines = [_message(m.author, m.text, is_bot=m.is_bot) for m in earlier]
     return "<thread_context>\n" + "\n".join(lines) + "\n</thread_context>"
+
+
+def _render(turn: StoredTurn) -> str:
+    """A stored turn's text in a request. A user turn without an author is a block this module
+    rendered itself (the quoted thread context) and is sent as stored."""
+    if turn.role == "user" and turn.author is not None:
+        return render_user_turn(turn.author, turn.content)
+    return turn.content
+
+
+def without_refused(turns: Sequence[StoredTurn]) -> list[StoredTurn]:
+    """Leave out each refused answer and the user turns it answered (as Anthropic advises, a
+    refused exchange is not resent: it would only make later answers refuse too)."""
+    kept: list[StoredTurn] = []
+    for turn in turns:
+        if turn.role == "assistant" and turn.stop_reason == "refusal":
+            while kept and kept[-1].role == "user":
+                kept.pop()
+        else:
+            kept.append(turn)
+    return kept
 
 
 def to_messages(turns: Sequence[StoredTurn]) -> list[dict[str, Any]]:
     """Stored turns -> alternating user/assistant messages that start with a user turn.
 
     Consecutive user turns (several people talking, or a turn whose answer failed)
-    merge into one user message; leading assistant turns are dropped.
+    merge into one user message; leading assistant turns and refused exchanges are dropped.
     """
     result: list[dict[str, Any]] = []
-    for turn in turns:
-        if turn.role == "user":
-            text = render_user_turn(turn.author, turn.content)
-        else:
-            text = turn.content
+    for turn in without_refused(turns):
+        text = _render(turn)
         if not result and turn.role != "user":
             continue
         if result and result[-1]["role"] == turn.role:
@@ -62,7 +97,7 @@ def to_messages(turns: Sequence[StoredTurn]) -> list[dict[str, Any]]:
 
 
 def _turn_tokens(turn: StoredTurn) -> int:
-    return estimate_tokens(render_user_turn(turn.author, turn.content)) + _PER_MESSAGE_OVERHEAD
+    return estimate_tokens(_render(turn)) + _PER_MESSAGE_OVERHEAD
 
 
 def context_tokens(turns: Sequence[StoredTurn]) -> int:
@@ -85,8 +120,10 @@ def fit_context(
     Otherwise the oldest turns go until what is left takes at most `keep_share` of
     the budget (half by default); the unanswered user turns at the end are always
     kept, and the kept part starts with a user turn. If the newest user turn alone
-    does not fit, it is cut short so the request can still be made.
+    does not fit, it is cut short so the request can still be made. Refused exchanges
+    are left out first (see `without_refused`).
     """
+    turns = without_refused(turns)
     sizes = [_turn_tokens(t) for t in turns]
     if keep_share is None and sum(sizes) <= budget_tokens:
         return ContextPlan(list(turns), trimmed=False)

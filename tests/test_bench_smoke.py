@@ -44,7 +44,7 @@ async def test_each_benchmark_produces_its_figure(measurement: Measurement, data
 
 def echo_except_question_1(body: Mapping[str, Any]) -> str:
     answer = default_reply(body)
-    return "Something else entirely." if answer.endswith(" question 1") else answer
+    return "Something else entirely." if answer.endswith(">question 1</message>") else answer
 
 
 async def test_a_benchmark_refuses_figures_from_unanswered_turns(database_url: str) -> None:

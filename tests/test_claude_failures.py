@@ -23,7 +23,7 @@ async def test_a_429_then_ok_delivers_the_answer(
     fake_anthropic.queue_fault(429, retry_after=0.05)
     outcome = await adapter.deliver(core.service, message(thread(), "hello"))
     assert outcome.error is None
-    assert adapter.finals() == ["You said: [Alice] hello"]
+    assert adapter.finals() == ['You said: <message from="Alice">hello</message>']
     assert len(fake_anthropic.message_requests) == 2
 
 
@@ -41,7 +41,10 @@ async def test_persistent_overload_gives_a_friendly_error_and_the_service_keeps_
 
     fake_anthropic.clear_faults()
     await adapter.deliver(core.service, message(where, "again", mention=False))
-    assert adapter.finals()[-1] == "You said: [Alice] hello\n\n[Alice] again"
+    assert (
+        adapter.finals()[-1]
+        == 'You said: <message from="Alice">hello</message>\n\n<message from="Alice">again</message>'
+    )
 
 
 async def test_a_long_retry_after_is_not_waited_out(
@@ -81,7 +84,7 @@ async def test_an_error_mid_stream_before_any_text_is_retried(
 ) -> None:
     fake_anthropic.queue_fault("midstream_error", after_deltas=0)
     await adapter.deliver(core.service, message(thread(), "hello"))
-    assert adapter.finals() == ["You said: [Alice] hello"]
+    assert adapter.finals() == ['You said: <message from="Alice">hello</message>']
 
 
 async def test_an_error_after_text_was_shown_is_not_retried_and_keeps_the_text(
@@ -95,7 +98,9 @@ async def test_an_error_after_text_was_shown_is_not_retried_and_keeps_the_text(
     assert reply.final is not None
     received, note = reply.final.split("\n\n", 1)
     assert note == "Claude is overloaded right now. Please try again in a few minutes."
-    assert received and "You said: [Alice] hello there friend".startswith(received), "the text received is kept"
+    assert received and 'You said: <message from="Alice">hello there friend</message>'.startswith(received), (
+        "the text received is kept"
+    )
     assert received.startswith("".join(reply.deltas)), "and extends what was shown"
     history = await core.store.turns.load_history(where)
     assert [t.role for t in history.turns] == ["user"], "a broken answer is not stored as a turn"
@@ -129,8 +134,9 @@ async def test_a_refusal_is_stated_clearly(
     await adapter.deliver(core.service, message(where, "something bad"))
     assert adapter.finals() == [REFUSAL_NOTE]
     await adapter.deliver(core.service, message(where, "something else", mention=False))
-    roles = [m["role"] for m in fake_anthropic.message_requests[-1]["messages"]]
-    assert roles == ["user", "assistant", "user"]
+    assert fake_anthropic.message_requests[-1]["messages"] == [
+        {"role": "user", "content": '<message from="Alice">something else</message>'}
+    ], "the refused exchange is not sent again"
 
 
 async def test_the_assistant_turn_is_stored_before_its_final_text_is_shown(
@@ -174,7 +180,7 @@ async def test_a_platform_failure_mid_answer_still_stores_the_answer(
     adapter = FlakyPlatform()
     outcome = await adapter.deliver(core.service, message(where, "hello"))
     assert outcome.reply is not None
-    assert adapter.finals() == ["You said: [Alice] hello"], "the final text is still delivered"
+    assert adapter.finals() == ['You said: <message from="Alice">hello</message>'], "the final text is still delivered"
     assert [t.role for t in (await core.store.turns.load_history(where)).turns] == ["user", "assistant"]
     assert "showing the answer failed mid-stream" in caplog.text
 
@@ -261,7 +267,7 @@ async def test_a_status_error_then_an_error_mid_stream_then_the_answer(
     fake_anthropic.queue_fault("midstream_error", after_deltas=0)
     outcome = await adapter.deliver(core.service, message(thread(), "hello"))
     assert outcome.error is None
-    assert adapter.finals() == ["You said: [Alice] hello"]
+    assert adapter.finals() == ['You said: <message from="Alice">hello</message>']
     assert len(fake_anthropic.message_requests) == 3
 
 
@@ -271,7 +277,7 @@ async def test_a_connection_dropped_before_any_text_is_retried(
     fake_anthropic.queue_fault("drop", after_deltas=0)
     outcome = await adapter.deliver(core.service, message(thread(), "hello"))
     assert outcome.error is None
-    assert adapter.finals() == ["You said: [Alice] hello"]
+    assert adapter.finals() == ['You said: <message from="Alice">hello</message>']
     assert len(fake_anthropic.message_requests) == 2
 
 

@@ -202,16 +202,16 @@ async def test_chat_holds_a_two_turn_conversation_from_a_pipe(
     assert result.returncode == 0, result.stderr
     assert len(result.lines) == 2, result.stdout
     first, second = result.lines
-    assert first.startswith("Turn 1.") and first.endswith("hi")
-    assert second.startswith("Turn 2.") and second.endswith("hi"), "the second answer knows the first turn"
+    assert first.startswith("Turn 1.") and first.endswith("hi</message>")
+    assert second.startswith("Turn 2.") and second.endswith("hi</message>"), "the second answer knows the first turn"
 
     requests = fake_anthropic.message_requests
     assert len(requests) == 2
     history = [(m["role"], text_of(m["content"])) for m in requests[1]["messages"]]
     assert [role for role, _ in history] == ["user", "assistant", "user"]
-    assert history[0][1].endswith("hi")
+    assert history[0][1].endswith("hi</message>")
     assert history[1][1] == first, "the first answer is sent back as the assistant turn"
-    assert history[2][1].endswith("what did I say first?")
+    assert history[2][1].endswith("what did I say first?</message>")
 
 
 async def test_chat_claude_show_prints_the_model(

@@ -148,7 +148,7 @@ async def test_new_in_a_dm_starts_fresh_and_keeps_the_old_turns(
     assert "Starting fresh" in await run(core, adapter, invocation)
     await adapter.deliver(core.service, message(dm, "what is my name?", direct=True, mention=False))
     assert fake_anthropic.message_requests[-1]["messages"] == [
-        {"role": "user", "content": "[Alice] what is my name?"}
+        {"role": "user", "content": '<message from="Alice">what is my name?</message>'}
     ]
     async with core.store.engine.connect() as conn:
         from sqlalchemy import func, select

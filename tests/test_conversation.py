@@ -28,13 +28,17 @@ async def test_history_is_resent_in_order_on_turns_two_and_three(
     requests = fake_anthropic.message_requests
     assert len(requests) == 3
     assert user_texts(requests[2]) == [
-        ("user", "[Alice] first"),
-        ("assistant", "You said: [Alice] first"),
-        ("user", "[Alice] second"),
-        ("assistant", "You said: [Alice] second"),
-        ("user", "[Alice] third"),
+        ("user", '<message from="Alice">first</message>'),
+        ("assistant", 'You said: <message from="Alice">first</message>'),
+        ("user", '<message from="Alice">second</message>'),
+        ("assistant", 'You said: <message from="Alice">second</message>'),
+        ("user", '<message from="Alice">third</message>'),
     ]
-    assert adapter.finals() == ["You said: [Alice] first", "You said: [Alice] second", "You said: [Alice] third"]
+    assert adapter.finals() == [
+        'You said: <message from="Alice">first</message>',
+        'You said: <message from="Alice">second</message>',
+        'You said: <message from="Alice">third</message>',
+    ]
     assert all(len(r.deltas) > 1 for r in adapter.replies), "answers arrive streamed, in several deltas"
 
 
@@ -51,8 +55,8 @@ async def test_a_restart_on_the_same_database_continues_the_conversation(
     await second.close()
 
     roles = user_texts(fake_anthropic.message_requests[-1])
-    assert roles[0] == ("user", "[Alice] remember the word pineapple")
-    assert roles[-1] == ("user", "[Alice] which word?")
+    assert roles[0] == ("user", '<message from="Alice">remember the word pineapple</message>')
+    assert roles[-1] == ("user", '<message from="Alice">which word?</message>')
 
 
 async def test_messages_in_a_thread_the_bot_is_not_part_of_are_ignored_without_a_write(
@@ -108,10 +112,10 @@ async def test_turns_in_one_thread_are_serialized_while_threads_run_in_parallel(
     await asyncio.gather(after(0, "m0"), after(0.1, "m1"), after(0.2, "m2"))
     assert fake_anthropic.max_in_flight == 1
     first, second = fake_anthropic.message_requests
-    assert user_texts(first) == [("user", "[Alice] m0")]
+    assert user_texts(first) == [("user", '<message from="Alice">m0</message>')]
     assert user_texts(second)[1:] == [
-        ("assistant", "You said: [Alice] m0"),
-        ("user", "[Alice] m1\n\n[Alice] m2"),
+        ("assistant", 'You said: <message from="Alice">m0</message>'),
+        ("user", '<message from="Alice">m1</message>\n\n<message from="Alice">m2</message>'),
     ], "what arrived during an answer is answered next, together"
 
     fake_anthropic.max_in_flight = 0
@@ -132,7 +136,11 @@ async def test_a_message_arriving_mid_answer_is_stored_at_once_and_ordered_after
     assert stored == [("user", "first"), ("user", "second")], "stored before the first answer is done"
     await first
     stored = [(t.role, t.content) for t in (await core.store.turns.load_history(where)).turns]
-    assert stored == [("user", "first"), ("assistant", "You said: [Alice] first"), ("user", "second")]
+    assert stored == [
+        ("user", "first"),
+        ("assistant", 'You said: <message from="Alice">first</message>'),
+        ("user", "second"),
+    ]
     await core.service.answer(turn, adapter.surface(turn.message))
     roles = [t.role for t in (await core.store.turns.load_history(where)).turns]
     assert roles == ["user", "assistant", "user", "assistant"]
@@ -148,7 +156,9 @@ async def test_several_speakers_are_labelled_and_roles_alternate(
     await adapter.deliver(core.service, message(where, "and me", who=person("U2", "Bob"), mention=False))
 
     body = fake_anthropic.message_requests[-1]
-    assert user_texts(body) == [("user", "[Alice] hi all\n\n[Bob] and me")]
+    assert user_texts(body) == [
+        ("user", '<message from="Alice">hi all</message>\n\n<message from="Bob">and me</message>')
+    ]
 
 
 async def test_the_prefix_of_each_request_is_the_previous_request_byte_for_byte_with_cache_control(
@@ -186,7 +196,7 @@ async def test_a_message_that_waits_too_long_for_its_thread_is_told_the_thread_i
         second = await platform.deliver(core.service, message(where, "me too?", mention=False))
         await first
         assert second.reply is None
-        assert platform.finals(where) == ["You said: [Alice] a slow one", BUSY_NOTE]
+        assert platform.finals(where) == ['You said: <message from="Alice">a slow one</message>', BUSY_NOTE]
     finally:
         await core.close()
 

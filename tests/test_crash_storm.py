@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import json
 import os
 import random
@@ -274,11 +275,14 @@ async def thread_turns(engine: AsyncEngine) -> dict[str, list[StoredTurn]]:
 
 
 def expected_messages(turns: list[StoredTurn]) -> list[tuple[str, str]]:
-    """What a Claude request for these turns must carry: user turns as `[name] text`, consecutive
-    user turns merged (a turn whose answer was lost goes along with the next one)."""
+    """What a Claude request for these turns must carry: user turns as `<message from="name">text</message>`,
+    consecutive user turns merged (a turn whose answer was lost goes along with the next one)."""
     result: list[tuple[str, str]] = []
     for turn in turns:
-        text = f"[{turn.author}] {turn.content}" if turn.role == "user" else turn.content
+        if turn.role == "user":
+            text = f'<message from="{turn.author}">{html.escape(turn.content, quote=False)}</message>'
+        else:
+            text = turn.content
         if result and result[-1][0] == turn.role:
             result[-1] = (turn.role, result[-1][1] + "\n\n" + text)
         elif result or turn.role == "user":
@@ -435,7 +439,10 @@ async def final_round(storm: Storm, slack: FakeSlack, service: Service) -> dict[
 
     def answered() -> bool:
         return all(
-            any(not m.is_streaming and m.text.endswith(final.text) for m in slack.bot_messages(CHANNEL, thread))
+            any(
+                not m.is_streaming and m.text.endswith(f"{final.text}</message>")
+                for m in slack.bot_messages(CHANNEL, thread)
+            )
             for thread, final in finals.items()
         )
 

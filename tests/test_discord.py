@@ -49,7 +49,7 @@ async def test_a_mention_opens_a_thread_and_a_follow_up_there_needs_no_mention(
     [thread] = discord_bot.fake.threads
     assert thread.id == int(root["id"]), "the thread is started on the message"
     assert thread.name.startswith("what is a monad?")
-    assert discord_bot.fake.texts(thread.id)[-1] == "You said: [Alice] what is a monad?"
+    assert discord_bot.fake.texts(thread.id)[-1] == 'You said: <message from="Alice">what is a monad?</message>'
     assert discord_bot.fake.typing(thread.id), "typing was shown while Claude thought"
 
     discord_bot.open_thread_event(thread.id)
@@ -172,7 +172,11 @@ async def test_a_mention_inside_an_existing_thread_brings_its_earlier_messages(
     discord_bot.say("what now?", channel_id=thread["id"], mention=True)
     await discord_bot.settle()
     first = fake_anthropic.message_requests[0]["messages"][0]["content"]
-    assert "[Bob] the deploy failed" in first and "[Alice] disk is full" in first and first.endswith("what now?")
+    assert (
+        '<message from="Bob">the deploy failed</message>' in first
+        and '<message from="Alice">disk is full</message>' in first
+        and first.endswith("what now?</message>")
+    )
     assert discord_bot.fake.threads == [], "no new thread inside a thread"
 
 
@@ -183,7 +187,7 @@ async def test_a_dm_is_answered_and_new_starts_fresh(
     discord_bot.fake.add_channel(dm)
     discord_bot.feed("MESSAGE_CREATE", message_payload(dm["id"], discord_bot.alice, "my name is Zed"))
     await discord_bot.settle()
-    assert discord_bot.fake.texts(dm["id"])[-1] == "You said: [Alice] my name is Zed"
+    assert discord_bot.fake.texts(dm["id"])[-1] == 'You said: <message from="Alice">my name is Zed</message>'
 
     payload = interaction_payload(
         user=discord_bot.alice, application_id=discord_bot.fake.application_id, subcommand="new", channel=dm
@@ -194,7 +198,9 @@ async def test_a_dm_is_answered_and_new_starts_fresh(
 
     discord_bot.feed("MESSAGE_CREATE", message_payload(dm["id"], discord_bot.alice, "what is my name?"))
     await discord_bot.settle()
-    assert fake_anthropic.message_requests[-1]["messages"] == [{"role": "user", "content": "[Alice] what is my name?"}]
+    assert fake_anthropic.message_requests[-1]["messages"] == [
+        {"role": "user", "content": '<message from="Alice">what is my name?</message>'}
+    ]
 
 
 async def test_a_member_without_manage_server_cannot_set_the_system_prompt(

@@ -736,7 +736,9 @@ async def test_10000_fuzzed_requests_get_no_5xx_and_only_signed_ones_reach_claud
     after = mention("are you still there?")
     assert (await slack.send_event(after)).status == 200
     await slack.settle()
-    assert [m.text for m in slack.slack.bot_messages("C1", after["ts"])] == ["You said: [mel] are you still there?"]
+    assert [m.text for m in slack.slack.bot_messages("C1", after["ts"])] == [
+        'You said: <message from="mel">are you still there?</message>'
+    ]
 
     total = time.monotonic() - started
     print(

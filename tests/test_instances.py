@@ -131,7 +131,10 @@ async def test_a_turn_keeps_its_thread_when_the_database_drops_every_connection(
         await answering
         assert fake_anthropic.max_in_flight == 1, "never two Claude calls at once for one thread"
         assert follow_up.reply is not None
-        assert platform.finals(where) == ["You said: [Alice] first", "You said: [Alice] second"]
+        assert platform.finals(where) == [
+            'You said: <message from="Alice">first</message>',
+            'You said: <message from="Alice">second</message>',
+        ]
     finally:
         await first.close()
         await second.close()
@@ -153,7 +156,7 @@ async def test_a_thread_held_by_a_frozen_instance_is_taken_over(
         outcome = await platform.deliver(core.service, message(where, "anyone there?", mention=False))
 
         assert outcome.reply is not None, "answered once the frozen instance counted as dead"
-        assert platform.finals(where)[-1].endswith("[Alice] anyone there?")
+        assert platform.finals(where)[-1].endswith('<message from="Alice">anyone there?</message>')
     finally:
         await core.close()
 

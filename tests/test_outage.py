@@ -61,7 +61,7 @@ async def test_an_event_arriving_during_an_outage_gets_503_and_its_retry_is_answ
     proxy.restore()
     assert (await slack.send_event(event, event_id="EvOutage", retry=1)).status == 200
     await slack.settle()
-    assert finished(slack, event) == ["You said: [mel] are you there?"]
+    assert finished(slack, event) == ['You said: <message from="mel">are you there?</message>']
     assert len(fake_anthropic.message_requests) == 1
     assert await health(slack) == 200, "healthy again by itself"
 
@@ -98,9 +98,9 @@ async def test_a_database_restart_under_50_conversations_answers_each_once_or_sa
     for number, event in enumerate(events):
         replies = finished(slack, event)
         assert len(replies) == 1, f"conversation {number}: {replies}"
-        assert replies[0] == f"You said: [mel] conversation {number}" or replies[0].endswith("Please try again."), (
-            f"conversation {number}: neither its answer nor a clear error: {replies[0]!r}"
-        )
+        assert replies[0] == f'You said: <message from="mel">conversation {number}</message>' or replies[0].endswith(
+            "Please try again."
+        ), f"conversation {number}: neither its answer nor a clear error: {replies[0]!r}"
     answered = sum(finished(slack, e)[0].startswith("You said") for e in events)
     assert answered >= 25, f"most conversations are simply answered ({answered} of 50)"
     for _ in range(100):

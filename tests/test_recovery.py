@@ -55,7 +55,7 @@ async def test_a_turn_whose_instance_died_is_answered_once(
     result = await recovery(core, adapter).run_once()
 
     assert (result.answered, result.told) == (1, 0)
-    assert adapter.finals(where) == ["You said: [Alice] are you there?"]
+    assert adapter.finals(where) == ['You said: <message from="Alice">are you there?</message>']
     assert await states(core) == [("answered", 2)]
     again = await recovery(core, adapter).run_once()
     assert again.answered == 0 and len(fake_anthropic.message_requests) == 1, "answered once, not again"
@@ -121,7 +121,7 @@ async def test_two_instances_recovering_at_once_answer_once(
         platform = RecordingPlatform()
         results = await asyncio.gather(recovery(first, platform).run_once(), recovery(second, platform).run_once())
         assert sorted(r.answered for r in results) == [0, 1]
-        assert platform.finals(where) == ["You said: [Alice] who takes this?"]
+        assert platform.finals(where) == ['You said: <message from="Alice">who takes this?</message>']
         assert len(fake_anthropic.message_requests) == 1
     finally:
         await first.close()
@@ -152,7 +152,10 @@ async def test_a_message_that_arrived_during_a_crashed_answer_is_answered_with_i
     result = await recovery(core, adapter).run_once()
 
     assert result.answered == 1, "the second was answered along with the first"
-    assert adapter.finals(where) == ["You said: [Alice] first\n\n[Alice] second, while the first was being answered"]
+    assert adapter.finals(where) == [
+        'You said: <message from="Alice">first</message>\n\n'
+        '<message from="Alice">second, while the first was being answered</message>'
+    ]
     assert [state for state, _ in await states(core)] == ["answered", "answered"]
 
 

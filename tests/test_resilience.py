@@ -64,7 +64,7 @@ async def healthz_status(harness: SlackHarness) -> int:
 
 def asked(event: Mapping[str, Any]) -> str:
     """What Claude is sent for a mention from U1 ("mel"): the text without the bot's mention."""
-    return "[mel] " + str(event["text"]).removeprefix("<@UBOT> ")
+    return f'<message from="mel">{str(event["text"]).removeprefix("<@UBOT> ")}</message>'
 
 
 def only_reply(fake: FakeSlack, event: Mapping[str, Any]) -> SlackMessage:
@@ -126,7 +126,9 @@ async def test_claude_failing_on_30_percent_of_calls_gives_every_thread_exactly_
         after = mention("are you still there?")
         await slack.send_event(after)
         await slack.settle()
-        assert only_reply(fake_slack, after).visible_text == "You said: [mel] are you still there?"
+        assert (
+            only_reply(fake_slack, after).visible_text == 'You said: <message from="mel">are you still there?</message>'
+        )
 
 
 # --- 2. Slack rate-limits half of the posts ------------------------------------

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import time
+from xml.etree import ElementTree
 
 import pytest
 from sqlalchemy import func, select
@@ -40,9 +41,11 @@ async def test_a_mention_is_answered_in_its_thread_by_streaming(
     assert response.status == 200
     await slack.settle()
 
-    assert fake_anthropic.message_requests[0]["messages"] == [{"role": "user", "content": "[mel] what is 2+2?"}]
+    assert fake_anthropic.message_requests[0]["messages"] == [
+        {"role": "user", "content": '<message from="mel">what is 2+2?</message>'}
+    ]
     answer = slack.slack.bot_messages("C1", event["ts"])
-    assert [m.text for m in answer] == ["You said: [mel] what is 2+2?"]
+    assert [m.text for m in answer] == ['You said: <message from="mel">what is 2+2?</message>']
     assert slack.slack.calls_to("chat.startStream"), "native streaming was used"
     assert slack.slack.calls_to("chat.startStream")[0].params["recipient_user_id"] == "U1"
     assert slack.slack.calls_to("reactions.add") and slack.slack.calls_to("reactions.remove"), (
@@ -78,7 +81,9 @@ async def test_a_dm_is_answered_in_the_thread_of_that_message(
     event = dm("hello in private")
     await slack.send_event(event)
     await slack.settle()
-    assert [m.text for m in slack.slack.bot_messages("D1", event["ts"])] == ["You said: [mel] hello in private"]
+    assert [m.text for m in slack.slack.bot_messages("D1", event["ts"])] == [
+        'You said: <message from="mel">hello in private</message>'
+    ]
     assert slack.slack.statuses.get(("D1", event["ts"]), [])[:1] == ["is thinking…"]
 
 
@@ -173,7 +178,9 @@ async def test_claude_sees_the_text_without_the_bots_mention(
 ) -> None:
     await slack.send_event(mention("please <@UBOT> summarise"))
     await slack.settle()
-    assert fake_anthropic.message_requests[0]["messages"][0]["content"] == "[mel] please summarise"
+    assert (
+        fake_anthropic.message_requests[0]["messages"][0]["content"] == '<message from="mel">please summarise</message>'
+    )
 
 
 async def test_a_60000_character_answer_arrives_whole_in_order(
@@ -232,7 +239,9 @@ async def test_a_slack_429_is_waited_out_and_the_reply_completes(
     event = mention("rate limited")
     await slack.send_event(event)
     await slack.settle()
-    assert [m.text for m in slack.slack.bot_messages("C1", event["ts"])] == ["You said: [mel] rate limited"]
+    assert [m.text for m in slack.slack.bot_messages("C1", event["ts"])] == [
+        'You said: <message from="mel">rate limited</message>'
+    ]
 
 
 async def test_a_claude_outage_is_told_in_the_thread(slack: SlackHarness, fake_anthropic: FakeAnthropic) -> None:
@@ -280,7 +289,11 @@ async def test_summoned_mid_thread_the_earlier_messages_come_along(
     await slack.send_event(mention("why?", thread_ts=root_ts))
     await slack.settle()
     first = fake_anthropic.message_requests[0]["messages"][0]["content"]
-    assert "[mel] the build is red" in first and "since this morning" in first and first.endswith("[mel] why?")
+    assert (
+        '<message from="mel">the build is red</message>' in first
+        and "since this morning" in first
+        and first.endswith('<message from="mel">why?</message>')
+    )
 
 
 async def test_the_assistant_pane_gets_prompts_status_and_a_title(
@@ -300,7 +313,9 @@ async def test_the_assistant_pane_gets_prompts_status_and_a_title(
     await slack.settle()
     assert slack.slack.titles[("D9", thread_ts)] == "plan my week"
     assert slack.slack.statuses[("D9", thread_ts)][0] == "is thinking…"
-    assert [m.text for m in slack.slack.bot_messages("D9", thread_ts)] == ["You said: [mel] plan my week"]
+    assert [m.text for m in slack.slack.bot_messages("D9", thread_ts)] == [
+        'You said: <message from="mel">plan my week</message>'
+    ]
 
 
 async def test_deliveries_are_acked_before_the_answer_is_worked_out(
@@ -312,13 +327,16 @@ async def test_deliveries_are_acked_before_the_answer_is_worked_out(
     assert response.status == 200
     assert slack.slack.bot_messages("C1", event["ts"]) == [], "acked while Claude is still thinking"
     await slack.settle()
-    assert [m.text for m in slack.slack.bot_messages("C1", event["ts"])] == ["You said: [mel] take your time"]
+    assert [m.text for m in slack.slack.bot_messages("C1", event["ts"])] == [
+        'You said: <message from="mel">take your time</message>'
+    ]
 
 
 async def test_slack_markup_reaches_claude_as_plain_text(slack: SlackHarness, fake_anthropic: FakeAnthropic) -> None:
     await slack.send_event(mention("is a &lt; b &amp;&amp; c? ask <@UADMIN>, see <https://docs.example/x|the docs>"))
     await slack.settle()
-    seen = fake_anthropic.message_requests[0]["messages"][0]["content"]
+    request = fake_anthropic.message_requests[0]["messages"][0]["content"]
+    seen = ElementTree.fromstring(request).text or ""  # the text, with the prompt's own escaping undone
     assert "is a < b && c?" in seen
     assert "<@UADMIN>" not in seen and "@" in seen
     assert "the docs (https://docs.example/x)" in seen
@@ -377,7 +395,7 @@ async def test_names_slow_to_come_do_not_hold_the_ack_and_stand_as_ids(
     assert response.status == 200
     await slack.settle()
     [reply] = [m.text for m in slack.slack.bot_messages("C1", event["ts"])]
-    assert reply == "You said: [U1] ask @U2 @U3 @U4 @U5 @U6 about it"
+    assert reply == 'You said: <message from="U1">ask @U2 @U3 @U4 @U5 @U6 about it</message>'
     waits = [r.getMessage() for r in caplog.records if "users.info too slow" in r.getMessage()]
     assert waits == ["slack: users.info too slow; using 6 user ids as names"], "one budget for all six names"
 
@@ -390,7 +408,9 @@ async def test_a_users_info_that_resets_the_connection_loses_nothing(
     assert (await slack.send_event(event)).status == 200
     await slack.settle()
     [reply] = [m.text for m in slack.slack.bot_messages("C1", event["ts"])]
-    assert reply == "You said: [U1] ask @U2 @U3 @U4 @U5 @U6 about it", "stored and answered, ids for names"
+    assert reply == 'You said: <message from="U1">ask @U2 @U3 @U4 @U5 @U6 about it</message>', (
+        "stored and answered, ids for names"
+    )
 
 
 async def test_a_bug_while_taking_an_event_answers_500_and_is_logged(

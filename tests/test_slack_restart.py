@@ -207,19 +207,21 @@ async def test_a_thread_keeps_its_history_across_a_sigkill(
     root = mention("remember the word: heliotrope")
     await deployment.send_event(first, root)
     [answer] = await deployment.wait_replies(first, "C1", root["ts"], 1)
-    assert answer == "You said: [mel] remember the word: heliotrope"
+    assert answer == 'You said: <message from="mel">remember the word: heliotrope</message>'
 
     await first.kill()
     second = await deployment.start()
     await deployment.send_event(second, thread_reply("which word was it?", root["ts"]))
     replies = await deployment.wait_replies(second, "C1", root["ts"], 2)
 
-    assert replies == [answer, "You said: [mel] which word was it?"], "answered in the thread, no mention needed"
+    assert replies == [answer, 'You said: <message from="mel">which word was it?</message>'], (
+        "answered in the thread, no mention needed"
+    )
     assert len(fake_anthropic.message_requests) == 2
     assert conversation(fake_anthropic.message_requests[-1]) == [
-        ("user", "[mel] remember the word: heliotrope"),
+        ("user", '<message from="mel">remember the word: heliotrope</message>'),
         ("assistant", answer),
-        ("user", "[mel] which word was it?"),
+        ("user", '<message from="mel">which word was it?</message>'),
     ], "the first turn and its answer survived the kill"
 
 
@@ -241,9 +243,16 @@ async def test_a_turn_killed_while_claude_answers_is_not_lost_and_not_answered_t
 
     assert len(fake_anthropic.message_requests) == 2
     assert conversation(fake_anthropic.message_requests[-1]) == [
-        ("user", "[mel] first question, asked before the crash\n\n[mel] second question, after the restart"),
+        (
+            "user",
+            '<message from="mel">first question, asked before the crash</message>\n\n'
+            '<message from="mel">second question, after the restart</message>',
+        ),
     ], "the unanswered turn was kept and merged with the next one"
-    assert reply == "You said: [mel] first question, asked before the crash\n\n[mel] second question, after the restart"
+    assert reply == (
+        'You said: <message from="mel">first question, asked before the crash</message>\n\n'
+        '<message from="mel">second question, after the restart</message>'
+    )
 
     # A late redelivery of the killed turn's event is not answered again, and the
     # thread goes on with one reply per answered turn.
@@ -280,7 +289,7 @@ async def test_a_turn_killed_mid_answer_is_answered_after_the_restart_with_nothi
     await deployment.send_event(second, root, event_id="EvNeverAcked", retry=1)
     [reply] = await deployment.wait_replies(second, "C1", root["ts"], 1)
 
-    assert reply == "You said: [mel] a question the first process never finished answering"
+    assert reply == 'You said: <message from="mel">a question the first process never finished answering</message>'
     assert len(fake_anthropic.message_requests) == 2, "asked once by the dead process, once after the restart"
     await asyncio.sleep(2.0)  # several more recovery rounds: nothing is answered again
     assert len(deployment.finished_replies("C1", root["ts"])) == 1

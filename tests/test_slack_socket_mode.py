@@ -222,9 +222,11 @@ async def test_a_mention_envelope_is_acked_and_answered_once_even_when_redeliver
     assert ack == {"envelope_id": envelope["envelope_id"]}
     await socket_mode.settle()
 
-    assert [m.text for m in socket_mode.slack.bot_messages("C1", event["ts"])] == ["You said: [mel] what is 2+2?"]
+    assert [m.text for m in socket_mode.slack.bot_messages("C1", event["ts"])] == [
+        'You said: <message from="mel">what is 2+2?</message>'
+    ]
     assert [r["messages"] for r in fake_anthropic.message_requests] == [
-        [{"role": "user", "content": "[mel] what is 2+2?"}]
+        [{"role": "user", "content": '<message from="mel">what is 2+2?</message>'}]
     ]
 
     # Slack redelivers an envelope it thinks was not acked in time: new envelope id, same event.
@@ -294,7 +296,9 @@ async def test_after_slack_asks_to_reconnect_the_new_connection_is_served(
     await socket_mode.socket.send(envelope)  # over the newest open connection
     await socket_mode.socket.wait_ack(envelope["envelope_id"])
     await socket_mode.settle()
-    assert [m.text for m in socket_mode.slack.bot_messages("C1", event["ts"])] == ["You said: [mel] still there?"]
+    assert [m.text for m in socket_mode.slack.bot_messages("C1", event["ts"])] == [
+        'You said: <message from="mel">still there?</message>'
+    ]
 
 
 async def test_the_websocket_is_closed_when_the_service_stops(

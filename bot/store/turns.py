@@ -263,11 +263,15 @@ class TurnStore:
                 messages.c.content,
                 messages.c.position,
                 messages.c.platform_message_id,
+                messages.c.stop_reason,
             ).where(messages.c.conversation_id == row.id)
             if row.context_start_id is not None:
                 query = query.where(order >= row.context_start_id)
             result = await conn.execute(query.order_by(order, messages.c.rank, messages.c.id))
-            turns = [StoredTurn(r.id, r.role, r.author, r.content, r.position, r.platform_message_id) for r in result]
+            turns = [
+                StoredTurn(r.id, r.role, r.author, r.content, r.position, r.platform_message_id, r.stop_reason)
+                for r in result
+            ]
             return History(turns, bool(row.trim_noticed))
 
     async def trim_context(self, thread: ThreadKey, *, first_kept: int) -> None:
