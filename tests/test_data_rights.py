@@ -240,7 +240,9 @@ async def test_in_a_dm_anyone_forgets_that_dm_and_only_that(
     assert "4321" not in f"{tuple(entry)}"
 
     await adapter.deliver(core.service, message(dm, "what is my pin?", who=ALICE, direct=True))
-    assert conversation(fake_anthropic.message_requests[-1]) == [("user", "[Alice] what is my pin?")]
+    assert conversation(fake_anthropic.message_requests[-1]) == [
+        ("user", '<message from="Alice">what is my pin?</message>')
+    ]
 
 
 async def test_in_a_thread_only_an_admin_forgets_and_only_that_thread(
@@ -306,5 +308,7 @@ async def test_on_discord_an_admin_forgets_the_thread_the_command_runs_in(
 
         bot.say("what was the code?", channel_id=made.id)
         await bot.settle()
-        assert conversation(fake_anthropic.message_requests[-1]) == [("user", "[Alice] what was the code?")]
+        assert conversation(fake_anthropic.message_requests[-1]) == [
+            ("user", '<message from="Alice">what was the code?</message>')
+        ]
 
