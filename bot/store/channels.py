@@ -67,16 +67,22 @@ class ChannelStore:
                 )
             )
             await conn.execute(
-                audit_log.insert().values(
-                    platform=channel.platform,
-                    workspace_id=channel.workspace_id,
-                    channel_id=channel.channel_id,
-                    actor_id=actor_id,
-                    setting=name,
-                    old_value=None if old is None else str(old),
-                    new_value=None if value is None else str(value),
-                    created_at=moment,
+                audit_entry(
+                    channel, actor_id, name, None if old is None else str(old), None if value is None else str(value)
                 )
             )
         self._settings_cache.clear()  # after the commit; a workspace row affects every channel
 
+
+def audit_entry(channel: ChannelKey, actor_id: str, what: str, old_value: str | None, new_value: str | None) -> Any:
+    """One row of the audit trail: who changed what where (never a message's content)."""
+    return audit_log.insert().values(
+        platform=channel.platform,
+        workspace_id=channel.workspace_id,
+        channel_id=channel.channel_id,
+        actor_id=actor_id,
+        setting=what,
+        old_value=old_value,
+        new_value=new_value,
+        created_at=now(),
+    )

@@ -21,8 +21,9 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.domain import ChannelKey, ThreadKey, now
-from bot.schema import audit_log, conversations, messages
+from bot.domain import ChannelKey, ThreadKey
+from bot.schema import conversations, messages
+from bot.store.channels import audit_entry
 from bot.store.db import Database, channel_filter, thread_filter
 
 DELETE_CHUNK = 500  # ids per DELETE statement (well under SQLite's bound-parameter limit)
@@ -123,21 +124,11 @@ class PeopleData:
             touched += 1 if theirs.turns else 0
         result = Erasure(turns, answers, context, touched)
         async with self._db.write() as conn:
-            await conn.execute(
-                audit_log.insert().values(
-                    platform=person.platform,
-                    workspace_id="*",
-                    channel_id="*",
-                    actor_id=operator,
-                    setting="erase",
-                    old_value=None,
-                    new_value=(
-                        f"user {person}: {result.rows} rows deleted ({turns} turns, {answers} answers, "
-                        f"{context} thread context) in {touched} conversations"
-                    ),
-                    created_at=now(),
-                )
+            summary = (
+                f"user {person}: {result.rows} rows deleted ({turns} turns, {answers} answers, "
+                f"{context} thread context) in {touched} conversations"
             )
+            await conn.execute(audit_entry(ChannelKey(person.platform, "*", "*"), operator, "erase", None, summary))
         return result
 
     async def forget(self, where: ChannelKey | ThreadKey, *, actor_id: str) -> int:
@@ -160,18 +151,7 @@ class PeopleData:
             )
             channel = where.channel if isinstance(where, ThreadKey) else where
             scope = f"thread {where.thread_id}" if isinstance(where, ThreadKey) else "every conversation"
-            await conn.execute(
-                audit_log.insert().values(
-                    platform=channel.platform,
-                    workspace_id=channel.workspace_id,
-                    channel_id=channel.channel_id,
-                    actor_id=actor_id,
-                    setting="forget",
-                    old_value=None,
-                    new_value=f"{scope}: {deleted} messages deleted",
-                    created_at=now(),
-                )
-            )
+            await conn.execute(audit_entry(channel, actor_id, "forget", None, f"{scope}: {deleted} messages deleted"))
         return int(deleted)
 
     async def _conversations_of(self, person: Person) -> list[int]:
