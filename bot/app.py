@@ -44,7 +44,6 @@ class Core:
     config: Config
     store: Store
     claude: ClaudeClient
-    locks: ThreadLocks
     service: ConversationService
 
     async def close(self) -> None:
@@ -89,7 +88,7 @@ async def open_core(config: Config) -> Core:
         instance_id=instance_id,
     )
     await store.instances.heartbeat(instance_id)  # alive before the first accept (the timer keeps it so)
-    return Core(config, store, claude, locks, service)
+    return Core(config, store, claude, service)
 
 
 async def ensure_schema(engine: AsyncEngine) -> None:
