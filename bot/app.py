@@ -19,6 +19,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot import metrics, migrate
+from bot.budgets import BudgetDefaults, usd_to_micros
 from bot.channel_settings import ChannelSettingsResolver
 from bot.claude import ClaudeClient
 from bot.commands import CommandService
@@ -28,8 +29,10 @@ from bot.domain import ChannelSettings, IncomingMessage
 from bot.errors import StartupError
 from bot.locks import LeasedThreadLocks, ThreadLocks
 from bot.ports import MessageSurface, Platform, ServesHttp
+from bot.pricing import PriceFileError, load_price_table
 from bot.recovery import Recovery, RecoveryPolicy
 from bot.scheduler import BackgroundJobs, prune_once
+from bot.spend import SpendGuard, SpendRules
 from bot.store import Store, create_engine
 
 if TYPE_CHECKING:
@@ -68,7 +71,8 @@ async def open_core(config: Config) -> Core:
     )
     defaults = ChannelSettings(config.default_model, config.default_system_prompt, config.max_tokens)
     settings = ChannelSettingsResolver(store.channels, defaults)
-    commands = CommandService(store, settings, claude.catalog, config.admin_user_ids)
+    spend = SpendGuard(store.spend, spend_rules(config))
+    commands = CommandService(store, settings, claude.catalog, config.admin_user_ids, spend)
     instance_id = f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     wait = config.thread_busy_wait_seconds
     locks = (  # several instances share PostgreSQL; SQLite has one writing process
@@ -86,9 +90,30 @@ async def open_core(config: Config) -> Core:
         max_concurrent_claude_calls=config.max_concurrent_claude_calls,
         locks=locks,
         instance_id=instance_id,
+        spend=spend,
     )
     await store.instances.heartbeat(instance_id)  # alive before the first accept (the timer keeps it so)
     return Core(config, store, claude, service)
+
+
+def spend_rules(config: Config) -> SpendRules:
+    """Prices (PRICES_FILE over the built-in table), default limits and rates."""
+    try:
+        prices = load_price_table(config.prices_file)
+    except PriceFileError as error:
+        raise StartupError(f"PRICES_FILE: {error}") from None
+    defaults = BudgetDefaults(
+        usd_to_micros(config.budget_channel_daily_usd),
+        usd_to_micros(config.budget_user_daily_usd),
+        usd_to_micros(config.budget_workspace_monthly_usd),
+    )
+    return SpendRules(
+        prices,
+        defaults,
+        rate_user_per_minute=config.rate_user_per_minute,
+        rate_channel_per_minute=config.rate_channel_per_minute,
+        hold_seconds=config.max_turn_seconds + config.thread_busy_wait_seconds,
+    )
 
 
 async def ensure_schema(engine: AsyncEngine) -> None:

@@ -58,6 +58,14 @@ class Config(BaseSettings):
     # A message waits this long at most for an earlier answer in its thread, then is told it is busy.
     thread_busy_wait_seconds: float = Field(default=300.0, gt=0)
     admin_user_ids: Annotated[frozenset[str], NoDecode] = frozenset()
+    # Spend (see bot/spend.py): prices override file, default limits in US$ (unset: none),
+    # turns a minute per person and per channel (0: off).
+    prices_file: Path | None = None
+    budget_channel_daily_usd: float | None = Field(default=None, ge=0)
+    budget_user_daily_usd: float | None = Field(default=None, ge=0)
+    budget_workspace_monthly_usd: float | None = Field(default=None, ge=0)
+    rate_user_per_minute: int = Field(default=10, ge=0)
+    rate_channel_per_minute: int = Field(default=60, ge=0)
     port: int = Field(default=8000, ge=0, le=65535)
     host: str = "0.0.0.0"
     log_level: str = "INFO"
@@ -83,7 +91,10 @@ class Config(BaseSettings):
     def _normalize_database_url(cls, value: str) -> str:
         return normalize_database_url(value)
 
-    @field_validator("retention_days", mode="before")
+    @field_validator(
+        "retention_days", "prices_file", "budget_channel_daily_usd", "budget_user_daily_usd",
+        "budget_workspace_monthly_usd", mode="before",
+    )
     @classmethod
     def _blank_is_off(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

@@ -18,6 +18,7 @@ answered; an answer is stored right after the last user turn it answered (see
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ from bot.policy import (
 from bot.ports import CommandSurface, MessageSurface, ReplyStream
 from bot.prompt import ContextPlan, context_tokens, estimate_tokens, fit_context, render_thread_context, to_messages
 from bot.showing import ShownAnswer
+from bot.spend import Admission, SpendGuard
 from bot.store import Store
 from bot.store.db import is_outage
 from bot.store.turns import ANSWERED, FAILED
@@ -92,6 +94,7 @@ class ConversationService:
         max_concurrent_claude_calls: int = 256,
         locks: ThreadLocks | None = None,
         instance_id: str = "",
+        spend: SpendGuard | None = None,
     ) -> None:
         self.store = store
         self.claude = claude
@@ -101,6 +104,7 @@ class ConversationService:
         self.tasks = TaskSet()
         self.instance_id = instance_id  # owns the turns this instance accepts (see bot.recovery)
         self._claude_slots = asyncio.Semaphore(max_concurrent_claude_calls)
+        self.spend = spend  # spend limits and rate limits (None: none)
 
     # --- Inbox --------------------------------------------------------------
 
@@ -202,10 +206,14 @@ class ConversationService:
             log.info("turn already answered along with an earlier one: thread=%s", message.thread)
             return TurnOutcome(answered=False)
         covered = history.turns[-1].order  # the newest turn: this answer covers every pending one
-        async with self._claude_slots:
+        admission = await self.spend.admit(message, settings, history) if self.spend else None
+        if admission is not None and admission.refusal is not None:  # at a limit: no request
+            await self._refuse(message, surface, admission.refusal, covered)
+            return TurnOutcome(answered=True)
+        async with self._claude_slots, admission or contextlib.nullcontext():
             reply_stream = ShownAnswer(await surface.open_reply(), message.thread)
             try:
-                return await self._complete(message, settings, history, reply_stream, started)
+                return await self._complete(message, settings, history, reply_stream, started, admission)
             except ClaudeError as error:
                 log.warning(
                     "turn failed: thread=%s model=%s kind=%s status=%s request_id=%s",
@@ -248,6 +256,14 @@ class ConversationService:
             reply = await surface.open_reply()
             await reply.finish(sentence)
 
+    async def _refuse(self, message: IncomingMessage, surface: MessageSurface, sentence: str, covered: int) -> None:
+        """A limit stopped the turn: its line (unless this thread already had it), and the
+        turns it covers settled, so nothing answers them later."""
+        if sentence:
+            reply = await surface.open_reply()
+            await reply.finish(sentence)
+        await self._settle(message.thread, covered, FAILED)
+
     async def _tell(self, message: IncomingMessage, surface: MessageSurface, sentence: str) -> None:
         """Answer `message` with `sentence` alone, and record that it will get nothing more."""
         reply = await surface.open_reply()
@@ -264,9 +280,13 @@ class ConversationService:
         history: History,
         reply_stream: ShownAnswer,
         started: float,
+        admission: Admission | None = None,
     ) -> TurnOutcome:
         """Ask Claude, store the answer, then show its final text."""
         reply, notes, sent = await self._ask_claude(message.thread, settings, history, reply_stream)
+        if admission is not None:
+            admission.spent(reply.model, reply.usage)
+            notes = [*notes, *admission.notes]
         answer = reply.text if reply.text.strip() else ""  # whitespace alone is no answer
         # A refusal is stored even without text: its stop reason marks the exchange as never resent.
         stored_text = answer or (REFUSAL_PLACEHOLDER if reply.stop_reason == "refusal" else "")

@@ -152,3 +152,68 @@ audit_log = Table(
     Column("new_value", Text, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
 )
+
+# Spend limits set with `/claude budget` (see bot/budgets.py): one row per scope; a channel's
+# row has its channel id, the user and workspace rows '*'. micros None: "off".
+spend_limits = Table(
+    "spend_limits",
+    metadata,
+    Column("platform", String(32), primary_key=True),
+    Column("workspace_id", String(64), primary_key=True),
+    Column("scope", String(16), primary_key=True),  # channel, user, workspace
+    Column("scope_id", String(64), primary_key=True),
+    Column("period", String(8), nullable=False),  # day, month
+    Column("micros", BigInteger, nullable=True),
+    Column("updated_by", String(128), nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# What answers cost, per scope and period (`2026-11-30`, `2026-11`), in micro-dollars.
+spend_totals = Table(
+    "spend_totals",
+    metadata,
+    Column("platform", String(32), primary_key=True),
+    Column("workspace_id", String(64), primary_key=True),
+    Column("scope", String(16), primary_key=True),
+    Column("scope_id", String(64), primary_key=True),
+    Column("period_key", String(16), primary_key=True),
+    Column("micros", BigInteger, nullable=False),
+)
+
+# Turns in flight: the most each may cost, counted against the limits until it ends (or,
+# its instance dead, until it expires).
+spend_holds = Table(
+    "spend_holds",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("platform", String(32), nullable=False),
+    Column("workspace_id", String(64), nullable=False),
+    Column("channel_id", String(64), nullable=False),
+    Column("user_id", String(64), nullable=False),
+    Column("micros", BigInteger, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index("ix_spend_holds_workspace", "platform", "workspace_id", "expires_at"),
+)
+
+# One row per turn started, for the per-minute rate limits (rows older than a minute are dropped).
+rate_events = Table(
+    "rate_events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("platform", String(32), nullable=False),
+    Column("workspace_id", String(64), nullable=False),
+    Column("channel_id", String(64), nullable=False),
+    Column("user_id", String(64), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Index("ix_rate_events_workspace", "platform", "workspace_id", "at"),
+)
+
+# Notices said at most once per key until `until` (a limit's line per thread and period,
+# the 80% note, "slow down").
+spend_notices = Table(
+    "spend_notices",
+    metadata,
+    Column("key", String(400), primary_key=True),
+    Column("until", UTCDateTime, nullable=False),
+    Index("ix_spend_notices_until", "until"),
+)

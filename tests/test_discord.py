@@ -229,7 +229,9 @@ async def test_claude_commands_are_synced_at_start(discord_bot: DiscordHarness) 
     assert sync.names == ["claude"]
     [claude] = sync.payload
     names = {o["name"] for o in claude["options"]}
-    assert names == {"help", "show", "model", "system", "reset", "usage", "new", "forget"}
+    assert names == {"help", "show", "model", "system", "reset", "usage", "budget", "new", "forget"}
+    [budget] = [o for o in claude["options"] if o["name"] == "budget"]
+    assert [(o["name"], o.get("required", False)) for o in budget["options"]] == [("limit", False)]
 
 
 async def test_the_model_option_autocompletes_from_the_known_models(discord_bot: DiscordHarness) -> None:

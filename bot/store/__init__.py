@@ -13,6 +13,7 @@ from bot.store.db import Database, create_engine
 from bot.store.housekeeping import Housekeeping
 from bot.store.instances import InstanceRegistry
 from bot.store.people import PeopleData
+from bot.store.spend import SpendStore
 from bot.store.turns import TurnStore
 
 __all__ = ["Database", "SettingsRows", "Store", "create_engine"]
@@ -26,6 +27,7 @@ class Store:
         self.housekeeping = Housekeeping(self.db)
         self.instances = InstanceRegistry(self.db)
         self.people = PeopleData(self.db)
+        self.spend = SpendStore(self.db)
 
     @property
     def engine(self) -> AsyncEngine:
