@@ -28,6 +28,7 @@ async def prune_once(store: Store, thread_ttl_days: int, retention_days: int | N
         result = await store.housekeeping.prune(
             idle_before=moment - timedelta(days=thread_ttl_days), events_before=moment - EVENT_CLAIM_TTL
         )
+        await store.spend.forget_expired(moment, rate_since=moment - timedelta(minutes=1))
         if retention_days is not None:
             expired = await store.housekeeping.expire(moment - timedelta(days=retention_days))
             result = PruneResult(result.conversations, result.messages, result.events, expired)

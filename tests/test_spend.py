@@ -7,17 +7,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.app import Core, open_core
 from bot.budgets import Period, Scope
 from bot.config import Config
 from bot.domain import ChannelKey, IncomingMessage, now
-from bot.schema import audit_log
+from bot.errors import StartupError
+from bot.scheduler import prune_once
+from bot.schema import audit_log, rate_events, spend_holds, spend_notices
 from bot.store.spend import SpendPlace
 from fakes.anthropic_server import FakeAnthropic
 from fakes.recording import RecordingPlatform, command, message, person, thread
@@ -287,3 +290,33 @@ async def audit(core: Core) -> list[tuple[str, str | None, str | None, str]]:
         return [tuple(row) for row in rows]  # type: ignore[misc]
 
 
+
+
+async def test_a_bad_prices_file_stops_start_up_with_one_line(config: Config, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[models.sonnet]\ninput = 3\n")
+    with pytest.raises(StartupError, match=r"^PRICES_FILE: sonnet: needs input and output"):
+        await open_core(config.model_copy(update={"prices_file": bad}))
+
+
+async def test_pruning_forgets_notices_reservations_and_rate_events_that_no_longer_count(
+    config: Config, adapter: RecordingPlatform
+) -> None:
+    async with opened(config.model_copy(update={"rate_user_per_minute": 1})) as core:
+        await adapter.deliver(core.service, message(thread("1.1"), "one"))
+        await adapter.deliver(core.service, message(thread("2.1"), "two: slow down"))
+        moment = now()
+        await core.store.spend.claim_notice("old", moment - timedelta(days=1), moment - timedelta(days=2))
+        place = SpendPlace("test", "T9", "C9", "U9")
+        await core.store.spend.hold(place, moment, moment, moment - timedelta(seconds=1), lambda _s: (None, 1))
+        assert await rows(core) == (2, 1, 1)  # "slow down" (until a minute from now), "old"; the dead hold
+        await prune_once(core.store, thread_ttl_days=30)
+        assert await rows(core) == (1, 0, 1), "the live notice and the event of the last minute stay"
+
+
+async def rows(core: Core) -> tuple[int, int, int]:
+    async with core.store.engine.connect() as conn:
+        return tuple(  # type: ignore[return-value]
+            [await conn.scalar(select(func.count()).select_from(table)) for table in (spend_notices, spend_holds)]
+            + [await conn.scalar(select(func.count()).select_from(rate_events).where(rate_events.c.user_id == "U1"))]
+        )

@@ -224,9 +224,13 @@ class SpendStore:
             )
             return claimed.first() is not None
 
-    async def forget_notices(self, before: datetime) -> int:
+    async def forget_expired(self, moment: datetime, rate_since: datetime) -> None:
+        """Drop what no longer counts anywhere: notices past their time, reservations past their
+        expiry and rate events older than the rate window (for workspaces gone quiet)."""
         async with self._db.write() as conn:
-            return (await conn.execute(delete(spend_notices).where(spend_notices.c.until < before))).rowcount
+            await conn.execute(delete(spend_notices).where(spend_notices.c.until <= moment))
+            await conn.execute(delete(spend_holds).where(spend_holds.c.expires_at <= moment))
+            await conn.execute(delete(rate_events).where(rate_events.c.at <= rate_since))
 
 
 def _sum_if(condition: Any, value: Any) -> Any:
