@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from bot.app import Core, open_core
 from bot.budgets import Period, Scope
-from bot.config import Config
+from bot.config import Config, load_config
 from bot.domain import ChannelKey, IncomingMessage, now
 from bot.errors import StartupError
 from bot.scheduler import prune_once
@@ -320,3 +320,14 @@ async def rows(core: Core) -> tuple[int, int, int]:
             [await conn.scalar(select(func.count()).select_from(table)) for table in (spend_notices, spend_holds)]
             + [await conn.scalar(select(func.count()).select_from(rate_events).where(rate_events.c.user_id == "U1"))]
         )
+
+
+def test_the_budget_variables_are_read_and_blank_means_unset() -> None:
+    blank = load_config(budget_channel_daily_usd="", budget_user_daily_usd=" ", prices_file="")
+    assert (blank.budget_channel_daily_usd, blank.budget_user_daily_usd, blank.prices_file) == (None, None, None)
+    read = load_config(budget_workspace_monthly_usd="300", rate_user_per_minute="0")
+    assert (read.budget_workspace_monthly_usd, read.rate_user_per_minute) == (300.0, 0)
+    with pytest.raises(StartupError, match="BUDGET_USER_DAILY_USD"):
+        load_config(budget_user_daily_usd="-1")
+    with pytest.raises(StartupError, match="RATE_CHANNEL_PER_MINUTE"):
+        load_config(rate_channel_per_minute="lots")
