@@ -22,6 +22,7 @@ from bot.locks import advisory_key
 from bot.schema import rate_events, spend_holds, spend_limits, spend_notices, spend_totals
 from bot.store.channels import audit_entry
 from bot.store.db import Database
+from bot.ttl import TtlCache
 
 T = TypeVar("T")
 
@@ -55,12 +56,23 @@ class SpendSnapshot:
 Choice = tuple[T, int | None]  # (the decision, micros to reserve or None to start nothing)
 
 
+StoredLimits = dict[tuple[Scope, str], StoredLimit]
+
+# Limits are read on every turn and change rarely: each instance keeps a channel's rows this
+# long (a change made on another instance applies within this time; on this one, at once).
+LIMITS_CACHE_SECONDS = 5.0
+
+
 class SpendStore:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._limits_cache: TtlCache[ChannelKey, StoredLimits] = TtlCache(LIMITS_CACHE_SECONDS)
 
-    async def limit_rows(self, channel: ChannelKey) -> dict[tuple[Scope, str], StoredLimit]:
+    async def limit_rows(self, channel: ChannelKey) -> StoredLimits:
         """The limits set for `channel` and for its workspace (user and workspace rows)."""
+        return await self._limits_cache.get_or_load(channel, lambda: self._read_limits(channel))
+
+    async def _read_limits(self, channel: ChannelKey) -> StoredLimits:
         async with self._db.engine.connect() as conn:
             rows = await conn.execute(
                 select(spend_limits.c.scope, spend_limits.c.scope_id, spend_limits.c.period, spend_limits.c.micros)
@@ -70,7 +82,7 @@ class SpendStore:
                     spend_limits.c.scope_id.in_([channel.channel_id, EACH]),
                 )
             )
-            found: dict[tuple[Scope, str], StoredLimit] = {}
+            found: StoredLimits = {}
             for scope, scope_id, period, micros in rows:
                 if (scope == Scope.CHANNEL.value) == (scope_id != EACH):
                     found[(Scope(scope), scope_id)] = StoredLimit(Period(period), micros)
@@ -101,6 +113,7 @@ class SpendStore:
                 )
             before = None if old is None else f"{old.micros if old.micros is not None else 'off'}/{old.period}"
             await conn.execute(audit_entry(channel, actor_id, f"budget {scope.value}", before, shown))
+        self._limits_cache.clear()  # after the commit; a workspace row affects every channel
 
     async def hold(
         self,
@@ -131,15 +144,17 @@ class SpendStore:
     async def _snapshot(
         self, conn: AsyncConnection, place: SpendPlace, moment: datetime, rate_since: datetime
     ) -> SpendSnapshot:
-        in_workspace = (spend_holds.c.platform == place.platform, spend_holds.c.workspace_id == place.workspace_id)
-        # Forget what a minute no longer counts, and reservations of turns that died with their instance.
-        await conn.execute(delete(spend_holds).where(*in_workspace, spend_holds.c.expires_at <= moment))
-        await conn.execute(
-            delete(rate_events).where(
-                rate_events.c.platform == place.platform,
-                rate_events.c.workspace_id == place.workspace_id,
-                rate_events.c.at <= rate_since,
-            )
+        # Reservations past their expiry (their instance died) and events older than the rate
+        # window no longer count; the pruning job deletes them (`forget_expired`).
+        live_holds = (
+            spend_holds.c.platform == place.platform,
+            spend_holds.c.workspace_id == place.workspace_id,
+            spend_holds.c.expires_at > moment,
+        )
+        recent_events = (
+            rate_events.c.platform == place.platform,
+            rate_events.c.workspace_id == place.workspace_id,
+            rate_events.c.at > rate_since,
         )
         keys = [(s.value, sid) for s, sid in place.scopes()]
         spent_rows = await conn.execute(
@@ -157,7 +172,7 @@ class SpendStore:
                     _sum_if(spend_holds.c.channel_id == place.channel_id, spend_holds.c.micros),
                     _sum_if(spend_holds.c.user_id == place.user_id, spend_holds.c.micros),
                     func.coalesce(func.sum(spend_holds.c.micros), 0),
-                ).where(*in_workspace)
+                ).where(*live_holds)
             )
         ).one()
         recent = (
@@ -165,7 +180,7 @@ class SpendStore:
                 select(
                     _sum_if(rate_events.c.user_id == place.user_id, 1),
                     _sum_if(rate_events.c.channel_id == place.channel_id, 1),
-                ).where(rate_events.c.platform == place.platform, rate_events.c.workspace_id == place.workspace_id)
+                ).where(*recent_events)
             )
         ).one()
         return SpendSnapshot(
@@ -183,19 +198,20 @@ class SpendStore:
                 await conn.execute(delete(spend_holds).where(spend_holds.c.id == hold_id))
             if micros <= 0:
                 return
-            for scope, scope_id in place.scopes():
-                for period in Period:
-                    await conn.execute(
-                        self._db.insert(spend_totals)
-                        .values(
-                            platform=place.platform, workspace_id=place.workspace_id, scope=scope.value,
-                            scope_id=scope_id, period_key=period_key(period, moment), micros=micros,
-                        )
-                        .on_conflict_do_update(
-                            index_elements=["platform", "workspace_id", "scope", "scope_id", "period_key"],
-                            set_={"micros": spend_totals.c.micros + micros},
-                        )
-                    )
+            rows = [
+                {"platform": place.platform, "workspace_id": place.workspace_id, "scope": scope.value,
+                 "scope_id": scope_id, "period_key": period_key(period, moment), "micros": micros}
+                for scope, scope_id in place.scopes()
+                for period in Period
+            ]
+            await conn.execute(
+                self._db.insert(spend_totals)
+                .values(rows)
+                .on_conflict_do_update(
+                    index_elements=["platform", "workspace_id", "scope", "scope_id", "period_key"],
+                    set_={"micros": spend_totals.c.micros + micros},
+                )
+            )
 
     async def spent(self, channel: ChannelKey, scope: Scope, period: Period, moment: datetime) -> int:
         """What a channel (or, with Scope.WORKSPACE, its workspace) spent in the period holding `moment`."""
