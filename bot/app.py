@@ -37,7 +37,7 @@ from bot.store import Store, create_engine
 
 if TYPE_CHECKING:
     from adapters.discord import DiscordConfig
-    from adapters.slack import SlackConfig
+    from adapters.slack import SlackConfig, SlackOAuthConfig
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ async def ensure_schema(engine: AsyncEngine) -> None:
 def platforms(config: Config) -> list[Platform]:
     """Every platform whose credentials are set (adapters are imported only when used)."""
     found: list[Platform] = []
-    if config.slack_bot_token is not None:
+    if config.slack_bot_token is not None or config.slack_oauth:
         from adapters.slack import SlackAdapter
 
         found.append(SlackAdapter(slack_config(config)))
@@ -163,6 +163,29 @@ def slack_config(config: Config) -> SlackConfig:
         api_url=config.slack_api_url,
         command=config.slack_command,
         suggested_prompts=prompts,
+        oauth=slack_oauth_config(config) if config.slack_oauth else None,
+    )
+
+
+def slack_oauth_config(config: Config) -> SlackOAuthConfig:
+    """Many workspaces: HTTP mode, and ENCRYPTION_KEY for the tokens kept in the database."""
+    from adapters.slack import SlackOAuthConfig, check_encryption_key
+
+    if config.slack_app_token is not None:
+        raise StartupError("SLACK_CLIENT_ID (installs in many workspaces) works in HTTP mode: unset SLACK_APP_TOKEN")
+    key = config.encryption_key.get_secret_value() if config.encryption_key else ""
+    if not key:
+        raise StartupError("ENCRYPTION_KEY is not set: Slack installs keep their tokens encrypted with it")
+    problem = check_encryption_key(key)
+    if problem:
+        raise StartupError(problem)
+    assert config.slack_client_id and config.slack_client_secret and config.slack_state_secret  # (slack_oauth)
+    return SlackOAuthConfig(
+        client_id=config.slack_client_id,
+        client_secret=config.slack_client_secret.get_secret_value(),
+        state_secret=config.slack_state_secret.get_secret_value(),
+        encryption_key=key,
+        engine=create_engine(config.database_url),
     )
 
 

@@ -78,6 +78,11 @@ class Config(BaseSettings):
     slack_command: str = "/claude"
     # Prompts offered when someone opens the assistant pane, separated by "|" (empty: none).
     slack_suggested_prompts: str | None = None
+    # Many workspaces (HTTP mode): Slack's OAuth install flow, tokens kept encrypted with ENCRYPTION_KEY.
+    slack_client_id: str | None = None
+    slack_client_secret: SecretStr | None = None
+    slack_state_secret: SecretStr | None = None
+    encryption_key: SecretStr | None = None
     discord_token: SecretStr | None = None
     discord_api_url: str | None = None
     # Sync /claude to these servers only (instant), instead of globally (may take an hour).
@@ -136,6 +141,11 @@ class Config(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
         return level
+
+    @property
+    def slack_oauth(self) -> bool:
+        """Slack's OAuth install flow is on (many workspaces, each with its own token)."""
+        return bool(self.slack_client_id and self.slack_client_secret and self.slack_state_secret)
 
     def require_anthropic_key(self) -> SecretStr:
         if self.anthropic_api_key is None or not self.anthropic_api_key.get_secret_value():

@@ -217,3 +217,72 @@ spend_notices = Table(
     Column("until", UTCDateTime, nullable=False),
     Index("ix_spend_notices_until", "until"),
 )
+
+
+# Slack OAuth installs (HTTP mode with SLACK_CLIENT_ID): slack-sdk's SQLAlchemy installation and
+# state stores read and write these three tables with their own definitions; the columns are
+# theirs (bot/ may not import slack_sdk), except that token columns are wide enough for the
+# tokens' encryption (adapters/slack/oauth.py). Timestamps are naive UTC, as slack-sdk writes them.
+_TOKEN = 1000
+
+
+def _installation_columns(*, with_user: bool) -> list[Any]:
+    columns: list[Any] = [
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("client_id", String(32), nullable=False),
+        Column("app_id", String(32), nullable=False),
+        Column("enterprise_id", String(32)),
+        Column("enterprise_name", String(200)),
+    ]
+    if with_user:
+        columns.append(Column("enterprise_url", String(200)))
+    columns += [
+        Column("team_id", String(32)),
+        Column("team_name", String(200)),
+        Column("bot_token", String(_TOKEN)),
+        Column("bot_id", String(32)),
+        Column("bot_user_id", String(32)),
+        Column("bot_scopes", String(1000)),
+        Column("bot_refresh_token", String(_TOKEN)),
+        Column("bot_token_expires_at", DateTime),
+    ]
+    if with_user:
+        columns += [
+            Column("user_id", String(32), nullable=False),
+            Column("user_token", String(_TOKEN)),
+            Column("user_scopes", String(1000)),
+            Column("user_refresh_token", String(_TOKEN)),
+            Column("user_token_expires_at", DateTime),
+            Column("incoming_webhook_url", String(200)),
+            Column("incoming_webhook_channel", String(200)),
+            Column("incoming_webhook_channel_id", String(200)),
+            Column("incoming_webhook_configuration_url", String(200)),
+        ]
+    columns.append(Column("is_enterprise_install", Boolean, default=False, nullable=False))
+    if with_user:
+        columns.append(Column("token_type", String(32)))
+    columns.append(Column("installed_at", DateTime, nullable=False))
+    return columns
+
+
+slack_installations = Table(
+    "slack_installations",
+    metadata,
+    *_installation_columns(with_user=True),
+    Index("slack_installations_idx", "client_id", "enterprise_id", "team_id", "user_id", "installed_at"),
+)
+
+slack_bots = Table(
+    "slack_bots",
+    metadata,
+    *_installation_columns(with_user=False),
+    Index("slack_bots_idx", "client_id", "enterprise_id", "team_id", "installed_at"),
+)
+
+slack_oauth_states = Table(
+    "slack_oauth_states",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("state", String(200), nullable=False),
+    Column("expire_at", DateTime, nullable=False),
+)

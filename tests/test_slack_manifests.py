@@ -31,6 +31,9 @@ LISTENED_EVENTS: dict[str, set[str]] = {
     "message": {"message.channels", "message.groups", "message.im", "message.mpim"},
     "assistant_thread_started": {"assistant_thread_started"},
     "assistant_thread_context_changed": {"assistant_thread_context_changed"},
+    # Leaving a workspace (OAuth installs): its tokens are deleted.
+    "app_uninstalled": {"app_uninstalled"},
+    "tokens_revoked": {"tokens_revoked"},
 }
 
 # The bot scope each subscribed event needs.
@@ -42,6 +45,8 @@ EVENT_SCOPES: dict[str, set[str]] = {
     "message.mpim": {"mpim:history"},
     "assistant_thread_started": {"assistant:write"},
     "assistant_thread_context_changed": {"assistant:write"},
+    "app_uninstalled": set(),
+    "tokens_revoked": set(),
 }
 
 # Every Web API method the adapter calls with the bot token -> the bot scopes it needs.

@@ -5,5 +5,6 @@ and the streamed reply itself."""
 
 from adapters.slack.adapter import SlackAdapter, SlackConfig
 from adapters.slack.assistant import DEFAULT_PROMPTS
+from adapters.slack.oauth import SlackOAuthConfig, check_encryption_key
 
-__all__ = ["DEFAULT_PROMPTS", "SlackAdapter", "SlackConfig"]
+__all__ = ["DEFAULT_PROMPTS", "SlackAdapter", "SlackConfig", "SlackOAuthConfig", "check_encryption_key"]
