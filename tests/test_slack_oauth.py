@@ -8,6 +8,7 @@ import json
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -19,6 +20,7 @@ from sqlalchemy import select
 from adapters.slack.oauth import TokenCipher
 from bot.app import running_service, slack_config
 from bot.config import Config
+from bot.domain import Actor, IncomingMessage, ThreadKey
 from bot.errors import StartupError
 from bot.logs import RedactingFilter
 from bot.schema import slack_bots, slack_installations
@@ -167,3 +169,24 @@ def test_oauth_mode_refuses_to_start_without_a_usable_key_or_in_socket_mode(
 ) -> None:
     with pytest.raises(StartupError, match=says):
         slack_config(oauth_config(config, fake_slack, **changes))
+
+
+async def test_a_stored_message_is_answered_again_with_its_workspaces_token(
+    config: Config, fake_slack: FakeSlack
+) -> None:
+    """Recovery rebuilds a surface from the store: it speaks with the token of the message's
+    workspace, and a workspace without the app gets none."""
+    async with oauth_service(config, fake_slack) as slack:
+        await install(slack, "T100")
+        [token] = fake_slack.tokens_of("T100")
+        stored = IncomingMessage(
+            ThreadKey("slack", "T100", "C100", "1800000999.000100"), "Ev1", "1800000999.000100",
+            Actor("slack", "U1", "mel"), "hello",
+        )
+        surface = await slack.adapter.surface_for_stored(stored)
+        assert surface is not None
+        reply = await surface.open_reply()
+        await reply.finish("recovered")
+        assert {c.token for c in fake_slack.calls if c.params.get("channel") == "C100"} == {token}
+        gone = replace(stored, thread=replace(stored.thread, workspace_id="T999"))
+        assert await slack.adapter.surface_for_stored(gone) is None
