@@ -245,7 +245,7 @@ def background_jobs(core: Core, connected: list[Platform]) -> BackgroundJobs:
         ),
     )
     jobs = BackgroundJobs()
-    prune = partial(prune_once, store, config.thread_ttl_days, config.retention_days)
+    prune = partial(prune_once, store, config.thread_ttl_days, config.retention_days, config.uninstall_grace_days)
     jobs.every(config.prune_interval_minutes * 60, prune, "prune")
     jobs.every(config.instance_dead_after_seconds / 3, partial(store.instances.heartbeat, service.instance_id), "alive")
     jobs.every(config.recovery_interval_seconds, recovery.run_once, "recovery", now=True)

@@ -83,6 +83,8 @@ class Config(BaseSettings):
     slack_client_secret: SecretStr | None = None
     slack_state_secret: SecretStr | None = None
     encryption_key: SecretStr | None = None
+    # A workspace that removed the app keeps its conversations this long (it may come back).
+    uninstall_grace_days: int = Field(default=7, ge=0)
     discord_token: SecretStr | None = None
     discord_api_url: str | None = None
     # Sync /claude to these servers only (instant), instead of globally (may take an hour).

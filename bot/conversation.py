@@ -128,6 +128,9 @@ class ConversationService:
     async def model_choices(self) -> list[str]:
         return sorted(await self.claude.catalog.models())
 
+    async def workspace_left(self, platform: str, workspace_id: str, *, left: bool = True) -> None:
+        await self.store.workspaces.mark(platform, workspace_id, left=left)
+
     async def drain(self, grace_seconds: float = 30.0) -> None:
         """Shutting down: let the answers and commands under way finish."""
         await self.tasks.drain(grace_seconds)

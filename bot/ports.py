@@ -88,6 +88,11 @@ class Inbox(Protocol):
         """The model ids `/claude model` accepts (for autocomplete)."""
         ...
 
+    async def workspace_left(self, platform: str, workspace_id: str, *, left: bool = True) -> None:
+        """The app was removed from a workspace (`left`), or installed there again: its
+        conversations are deleted once it has been gone for UNINSTALL_GRACE_DAYS."""
+        ...
+
 
 class Platform(Protocol):
     """A chat platform the service is connected to.

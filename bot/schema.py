@@ -219,6 +219,16 @@ spend_notices = Table(
 )
 
 
+# Workspaces the app was removed from (Slack `app_uninstalled`), and when: their conversations
+# are deleted after UNINSTALL_GRACE_DAYS unless the app is installed there again.
+departed_workspaces = Table(
+    "departed_workspaces",
+    metadata,
+    Column("platform", String(32), primary_key=True),
+    Column("workspace_id", String(64), primary_key=True),
+    Column("left_at", UTCDateTime, nullable=False),
+)
+
 # Slack OAuth installs (HTTP mode with SLACK_CLIENT_ID): slack-sdk's SQLAlchemy installation and
 # state stores read and write these three tables with their own definitions; the columns are
 # theirs (bot/ may not import slack_sdk), except that token columns are wide enough for the

@@ -23,7 +23,8 @@ from bot.config import Config
 from bot.domain import Actor, IncomingMessage, ThreadKey
 from bot.errors import StartupError
 from bot.logs import RedactingFilter
-from bot.schema import slack_bots, slack_installations
+from bot.scheduler import prune_once
+from bot.schema import conversations, slack_bots, slack_installations
 from fakes.anthropic_server import FakeAnthropic
 from fakes.slack_server import FakeSlack, event_body
 from tests.slack_harness import SIGNING_SECRET, SlackHarness, mention
@@ -190,3 +191,29 @@ async def test_a_stored_message_is_answered_again_with_its_workspaces_token(
         assert {c.token for c in fake_slack.calls if c.params.get("channel") == "C100"} == {token}
         gone = replace(stored, thread=replace(stored.thread, workspace_id="T999"))
         assert await slack.adapter.surface_for_stored(gone) is None
+
+
+async def test_a_workspace_that_left_loses_its_conversations_after_the_grace_period_unless_it_returns(
+    config: Config, fake_slack: FakeSlack
+) -> None:
+    async with oauth_service(config, fake_slack) as slack:
+        store = slack.service.core.store
+        for team in ("T100", "T200", "T300"):
+            await install(slack, team)
+            await mention_in(slack, team, f"remember me, {team}", channel=f"C{team}")
+        for team in ("T100", "T300"):
+            body = event_body({"type": "app_uninstalled"}, f"Ev-bye-{team}", team_id=team, bot_user_id=f"UBOT{team}")
+            assert (await slack.post(json.dumps(body))).status == 200
+        await slack.settle()
+        await install(slack, "T300")  # came back within the grace period
+
+        await prune_once(store, thread_ttl_days=30, uninstall_grace_days=7)
+        assert await workspaces_with_conversations(slack) == ["T100", "T200", "T300"], "within the grace period"
+        await prune_once(store, thread_ttl_days=30, uninstall_grace_days=0)
+        assert await workspaces_with_conversations(slack) == ["T200", "T300"]
+
+
+async def workspaces_with_conversations(slack: SlackHarness) -> list[str]:
+    async with slack.service.core.store.engine.connect() as conn:
+        workspace = conversations.c.workspace_id
+        return list((await conn.execute(select(workspace).distinct().order_by(workspace))).scalars())

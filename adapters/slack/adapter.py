@@ -13,6 +13,7 @@ import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -111,7 +112,8 @@ class SlackAdapter:
         self._inbox = inbox
         # One keep-alive session for every Web API call (slack_sdk opens one per call otherwise).
         self.client.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=HTTP_TIMEOUT_SECONDS))
-        if self.config.oauth is not None:  # no token of its own: each workspace's comes with its events
+        if self._installations is not None:  # no token of its own: each workspace's comes with its events
+            self._installations.on_installed = partial(inbox.workspace_left, PLATFORM, left=False)
             log.info("slack: installs at GET %s; events at POST /slack/events", INSTALL_PATH)
             return
         try:
@@ -204,6 +206,8 @@ class SlackAdapter:
         if event.get("type") == "app_uninstalled" or (event.get("tokens") or {}).get("bot"):
             await self._installations.async_delete_all(enterprise_id=context.enterprise_id, team_id=context.team_id)
             self._workspaces.pop(context.team_id or "", None)
+            if self._inbox is not None and context.team_id:
+                await self._inbox.workspace_left(PLATFORM, context.team_id)  # its conversations go later
             log.info("slack: the app left workspace %s; its tokens are deleted", context.team_id)
 
     # --- events in --------------------------------------------------------

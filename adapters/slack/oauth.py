@@ -13,7 +13,7 @@ import copy
 import hashlib
 import hmac
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,9 +87,12 @@ class EncryptedInstallationStore(AsyncSQLAlchemyInstallationStore):
     def __init__(self, client_id: str, engine: AsyncEngine, cipher: TokenCipher) -> None:
         super().__init__(client_id=client_id, engine=engine, logger=log)
         self._cipher = cipher
+        self.on_installed: Callable[[str], Awaitable[None]] | None = None  # told the team id of each install
 
     async def async_save(self, installation: Installation) -> None:
         await super().async_save(_with_tokens(installation, self._cipher.seal))
+        if self.on_installed is not None and installation.team_id:
+            await self.on_installed(installation.team_id)
 
     async def async_save_bot(self, bot: Bot) -> None:
         await super().async_save_bot(_with_tokens(bot, self._cipher.seal))

@@ -15,6 +15,7 @@ from bot.store.instances import InstanceRegistry
 from bot.store.people import PeopleData
 from bot.store.spend import SpendStore
 from bot.store.turns import TurnStore
+from bot.store.workspaces import Departures
 
 __all__ = ["Database", "SettingsRows", "Store", "create_engine"]
 
@@ -28,6 +29,7 @@ class Store:
         self.instances = InstanceRegistry(self.db)
         self.people = PeopleData(self.db)
         self.spend = SpendStore(self.db)
+        self.workspaces = Departures(self.db)
 
     @property
     def engine(self) -> AsyncEngine:

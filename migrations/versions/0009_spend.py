@@ -70,6 +70,12 @@ def upgrade() -> None:
         sa.Column("until", UTCDateTime, nullable=False),
     )
     op.create_index("ix_spend_notices_until", "spend_notices", ["until"])
+    op.create_table(
+        "departed_workspaces",
+        sa.Column("platform", sa.String(32), primary_key=True),
+        sa.Column("workspace_id", sa.String(64), primary_key=True),
+        sa.Column("left_at", UTCDateTime, nullable=False),
+    )
     for name, with_user in (("slack_installations", True), ("slack_bots", False)):
         op.create_table(name, *_installation_columns(with_user=with_user))
     op.create_index(
@@ -126,6 +132,7 @@ def _installation_columns(*, with_user: bool) -> list[sa.Column]:  # type: ignor
 
 
 def downgrade() -> None:
+    op.drop_table("departed_workspaces")
     op.drop_table("slack_oauth_states")
     op.drop_table("slack_bots")
     op.drop_table("slack_installations")
