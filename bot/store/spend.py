@@ -127,9 +127,7 @@ class SpendStore:
         write it (and the turn's rate event), all under the workspace's lock. Returns the
         decision and the reservation's id."""
         async with self._db.write() as conn:
-            if not self._db.is_sqlite:
-                lock = advisory_key(f"spend:{place.platform}:{place.workspace_id}")
-                await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock})
+            await self._lock(conn, place)
             snapshot = await self._snapshot(conn, place, moment, rate_since)
             decision, micros = choose(snapshot)
             if micros is None:
@@ -140,6 +138,12 @@ class SpendStore:
             inserted = spend_holds.insert().values(**where, micros=micros, expires_at=hold_until)
             hold_id = (await conn.execute(inserted.returning(spend_holds.c.id))).scalar_one()
             return decision, int(hold_id)
+
+    async def _lock(self, conn: AsyncConnection, place: SpendPlace) -> None:
+        """The workspace's spend lock, until the transaction ends (SQLite: the write lock already)."""
+        if not self._db.is_sqlite:
+            key = advisory_key(f"spend:{place.platform}:{place.workspace_id}")
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
 
     async def _snapshot(
         self, conn: AsyncConnection, place: SpendPlace, moment: datetime, rate_since: datetime
@@ -194,6 +198,9 @@ class SpendStore:
         """A turn ended: drop its reservation and add what it cost, in one transaction (so its
         spend is never counted twice nor not at all)."""
         async with self._db.write() as conn:
+            # Under the same lock as `hold`: its reads (spend, then reservations) must never fall
+            # between this transaction's commit, or a turn would see neither the spend nor the hold.
+            await self._lock(conn, place)
             if hold_id is not None:
                 await conn.execute(delete(spend_holds).where(spend_holds.c.id == hold_id))
             if micros <= 0:
