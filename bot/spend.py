@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import TracebackType
 
+from bot import metrics
 from bot.budgets import (
     BUDGET_USAGE,
     EACH,
@@ -43,7 +44,7 @@ from bot.budgets import (
     usd,
 )
 from bot.domain import ChannelKey, ChannelSettings, CommandInvocation, History, IncomingMessage, TokenUsage, now
-from bot.pricing import PriceTable
+from bot.pricing import MICROS_PER_USD, PriceTable
 from bot.prompt import context_tokens, estimate_tokens
 from bot.store.spend import SpendPlace, SpendSnapshot, SpendStore
 
@@ -126,6 +127,7 @@ class SpendGuard:
             if decision.verdict is Verdict.GO:
                 return Admission(self, place, hold_id, notes=await self._near_notes(place, decision, moment))
             if asyncio.get_running_loop().time() > deadline:
+                metrics.LIMITED.labels("busy_at_limit").inc()
                 return Admission(None, place, refusal=BUSY_AT_LIMIT)
             await asyncio.sleep(delay)
             delay = min(delay * 2, _POLL_CAP)
@@ -154,6 +156,7 @@ class SpendGuard:
         return rate, decision, hold_id
 
     async def _refuse_rate(self, place: SpendPlace, rate: RateScope, moment: datetime) -> Admission:
+        metrics.LIMITED.labels(f"rate_{rate.value}").inc()
         who = place.user_id if rate is RateScope.USER else place.channel_id
         key = f"slow:{place.platform}:{place.workspace_id}:{rate.value}:{who}"
         first = await self.store.claim_notice(key, moment + RATE_WINDOW, moment)
@@ -163,6 +166,7 @@ class SpendGuard:
     async def _refuse_limit(
         self, message: IncomingMessage, place: SpendPlace, limit: Limit, moment: datetime
     ) -> Admission:
+        metrics.LIMITED.labels(f"spend_{limit.scope.value}").inc()
         key = f"limit:{message.thread}:{limit.scope.value}:{period_key(limit.period, moment)}"
         first = await self.store.claim_notice(key, period_end(limit.period, moment), moment)
         log.info("spend limit reached: %s in %s (told: %s)", describe(limit), message.thread, first)
@@ -181,6 +185,7 @@ class SpendGuard:
         return notes
 
     async def settle(self, admission: Admission) -> None:
+        metrics.SPEND.labels(admission.place.platform).inc(admission.cost_micros / MICROS_PER_USD)
         try:
             await self.store.release(admission.hold_id, admission.place, admission.cost_micros, self.clock())
         except Exception:  # the answer is out; an unreleased reservation expires (hold_seconds)

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from bot import metrics
 from bot.app import Core, open_core
 from bot.budgets import Period, Scope
 from bot.config import Config, load_config
@@ -77,6 +78,7 @@ async def test_each_answer_adds_its_usage_at_the_models_prices(
     await adapter.deliver(core.service, message(where, "and again", mention=False))
     assert fake_anthropic.usages[1]["cache_read_input_tokens"] > 0, "the second turn reads the cache"
     expected = sum(cost(usage) for usage in fake_anthropic.usages)
+    assert b'bot_spend_usd_total{platform="test"}' in metrics.exposition()
     for scope, period in ((Scope.CHANNEL, Period.DAY), (Scope.CHANNEL, Period.MONTH), (Scope.WORKSPACE, Period.DAY)):
         assert await spent(core, where.channel, scope, period) == expected
     shown = await budget(core, adapter, where.channel, "", who=MEMBER)
@@ -248,6 +250,7 @@ async def test_only_admins_change_limits_and_every_change_is_audited(
 async def test_fifteen_messages_in_a_minute_from_one_person_get_ten_answers_and_one_slow_down(
     config: Config, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
 ) -> None:
+    slowed = metrics.LIMITED.labels("rate_user")._value.get()
     async with opened(config.model_copy(update={"rate_user_per_minute": 10, "rate_channel_per_minute": 60})) as core:
         threads = [thread(f"{n}.1") for n in range(15)]
         for where in threads:
@@ -256,6 +259,7 @@ async def test_fifteen_messages_in_a_minute_from_one_person_get_ten_answers_and_
         finals = [text for where in threads for text in adapter.finals(where)]
         assert sum(text.startswith("You said") for text in finals) == 10
         assert sum("Slow down" in text for text in finals) == 1 and len(finals) == 11
+        assert metrics.LIMITED.labels("rate_user")._value.get() == slowed + 5, "each turn without a call is counted"
         other = thread("20.1")
         await adapter.deliver(core.service, message(other, "my turn", who=MEMBER))
         assert adapter.finals(other)[0].startswith("You said"), "the limit is per person"
