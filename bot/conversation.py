@@ -40,6 +40,7 @@ from bot.policy import (
     Addressed,
     already_answered,
     history_budget,
+    in_posting_order,
     is_addressed,
     join_notes,
     may_have_later_replies,
@@ -198,6 +199,9 @@ class ConversationService:
         started = time.monotonic()
         settings = await self.settings.for_channel(message.channel)
         history = await self.store.turns.load_history(message.thread)
+        if moves := in_posting_order(history):  # a retried delivery was stored after a later message
+            await self.store.turns.reposition(moves)
+            history = await self.store.turns.load_history(message.thread)
         if already_answered(history, message.message_id):
             log.info("turn already answered along with an earlier one: thread=%s", message.thread)
             return TurnOutcome(answered=False)

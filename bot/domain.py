@@ -101,6 +101,7 @@ class IncomingMessage:
     mentions_bot: bool = False
     is_thread_reply: bool = False
     redelivered: bool = False  # the platform delivered it again (its first delivery failed)
+    sent_at: datetime | None = None  # when the platform says it was posted
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
@@ -153,6 +154,7 @@ class StoredTurn:
     position: int | None = None  # see schema.messages; None: at its own id
     message_id: str | None = None  # the platform's id of a user turn
     stop_reason: str | None = None  # how an answer ended ("refusal": never resent)
+    sent_at: datetime | None = None  # a user turn's time on the platform
 
     @property
     def order(self) -> int:

@@ -99,7 +99,9 @@ class Recovery:
         if too_late:
             await self._service.give_up(newest, surface, RESTARTED_NOTE)
             return "told"
-        await self._service.answer(AcceptedTurn(newest), surface)
+        # The dead instance may have died before reading back the replies that overtook a mention
+        # (see policy.may_have_later_replies): read them now; their claims keep them stored once.
+        await self._service.answer(AcceptedTurn(newest, needs_later_replies=True), surface)
         return "answered"
 
 

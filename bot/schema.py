@@ -97,6 +97,9 @@ messages = Table(
     Column("cache_read_tokens", Integer, nullable=False, default=0),
     Column("cache_write_tokens", Integer, nullable=False, default=0),
     Column("created_at", UTCDateTime, nullable=False),
+    # When the platform says a user turn was posted (None: unknown); orders the turns still
+    # waiting for their answer (see policy.in_posting_order).
+    Column("sent_at", UTCDateTime, nullable=True),
     # A user turn's answer: "pending" until it is answered or an error was shown ("failed");
     # None for answers and thread context (and for turns stored before revision 0003).
     Column("state", String(16), nullable=True),

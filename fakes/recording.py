@@ -48,6 +48,7 @@ class RecordingPlatform:
         self.admins = admins or set()
         self.thread_context: dict[ThreadKey, list[ContextMessage]] = {}
         self.context_fetches = 0
+        self.later_messages: dict[ThreadKey, list[IncomingMessage]] = {}  # replies the platform shows after a message
 
     def surface(self, message: IncomingMessage) -> RecordingSurface:
         return RecordingSurface(self, message)
@@ -89,7 +90,7 @@ class RecordingSurface:
         return await self.platform.fetch_thread_context(self.message)
 
     async def fetch_later_messages(self) -> list[IncomingMessage]:
-        return []
+        return list(self.platform.later_messages.get(self.message.thread, []))
 
 
 @dataclass

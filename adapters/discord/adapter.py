@@ -17,6 +17,7 @@ import discord
 from discord import app_commands
 
 from adapters.discord.commands import claude_group
+from adapters.discord.outage import RETRY_DELAYS, HeldMessages
 from adapters.discord.reply import NO_MENTIONS
 from adapters.discord.surface import DiscordCommandSurface, DiscordMessageSurface
 from adapters.discord.translate import PLATFORM, ReplyModeConversations, command_invocation, incoming_message
@@ -34,6 +35,7 @@ class DiscordConfig:
     guild_ids: tuple[int, ...] = ()  # sync /claude to these servers only (instant), else globally
     shard_count: int | None = None
     shard_ids: tuple[int, ...] = ()
+    outage_retry_delays: tuple[float, ...] = RETRY_DELAYS  # holding a message the core cannot store yet
 
 
 def make_client(config: DiscordConfig) -> discord.Client:
@@ -69,6 +71,7 @@ class DiscordAdapter:
         self.client.setup_hook = self._sync_commands  # type: ignore[method-assign]
         self.client.event(self.on_message)
         self.reply_mode = ReplyModeConversations()
+        self.held = HeldMessages(config.outage_retry_delays)
         self._inbox: Inbox | None = None
         self._gateway: asyncio.Task[None] | None = None
 
@@ -134,7 +137,8 @@ class DiscordAdapter:
                 log.warning("discord: could not look up channel %s", message.channel.id)
         incoming = incoming_message(message, me, self.reply_mode)
         if incoming is not None and self._inbox is not None:
-            await self._inbox.submit(incoming, DiscordMessageSurface(self.client, message, incoming, self.reply_mode))
+            surface = DiscordMessageSurface(self.client, message, incoming, self.reply_mode)
+            await self.held.submit(self._inbox, incoming, surface)
 
     async def surface_for_stored(self, message: IncomingMessage) -> MessageSurface | None:
         """A stored message's surface: the message fetched again by id, from its thread (or

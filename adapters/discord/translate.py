@@ -76,6 +76,7 @@ def incoming_message(
         is_direct=guild is None,
         mentions_bot=mentions_bot,
         is_thread_reply=is_thread_reply,
+        sent_at=message.created_at,  # from the snowflake: Discord's own clock
     )
 
 

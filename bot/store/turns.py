@@ -39,6 +39,7 @@ class TurnStore:
                     content=storable(message.text),
                     platform_message_id=message.message_id,
                     created_at=now(),
+                    sent_at=message.sent_at,
                     state=PENDING,
                     attempts=1,
                     owner=owner or None,
@@ -264,15 +265,24 @@ class TurnStore:
                 messages.c.position,
                 messages.c.platform_message_id,
                 messages.c.stop_reason,
+                messages.c.sent_at,
             ).where(messages.c.conversation_id == row.id)
             if row.context_start_id is not None:
                 query = query.where(order >= row.context_start_id)
             result = await conn.execute(query.order_by(order, messages.c.rank, messages.c.id))
             turns = [
-                StoredTurn(r.id, r.role, r.author, r.content, r.position, r.platform_message_id, r.stop_reason)
+                StoredTurn(
+                    r.id, r.role, r.author, r.content, r.position, r.platform_message_id, r.stop_reason, r.sent_at
+                )
                 for r in result
             ]
             return History(turns, bool(row.trim_noticed))
+
+    async def reposition(self, moves: dict[int, int]) -> None:
+        """Give turns (by id) new positions (see policy.in_posting_order)."""
+        async with self._db.write() as conn:
+            for turn_id, position in moves.items():
+                await conn.execute(update(messages).where(messages.c.id == turn_id).values(position=position))
 
     async def trim_context(self, thread: ThreadKey, *, first_kept: int) -> None:
         """Stop sending turns ordered before `first_kept` (they stay stored), and remember
