@@ -23,10 +23,19 @@ import time
 from dataclasses import dataclass
 
 from bot import metrics
+from bot.changes import MessageChanges
 from bot.channel_settings import ChannelSettingsResolver
 from bot.claude import DEFAULT_CONTEXT_WINDOW, ClaudeClient, ClaudeError, ClaudeReply, ClaudeRequest
 from bot.commands import CommandService
-from bot.domain import ChannelSettings, CommandInvocation, History, IncomingMessage, StoredTurn, ThreadKey
+from bot.domain import (
+    ChannelSettings,
+    CommandInvocation,
+    History,
+    IncomingMessage,
+    PostedMessage,
+    StoredTurn,
+    ThreadKey,
+)
 from bot.errors import ServiceUnavailable
 from bot.locks import ThreadBusy, ThreadLocks
 from bot.policy import (
@@ -102,6 +111,7 @@ class ConversationService:
         self.tasks = TaskSet()
         self.instance_id = instance_id  # owns the turns this instance accepts (see bot.recovery)
         self._claude_slots = asyncio.Semaphore(max_concurrent_claude_calls)
+        self.changes = MessageChanges(store)
 
     # --- Inbox --------------------------------------------------------------
 
@@ -121,6 +131,12 @@ class ConversationService:
 
     async def submit_command(self, invocation: CommandInvocation, surface: CommandSurface) -> None:
         self.tasks.spawn(self.run_command(invocation, surface))
+
+    async def message_deleted(self, posted: PostedMessage) -> bool:
+        return await self.changes.deleted(posted)
+
+    async def message_edited(self, posted: PostedMessage, text: str) -> bool:
+        return await self.changes.edited(posted, text)
 
     async def model_choices(self) -> list[str]:
         return sorted(await self.claude.catalog.models())

@@ -110,6 +110,20 @@ class IncomingMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class PostedMessage:
+    """A person's message as the platform names it when it is deleted or edited: enough to
+    find its stored turn. `channel_id` is where it was posted (a channel, or on Discord a
+    thread, which a conversation stores as its thread id); `event_id` is the id its delivery
+    is claimed under, so a delivery arriving after the deletion is not taken."""
+
+    platform: str
+    workspace_id: str
+    channel_id: str
+    message_id: str
+    event_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class CommandInvocation:
     """`/claude <name> <argument>` as typed, with who typed it and where.
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from bot.domain import CommandInvocation, ContextMessage, IncomingMessage
+from bot.domain import CommandInvocation, ContextMessage, IncomingMessage, PostedMessage
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -82,6 +82,17 @@ class Inbox(Protocol):
 
     async def submit_command(self, invocation: CommandInvocation, surface: CommandSurface) -> None:
         """Schedule a command; it is answered through `surface`. Returns at once."""
+        ...
+
+    async def message_deleted(self, posted: PostedMessage) -> bool:
+        """A person deleted their message: its turn leaves the stored history and every later
+        request, and it is not answered if it was still waiting. True if a turn was stored.
+        Awaited before the ack; raises `ServiceUnavailable` as `submit` does."""
+        ...
+
+    async def message_edited(self, posted: PostedMessage, text: str) -> bool:
+        """A person edited their message (`text`: the new text, translated as for `submit`):
+        its stored turn gets the new text. Never starts an answer. True if a turn changed."""
         ...
 
     async def model_choices(self) -> list[str]:

@@ -108,6 +108,8 @@ messages = Table(
     Index("ix_messages_conversation_id", "conversation_id", "id"),
     Index("ix_messages_state", "state", "created_at"),
     Index("ix_messages_platform_message_id", "conversation_id", "platform_message_id"),
+    Index("ix_messages_platform_message", "platform_message_id"),  # deletions and edits
+    Index("ix_messages_created_at", "created_at"),  # RETENTION_DAYS
 )
 
 channel_settings = Table(

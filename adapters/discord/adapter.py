@@ -16,13 +16,14 @@ from typing import Any
 import discord
 from discord import app_commands
 
+from adapters.discord import changes
 from adapters.discord.commands import claude_group
 from adapters.discord.outage import RETRY_DELAYS, HeldMessages
 from adapters.discord.reply import NO_MENTIONS
 from adapters.discord.surface import DiscordCommandSurface, DiscordMessageSurface
 from adapters.discord.translate import PLATFORM, ReplyModeConversations, command_invocation, incoming_message
-from bot.domain import IncomingMessage
-from bot.errors import StartupError
+from bot.domain import IncomingMessage, PostedMessage
+from bot.errors import ServiceUnavailable, StartupError
 from bot.ports import Inbox, MessageSurface
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,8 @@ class DiscordAdapter:
         self.tree.add_command(claude_group(self._run_command, self._model_choices))
         self.client.setup_hook = self._sync_commands  # type: ignore[method-assign]
         self.client.event(self.on_message)
+        for handler in (self.on_raw_message_delete, self.on_raw_bulk_message_delete, self.on_raw_message_edit):
+            self.client.event(handler)
         self.reply_mode = ReplyModeConversations()
         self.held = HeldMessages(config.outage_retry_delays)
         self._inbox: Inbox | None = None
@@ -139,6 +142,32 @@ class DiscordAdapter:
         if incoming is not None and self._inbox is not None:
             surface = DiscordMessageSurface(self.client, message, incoming, self.reply_mode)
             await self.held.submit(self._inbox, incoming, surface)
+
+    async def on_raw_message_delete(self, event: discord.RawMessageDeleteEvent) -> None:
+        await self._deleted(changes.posted(event.guild_id, event.channel_id, event.message_id))
+
+    async def on_raw_bulk_message_delete(self, event: discord.RawBulkMessageDeleteEvent) -> None:
+        for message_id in sorted(event.message_ids):
+            await self._deleted(changes.posted(event.guild_id, event.channel_id, message_id))
+
+    async def on_raw_message_edit(self, event: discord.RawMessageUpdateEvent) -> None:
+        me = self.client.user
+        edited = changes.edit(event, me) if me is not None else None
+        if edited is None or self._inbox is None:
+            return
+        try:
+            await self._inbox.message_edited(*edited)
+        except ServiceUnavailable:  # Discord delivers an event once: say what was not applied
+            log.warning("discord: the edit of message %s could not be stored (database unavailable)", event.message_id)
+
+    async def _deleted(self, posted: PostedMessage) -> None:
+        if self._inbox is None:
+            return
+        try:
+            await self._inbox.message_deleted(posted)
+        except ServiceUnavailable:
+            log.warning("discord: the deletion of message %s could not be applied (database unavailable)",
+                        posted.message_id)
 
     async def surface_for_stored(self, message: IncomingMessage) -> MessageSurface | None:
         """A stored message's surface: the message fetched again by id, from its thread (or

@@ -66,7 +66,7 @@ def incoming_message(
         continued = reply_mode.continued_by(message)
         is_thread_reply = continued is not None
         thread = continued or ThreadKey(PLATFORM, str(guild.id), str(channel.id), str(message.id))
-    text = re.sub(rf"\s*<@!?{me.id}>\s*", " ", message.content).strip()
+    text = without_own_mention(message.content, me)
     return IncomingMessage(
         thread=thread,
         event_id=str(message.id),
@@ -78,6 +78,10 @@ def incoming_message(
         is_thread_reply=is_thread_reply,
         sent_at=message.created_at,  # from the snowflake: Discord's own clock
     )
+
+
+def without_own_mention(content: str, me: discord.ClientUser) -> str:
+    return re.sub(rf"\s*<@!?{me.id}>\s*", " ", content).strip()
 
 
 def command_invocation(interaction: discord.Interaction, text: str) -> CommandInvocation:

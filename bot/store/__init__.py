@@ -1,13 +1,15 @@
 """The service's memory, by concern: `db` (engine, write transactions, exclusive jobs),
 `turns` (conversations, claimed events, history), `channels` (settings rows and their
-audit trail), `housekeeping` (usage reports, pruning, retention) and `people` (one
-person's data: export, erase; forgetting a conversation). Persistence only: the rules
-that read these values live in `bot.policy`."""
+audit trail), `housekeeping` (usage reports, pruning, retention), `people` (one
+person's data: export, erase; forgetting a conversation) and `changes` (people deleting
+and editing their messages). Persistence only: the rules that read these values live
+in `bot.policy`."""
 
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.store.changes import MessageChangeStore
 from bot.store.channels import ChannelStore, SettingsRows
 from bot.store.db import Database, create_engine
 from bot.store.housekeeping import Housekeeping
@@ -26,6 +28,7 @@ class Store:
         self.housekeeping = Housekeeping(self.db)
         self.instances = InstanceRegistry(self.db)
         self.people = PeopleData(self.db)
+        self.changes = MessageChangeStore(self.db)
 
     @property
     def engine(self) -> AsyncEngine:
