@@ -77,7 +77,6 @@ class AcceptedTurn:
 
     message: IncomingMessage
     needs_thread_context: bool = False  # summoned into a thread mid-way: bring its earlier messages
-    needs_later_replies: bool = False  # a late mention: bring the thread's replies that came first
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,14 +157,14 @@ class ConversationService:
         existed = addressed is Addressed.IF_CONVERSATION  # (checked just above)
         if not existed and (summoned_mid_thread(message) or message.redelivered):
             existed = await self.store.turns.conversation_exists(message.thread)
-        if not await self.store.turns.accept_message(message, owner=self.instance_id):
+        read_back = may_have_later_replies(message, existed)
+        if not await self.store.turns.accept_message(message, owner=self.instance_id, read_back=read_back):
             metrics.DUPLICATES.inc()
             log.info("duplicate delivery dropped: event=%s thread=%s", message.event_id, message.thread)
             return None
         return AcceptedTurn(
             message,
             needs_thread_context=summoned_mid_thread(message) and not existed,
-            needs_later_replies=may_have_later_replies(message, existed),
         )
 
     async def answer(self, turn: AcceptedTurn, surface: MessageSurface) -> TurnOutcome:
@@ -185,9 +184,6 @@ class ConversationService:
     async def _answer_in_turn(self, turn: AcceptedTurn, surface: MessageSurface) -> TurnOutcome:
         message = turn.message
         async with self.locks.hold(message.thread):
-            if turn.needs_later_replies:
-                for later in await surface.fetch_later_messages():
-                    await self.store.turns.accept_message(later, owner=self.instance_id)  # claimed: once only
             if turn.needs_thread_context:
                 earlier = await surface.fetch_thread_context()
                 if earlier:
@@ -215,6 +211,11 @@ class ConversationService:
         started = time.monotonic()
         settings = await self.settings.for_channel(message.channel)
         history = await self.store.turns.load_history(message.thread)
+        if history.read_back_from is not None:  # replies may have overtaken the mention that started it
+            for later in await surface.fetch_later_messages(history.read_back_from):
+                await self.store.turns.accept_message(later, owner=self.instance_id)  # claimed: once only
+            await self.store.turns.replies_read_back(message.thread)
+            history = await self.store.turns.load_history(message.thread)
         if moves := in_posting_order(history):  # a retried delivery was stored after a later message
             await self.store.turns.reposition(moves)
             history = await self.store.turns.load_history(message.thread)

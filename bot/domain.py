@@ -182,6 +182,7 @@ class History:
 
     turns: list[StoredTurn]
     trim_noticed: bool  # the person was already told that older turns were left out
+    read_back_from: str | None = None  # the mention whose later thread replies are still to be read
 
 
 @dataclass(frozen=True, slots=True)

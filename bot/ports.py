@@ -49,8 +49,8 @@ class MessageSurface(Protocol):
         ([] where there are none or the platform has no threads)."""
         ...
 
-    async def fetch_later_messages(self) -> list[IncomingMessage]:
-        """People's messages posted in the thread after this one, oldest first, translated
+    async def fetch_later_messages(self, after_message_id: str) -> list[IncomingMessage]:
+        """People's messages posted in this thread after `after_message_id`, oldest first, translated
         as if delivered ([] where the platform cannot say or has no threads)."""
         ...
 

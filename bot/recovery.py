@@ -99,9 +99,7 @@ class Recovery:
         if too_late:
             await self._service.give_up(newest, surface, RESTARTED_NOTE)
             return "told"
-        # The dead instance may have died before reading back the replies that overtook a mention
-        # (see policy.may_have_later_replies): read them now; their claims keep them stored once.
-        await self._service.answer(AcceptedTurn(newest, needs_later_replies=True), surface)
+        await self._service.answer(AcceptedTurn(newest), surface)
         return "answered"
 
 

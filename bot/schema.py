@@ -64,6 +64,9 @@ conversations = Table(
     # The instance answering in this thread right now (see bot/locks.py), and since when.
     Column("answering_by", String(64), nullable=True),
     Column("answering_since", UTCDateTime, nullable=True),
+    # A mention that started the conversation: the thread's replies after it are still to be
+    # read back (they may have overtaken its delivery); cleared once they were.
+    Column("read_back_from", String(64), nullable=True),
     UniqueConstraint("platform", "workspace_id", "channel_id", "thread_id", name="uq_conversations_thread"),
     Index("ix_conversations_last_activity_at", "last_activity_at"),
     Index("ix_conversations_channel", "platform", "workspace_id", "channel_id"),

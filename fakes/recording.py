@@ -89,8 +89,9 @@ class RecordingSurface:
     async def fetch_thread_context(self) -> list[ContextMessage]:
         return await self.platform.fetch_thread_context(self.message)
 
-    async def fetch_later_messages(self) -> list[IncomingMessage]:
-        return list(self.platform.later_messages.get(self.message.thread, []))
+    async def fetch_later_messages(self, after_message_id: str) -> list[IncomingMessage]:
+        later = self.platform.later_messages.get(self.message.thread, [])
+        return [m for m in later if m.message_id != after_message_id]
 
 
 @dataclass

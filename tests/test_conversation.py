@@ -261,3 +261,25 @@ async def test_an_earlier_message_stored_after_a_later_one_is_sent_to_claude_fir
     asked = second["messages"][-1]["content"]
     assert asked.index("my laptop will not boot") < asked.index("it beeps three times"), asked
     assert third["messages"][:3] == second["messages"], "the order holds in later requests (cached prefix)"
+
+
+async def test_replies_that_overtook_the_mention_are_read_back_even_when_its_own_answer_was_lost(
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
+) -> None:
+    """A reply overtook the mention that starts the conversation (acked, not taken: no conversation
+    yet). The mention is stored, but its answer is lost (the instance died). Whichever answer
+    comes next in the thread reads the reply back first: it is in the request, once."""
+    where = thread()
+    mention = message(where, "what is the capital of France?")
+    overtaking = message(where, "and of Spain?", mention=False)
+    assert await core.service.accept(overtaking) is None  # no conversation yet: acked, not taken
+    assert await core.service.accept(mention) is not None  # stored; its answer never runs
+    adapter.later_messages[where] = [overtaking]
+
+    await adapter.deliver(core.service, message(where, "hello?", mention=False))
+    await adapter.deliver(core.service, message(where, "thanks", mention=False))
+
+    first, second = fake_anthropic.message_requests
+    assert "and of Spain?" in first["messages"][-1]["content"]
+    asked = [m["content"] for m in second["messages"] if m["role"] == "user"]
+    assert json.dumps(asked).count("and of Spain?") == 1, "read back once"

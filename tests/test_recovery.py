@@ -180,7 +180,8 @@ async def test_replies_that_overtook_a_mention_whose_instance_died_are_answered_
     """The instance stored the mention and died before reading back the thread's replies that had
     overtaken it (acked then, not taken: the thread was no conversation yet): recovery reads them."""
     where = thread()
-    await accepted_by_the_dead(core, where, "what is the capital of France?")
+    mention = message(where, "what is the capital of France?")
+    assert await core.store.turns.accept_message(mention, owner=DEAD, read_back=True)
     adapter.later_messages[where] = [message(where, "and of Spain?", mention=False)]
 
     result = await recovery(core, adapter).run_once()

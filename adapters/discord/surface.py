@@ -61,7 +61,7 @@ class DiscordMessageSurface:
             log.info("discord: cannot open a thread here (%s); answering as a reply", exc.status)
             return None
 
-    async def fetch_later_messages(self) -> list[IncomingMessage]:
+    async def fetch_later_messages(self, after_message_id: str) -> list[IncomingMessage]:
         return []  # Discord does not deliver a message again: nothing can overtake it
 
     async def fetch_thread_context(self) -> list[ContextMessage]:
