@@ -101,10 +101,12 @@ class DiscordCommandSurface:
     interaction: discord.Interaction
 
     async def answer(self, text: str) -> None:
-        parts = split_all(text, MESSAGE_LIMIT) or ["(no answer)"]
-        await self.interaction.edit_original_response(content=parts[0], allowed_mentions=NO_MENTIONS)
-        for part in parts[1:]:
-            await self.interaction.followup.send(part, ephemeral=True, allowed_mentions=NO_MENTIONS)
+        """As followups: the first replaces the deferred "thinking…" message. (Editing the
+        original response cannot suppress embeds; a followup can.)"""
+        for part in split_all(text, MESSAGE_LIMIT) or ["(no answer)"]:
+            await self.interaction.followup.send(
+                part, ephemeral=True, allowed_mentions=NO_MENTIONS, suppress_embeds=True
+            )
 
     async def actor_is_admin(self) -> bool:
         """Manage Server or Administrator, from the interaction's resolved permissions
