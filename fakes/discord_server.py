@@ -1267,6 +1267,11 @@ class FakeDiscord(LoopbackServer):
         self.users: dict[int, JsonDict] = {int(self.bot_user["id"]): self.bot_user}
         self.reactions: dict[int, list[str]] = {}
         """Message id -> emoji the bot currently has on it."""
+        self.gateway_address: str | None = None
+        """What ``GET /gateway/bot`` answers (a `FakeGateway` sets it); ``None``: a URL nothing serves."""
+        self.gateway_listeners: list[Callable[[str, JsonDict], None]] = []
+        """Called with what Discord would dispatch to the bot for the bot's own actions (its
+        messages: MESSAGE_CREATE, MESSAGE_UPDATE; threads it starts: THREAD_CREATE)."""
         self.link_previews: list[LinkPreview] = []
         """URLs Discord's crawler would have fetched: a link in a message the bot sent or edited
         without ``SUPPRESS_EMBEDS`` (flag 1 << 2), outside ``<...>``."""
@@ -1295,8 +1300,12 @@ class FakeDiscord(LoopbackServer):
 
     @property
     def gateway_url(self) -> str:
-        """What ``GET /gateway/bot`` answers (nothing serves it)."""
-        return f"ws://{self.host}:{self.port}/gateway"
+        """What ``GET /gateway/bot`` answers: `gateway_address`, else a URL nothing serves."""
+        return self.gateway_address or f"ws://{self.host}:{self.port}/gateway"
+
+    def _emit(self, event: str, data: Mapping[str, Any]) -> None:
+        for listener in self.gateway_listeners:
+            listener(event, dict(data))
 
     @property
     def bot_user_id(self) -> int:
@@ -1960,6 +1969,8 @@ class FakeDiscord(LoopbackServer):
         else:  # an interaction of unknown channel: reachable by id only
             self._messages[message.id] = message
         self._preview_links(message)
+        if interaction is None and channel_id is not None:
+            self._emit("MESSAGE_CREATE", message.data)
         return message
 
     def _preview_links(self, message: FakeMessage) -> None:
@@ -2011,6 +2022,8 @@ class FakeDiscord(LoopbackServer):
         )
         data["edited_timestamp"] = iso_timestamp()
         self._preview_links(message)
+        if message.interaction_id is None and not data.get("flags", 0) & FLAG_EPHEMERAL:
+            self._emit("MESSAGE_UPDATE", data)
         message.edits.append(
             MessageEdit(
                 time=monotonic(),
@@ -2211,6 +2224,7 @@ class FakeDiscord(LoopbackServer):
             time=monotonic(),
         )
         self.threads.append(record)
+        self._emit("THREAD_CREATE", record.thread_create_payload())
         return record
 
     def _check_thread_parent(self, channel_id: int) -> None:

@@ -17,6 +17,7 @@ import discord
 from discord import app_commands
 
 from adapters.discord.commands import claude_group
+from adapters.discord.gateway import use_api_gateway, why_the_gateway_stopped
 from adapters.discord.reply import NO_MENTIONS
 from adapters.discord.surface import DiscordCommandSurface, DiscordMessageSurface
 from adapters.discord.translate import PLATFORM, ReplyModeConversations, command_invocation, incoming_message
@@ -25,6 +26,8 @@ from bot.errors import StartupError
 from bot.ports import Inbox, MessageSurface
 
 log = logging.getLogger(__name__)
+
+READY_WAIT_SECONDS = 60.0  # start-up waits this long for READY, then goes on (discord.py keeps trying)
 
 
 @dataclass(frozen=True)
@@ -70,14 +73,31 @@ class DiscordAdapter:
         self.client.event(self.on_message)
         self.reply_mode = ReplyModeConversations()
         self._inbox: Inbox | None = None
-        self._gateway: asyncio.Task[None] | None = None
+        self._gateway: asyncio.Task[str | None] | None = None
+        self._starting = False
 
     # --- lifecycle --------------------------------------------------------
 
     async def start(self, inbox: Inbox) -> None:
-        """Log in (a bad token stops start-up with one line) and connect to the gateway."""
+        """Log in, then connect to the gateway the API names and wait for READY: a refused
+        token or intent stops start-up with one line."""
         await self.log_in(inbox)
+        await use_api_gateway(self.client)
+        self._starting = True
         self._gateway = asyncio.create_task(self._connect())
+        ready = asyncio.ensure_future(self.client.wait_until_ready())
+        try:
+            done, _ = await asyncio.wait(
+                {self._gateway, ready}, timeout=READY_WAIT_SECONDS, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            ready.cancel()
+            self._starting = False
+        if self._gateway in done and (failure := self._gateway.result()) is not None:
+            await self.client.close()
+            raise StartupError(failure)
+        if not done:
+            log.warning("discord: no READY from the gateway after %.0f s; still trying", READY_WAIT_SECONDS)
 
     async def log_in(self, inbox: Inbox) -> None:
         """Log in over REST; events flow once the gateway is connected (`start` does it)."""
@@ -88,16 +108,17 @@ class DiscordAdapter:
             await self.client.close()
             raise StartupError("DISCORD_TOKEN was rejected by Discord") from None
 
-    async def _connect(self) -> None:
+    async def _connect(self) -> str | None:
+        """Run the gateway connection (discord.py reconnects and resumes by itself); the line
+        saying why it ended for good, logged unless start-up raises it."""
         try:
             await self.client.connect(reconnect=True)
-        except discord.PrivilegedIntentsRequired:
-            log.error(
-                "discord refused the Message Content intent: enable it in the Developer Portal "
-                "(your application -> Bot -> Privileged Gateway Intents -> MESSAGE CONTENT INTENT)"
-            )
-        except discord.DiscordException as exc:
-            log.error("discord gateway stopped: %s", type(exc).__name__)
+            return None
+        except (discord.DiscordException, OSError) as exc:
+            failure = why_the_gateway_stopped(exc)
+        if not self._starting:
+            log.error("%s", failure)
+        return failure
 
     async def stop_intake(self) -> None:
         self._inbox = None
