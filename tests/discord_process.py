@@ -123,7 +123,9 @@ class DiscordWorld:
     def bot_messages(self, channel_id: Any) -> list[FakeMessage]:
         return [m for m in self.rest.sent(int(channel_id)) if m.by_bot and m.type in (0, 19)]
 
-    async def answers(self, channel_id: Any, count: int, process: ServeProcess, *, done: str = "") -> list[str]:
+    async def answers(
+        self, channel_id: Any, count: int, process: ServeProcess, *, done: str = "</message>"
+    ) -> list[str]:
         """The bot's messages in a channel once there are `count` and the last ends with `done`."""
 
         def ready() -> bool:

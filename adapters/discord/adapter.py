@@ -20,8 +20,8 @@ from adapters.discord.commands import claude_group
 from adapters.discord.gateway import use_api_gateway, why_the_gateway_stopped
 from adapters.discord.reply import NO_MENTIONS
 from adapters.discord.surface import DiscordCommandSurface, DiscordMessageSurface
-from adapters.discord.translate import PLATFORM, ReplyModeConversations, command_invocation, incoming_message
-from bot.domain import IncomingMessage
+from adapters.discord.translate import PLATFORM, command_invocation, incoming_message, replied_to_bot
+from bot.domain import IncomingMessage, ThreadKey
 from bot.errors import StartupError
 from bot.ports import Inbox, MessageSurface
 
@@ -71,7 +71,6 @@ class DiscordAdapter:
         self.tree.add_command(claude_group(self._run_command, self._model_choices))
         self.client.setup_hook = self._sync_commands  # type: ignore[method-assign]
         self.client.event(self.on_message)
-        self.reply_mode = ReplyModeConversations()
         self._inbox: Inbox | None = None
         self._gateway: asyncio.Task[str | None] | None = None
         self._starting = False
@@ -153,9 +152,16 @@ class DiscordAdapter:
                 message.channel = await self.client.fetch_channel(message.channel.id)  # type: ignore[assignment]
             except discord.HTTPException:
                 log.warning("discord: could not look up channel %s", message.channel.id)
-        incoming = incoming_message(message, me, self.reply_mode)
+        incoming = incoming_message(message, me, await self._continued(message, me))
         if incoming is not None and self._inbox is not None:
-            await self._inbox.submit(incoming, DiscordMessageSurface(self.client, message, incoming, self.reply_mode))
+            await self._inbox.submit(incoming, DiscordMessageSurface(self.client, message, incoming))
+
+    async def _continued(self, message: discord.Message, me: discord.ClientUser) -> ThreadKey | None:
+        """The conversation a reply to one of our answers continues (reply mode), from the core."""
+        replied = replied_to_bot(message, me)
+        if replied is None or self._inbox is None:
+            return None
+        return await self._inbox.conversation_of(PLATFORM, replied)
 
     async def surface_for_stored(self, message: IncomingMessage) -> MessageSurface | None:
         """A stored message's surface: the message fetched again by id, from its thread (or
@@ -170,8 +176,8 @@ class DiscordAdapter:
                 original = await channel.fetch_message(int(message.message_id))
             except (discord.HTTPException, ValueError, AttributeError):
                 continue
-            again = incoming_message(original, me, self.reply_mode) if me is not None else None
-            return DiscordMessageSurface(self.client, original, again or message, self.reply_mode)
+            again = incoming_message(original, me, await self._continued(original, me)) if me is not None else None
+            return DiscordMessageSurface(self.client, original, again or message)
         return None
 
     async def _run_command(self, interaction: discord.Interaction, name: str, argument: str) -> None:

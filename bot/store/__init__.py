@@ -1,7 +1,8 @@
 """The service's memory, by concern: `db` (engine, write transactions, exclusive jobs),
 `turns` (conversations, claimed events, history), `channels` (settings rows and their
-audit trail), `housekeeping` (usage reports, pruning, retention) and `people` (one
-person's data: export, erase; forgetting a conversation). Persistence only: the rules
+audit trail), `housekeeping` (usage reports, pruning, retention), `people` (one
+person's data: export, erase; forgetting a conversation) and `shown` (the platform
+messages each answer was shown in). Persistence only: the rules
 that read these values live in `bot.policy`."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from bot.store.db import Database, create_engine
 from bot.store.housekeeping import Housekeeping
 from bot.store.instances import InstanceRegistry
 from bot.store.people import PeopleData
+from bot.store.shown import ShownMessages
 from bot.store.turns import TurnStore
 
 __all__ = ["Database", "SettingsRows", "Store", "create_engine"]
@@ -26,6 +28,7 @@ class Store:
         self.housekeeping = Housekeeping(self.db)
         self.instances = InstanceRegistry(self.db)
         self.people = PeopleData(self.db)
+        self.shown = ShownMessages(self.db)
 
     @property
     def engine(self) -> AsyncEngine:
