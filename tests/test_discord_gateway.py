@@ -99,3 +99,85 @@ async def test_sigterm_past_the_grace_ends_the_answer_with_the_interrupted_note(
     assert shown.content.endswith(INTERRUPTED_NOTE), "the note reached Discord: the session was still open"
     assert shown.content.startswith("word0 word1"), "with the answer so far"
     assert shown.content != answer
+
+
+async def test_a_reconnect_mid_conversation_resumes_loses_nothing_and_answers_nothing_twice(
+    world: DiscordWorld,
+) -> None:
+    process = await world.serve()
+    root = await world.mention("first question")
+    await world.answers(root["id"], 1, process)
+    [session_id] = world.gateway.sessions
+
+    world.anthropic.chunk_delay = 0.05
+    await world.say(root["id"], "second question, streaming while the gateway reconnects")
+    await eventually(lambda: len(world.bot_messages(root["id"])) == 2, "the second answer to start", process)
+    await world.gateway.reconnect()  # op 7: what follows is held until the client RESUMEs
+    await world.say(root["id"], "third question, sent while the bot was away")
+    answers = await world.answers(root["id"], 3, process)
+
+    [resume] = world.gateway.resumes
+    assert resume["session_id"] == session_id and resume["seq"] > 0
+    assert [c.path for c in world.gateway.connections] == ["/", "/resume"], "resumed at READY's resume_gateway_url"
+    assert len(world.gateway.identifies) == 1, "resumed, not identified again"
+    assert (
+        answers[1]
+        == 'You said: <message from="Alice">second question, streaming while the gateway reconnects</message>'
+    )
+    assert answers[2] == 'You said: <message from="Alice">third question, sent while the bot was away</message>'
+    assert len(world.anthropic.message_requests) == 3, "each question answered once"
+
+    await world.gateway.drop()  # the socket dies without a word: the client resumes by itself
+    await world.say(root["id"], "fourth question, after a dropped connection")
+    answers = await world.answers(root["id"], 4, process)
+    assert len(world.gateway.resumes) == 2 and len(world.gateway.identifies) == 1
+    assert len(world.anthropic.message_requests) == 4 and len(answers) == 4
+
+
+async def test_an_invalid_session_is_followed_by_a_new_identify_at_the_apis_gateway(world: DiscordWorld) -> None:
+    process = await world.serve()
+    await world.gateway.invalidate()
+    await eventually(lambda: len(world.gateway.identifies) == 2, "a new IDENTIFY", process)
+    assert [c.path for c in world.gateway.connections] == ["/", "/"], "not wss://gateway.discord.gg"
+    await eventually(lambda: bool(world.gateway.live_sessions()), "the new session", process)
+    root = await world.mention("still there?")
+    [answer] = await world.answers(root["id"], 1, process)
+    assert answer == 'You said: <message from="Alice">still there?</message>'
+
+
+async def test_sharded_the_shards_identify_at_the_apis_gateway_and_answer(world: DiscordWorld) -> None:
+    process = await world.serve(DISCORD_SHARD_COUNT="2")
+    assert sorted(tuple(i["shard"]) for i in world.gateway.identifies) == [(0, 2), (1, 2)]
+    assert {c.path for c in world.gateway.connections} == {"/"}
+    root = await world.mention("hello, shards")
+    await world.answers(root["id"], 1, process)
+    assert len(world.anthropic.message_requests) == 1, "answered once, by the guild's shard"
+
+
+def startup_lines(lines: list[str]) -> list[str]:
+    return [line for line in lines if line.startswith("bot serve:")]
+
+
+async def test_a_bad_token_stops_start_up_with_one_line(world: DiscordWorld) -> None:
+    process = await world.serve(wait_ready=False, DISCORD_TOKEN="not-the-token")
+    assert await process.exited() == 2
+    assert startup_lines(process.lines) == ["bot serve: DISCORD_TOKEN was rejected by Discord"]
+    assert not any("Traceback" in line for line in process.lines)
+
+
+async def test_a_token_the_gateway_refuses_stops_start_up_with_one_line(world: DiscordWorld) -> None:
+    world.gateway.token = "revoked-since-the-rest-login"
+    process = await world.serve(wait_ready=False)
+    assert await process.exited() == 2
+    assert [c.close_code for c in world.gateway.connections] == [4004]
+    assert startup_lines(process.lines) == ["bot serve: DISCORD_TOKEN was rejected by Discord's gateway"]
+    assert not any("Traceback" in line for line in process.lines)
+
+
+async def test_a_refused_message_content_intent_says_how_to_enable_it(world: DiscordWorld) -> None:
+    world.gateway.privileged_intents = 0  # MESSAGE CONTENT INTENT is off in the Developer Portal
+    process = await world.serve(wait_ready=False)
+    assert await process.exited() == 2
+    assert [c.close_code for c in world.gateway.connections] == [4014]
+    [line] = startup_lines(process.lines)
+    assert "MESSAGE CONTENT INTENT" in line and "Developer Portal" in line
