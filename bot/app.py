@@ -258,7 +258,7 @@ async def running_service(config: Config) -> AsyncIterator[RunningService]:
         await metrics_runner.cleanup()
         for platform in reversed(started):
             await platform.stop_intake()
-        await core.service.drain()
+        await core.service.drain(config.shutdown_grace_seconds)
         jobs.stop()
         for platform in reversed(started):
             await platform.close()

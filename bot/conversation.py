@@ -140,6 +140,9 @@ class ConversationService:
     async def model_choices(self) -> list[str]:
         return sorted(await self.claude.catalog.models())
 
+    async def conversation_of(self, platform: str, message_id: str) -> ThreadKey | None:
+        return await self.store.shown.conversation_of(platform, message_id)
+
     async def drain(self, grace_seconds: float = 30.0) -> None:
         """Shutting down: let the answers and commands under way finish."""
         await self.tasks.drain(grace_seconds)
@@ -248,6 +251,14 @@ class ConversationService:
         """Close the answer with what was shown and a sentence, and remember the person was told."""
         await reply_stream.finish(join_notes(reply_stream.received, sentence))
         await self._settle(thread, covered, FAILED)
+        await self._remember_shown(thread, reply_stream, None)
+
+    async def _remember_shown(self, thread: ThreadKey, reply_stream: ShownAnswer, answer_id: int | None) -> None:
+        """Store where the answer was shown, so a reply to it continues this conversation."""
+        try:
+            await self.store.shown.remember(thread, reply_stream.shown_message_ids(), answer_id=answer_id)
+        except Exception:  # the person has their answer; only replying to it would start afresh
+            log.exception("recording where an answer was shown failed: thread=%s", thread)
 
     async def _settle(self, thread: ThreadKey, covered: int, state: str) -> None:
         try:
@@ -291,10 +302,11 @@ class ConversationService:
         answer = reply.text if reply.text.strip() else ""  # whitespace alone is no answer
         # A refusal is stored even without text: its stop reason marks the exchange as never resent.
         stored_text = answer or (REFUSAL_PLACEHOLDER if reply.stop_reason == "refusal" else "")
+        answer_id = None
         if not stored_text:
             await self._settle(message.thread, sent[-1].order, ANSWERED)
         else:
-            await self.store.turns.append_answer(
+            answer_id = await self.store.turns.append_answer(
                 message.thread,
                 stored_text,
                 after_order=sent[-1].order,
@@ -305,6 +317,7 @@ class ConversationService:
         if not answer and not notes:
             notes = [EMPTY_NOTE]
         await reply_stream.finish(join_notes(reply.text, *notes))  # extends what was streamed
+        await self._remember_shown(message.thread, reply_stream, answer_id)
         _count(message.thread.platform, reply, time.monotonic() - started)
         log.info(
             "turn: thread=%s model=%s stop=%s in=%d cache_read=%d cache_write=%d out=%d seconds=%.2f",

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from bot.domain import CommandInvocation, ContextMessage, IncomingMessage, PostedMessage
+from bot.domain import CommandInvocation, ContextMessage, IncomingMessage, PostedMessage, ThreadKey
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -35,6 +35,16 @@ class ReplyStream(Protocol):
     async def append(self, delta: str) -> None: ...
 
     async def finish(self, text: str) -> None: ...
+
+
+@runtime_checkable
+class ShownInMessages(Protocol):
+    """A reply whose messages people can reply to, continuing its conversation (Discord's
+    reply mode): the core stores their ids with the answer."""
+
+    def shown_message_ids(self) -> list[str]:
+        """The platform ids of the messages the answer is shown in, in order."""
+        ...
 
 
 class MessageSurface(Protocol):
@@ -97,6 +107,11 @@ class Inbox(Protocol):
 
     async def model_choices(self) -> list[str]:
         """The model ids `/claude model` accepts (for autocomplete)."""
+        ...
+
+    async def conversation_of(self, platform: str, message_id: str) -> ThreadKey | None:
+        """The conversation whose answer was shown in that platform message (see
+        `ShownInMessages`), if any: a reply to it continues that conversation."""
         ...
 
 

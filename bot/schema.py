@@ -115,6 +115,27 @@ messages = Table(
     Index("ix_messages_created_at", "created_at"),  # RETENTION_DAYS
 )
 
+# The platform's ids of the messages an answer was shown in, where replying to one of them
+# continues the conversation (Discord's reply mode, where the bot may not open threads).
+# In the database, so the link survives restarts and holds on every instance and shard.
+shown_messages = Table(
+    "shown_messages",
+    metadata,
+    Column("platform", String(32), primary_key=True),
+    Column("platform_message_id", String(64), primary_key=True),
+    Column(
+        "conversation_id",
+        BigInteger,
+        ForeignKey("conversations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    # The stored answer shown (None: a note alone, e.g. an error); forgetting it forgets the link.
+    Column("answer_id", BigInteger, ForeignKey("messages.id", ondelete="CASCADE"), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_shown_messages_conversation_id", "conversation_id"),
+    Index("ix_shown_messages_answer_id", "answer_id"),
+)
+
 channel_settings = Table(
     "channel_settings",
     metadata,
