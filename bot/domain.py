@@ -83,6 +83,30 @@ class Actor:
 
 
 @dataclass(frozen=True, slots=True)
+class FileRef:
+    """A file on a message, as the platform describes it; its bytes are fetched through the
+    event's surface when the turn is answered (and again if the Files API lost its copy)."""
+
+    platform_file_id: str
+    name: str
+    url: str  # where the platform serves it (a local path for the console)
+    size: int | None = None  # as declared by the platform; the download checks it again
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file stored with a turn: what Claude is sent instead of bytes (see bot/files/)."""
+
+    source: FileRef
+    kind: str  # "image", "pdf" or "text"
+    media_type: str
+    size: int
+    sha256: str
+    tokens: int  # its estimated share of the context window
+    file_id: str | None  # the Files API's id; None where the endpoint has no Files API
+
+
+@dataclass(frozen=True, slots=True)
 class IncomingMessage:
     """One message a person posted, already cleaned of the bot's own mention.
 
@@ -101,6 +125,7 @@ class IncomingMessage:
     mentions_bot: bool = False
     is_thread_reply: bool = False
     redelivered: bool = False  # the platform delivered it again (its first delivery failed)
+    files: tuple[FileRef, ...] = ()
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
@@ -153,6 +178,7 @@ class StoredTurn:
     position: int | None = None  # see schema.messages; None: at its own id
     message_id: str | None = None  # the platform's id of a user turn
     stop_reason: str | None = None  # how an answer ended ("refusal": never resent)
+    attachments: tuple[Attachment, ...] = ()
 
     @property
     def order(self) -> int:

@@ -12,7 +12,8 @@ import discord
 from adapters.discord.reply import MESSAGE_LIMIT, NO_MENTIONS, DiscordReply
 from adapters.discord.translate import SPOKEN_TYPES, ReplyModeConversations
 from adapters.streaming import split_all
-from bot.domain import ContextMessage, IncomingMessage, ThreadKey
+from bot.domain import ContextMessage, FileRef, IncomingMessage, ThreadKey
+from bot.files.download import DownloadFailed
 from bot.ports import ReplyStream
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,9 @@ class DiscordMessageSurface:
 
     async def fetch_later_messages(self) -> list[IncomingMessage]:
         return []  # Discord does not deliver a message again: nothing can overtake it
+
+    async def download_file(self, file: FileRef, limit: int) -> bytes:
+        raise DownloadFailed("attachments are not read on Discord yet")
 
     async def fetch_thread_context(self) -> list[ContextMessage]:
         channel = self.original.channel

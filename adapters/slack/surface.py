@@ -16,7 +16,8 @@ from adapters.slack.progress import ProgressCue, ReplyWithCue, StreamingSupport
 from adapters.slack.reply import ReplyTarget, SlackReply
 from adapters.slack.translate import SlackTranslator
 from adapters.slack.users import SlackUsers
-from bot.domain import ContextMessage, IncomingMessage
+from bot.domain import ContextMessage, FileRef, IncomingMessage
+from bot.files.download import DownloadFailed
 from bot.ports import ReplyStream
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,9 @@ class SlackMessageSurface:
             if message is not None and not message.actor.is_bot:
                 later.append(message)
         return later
+
+    async def download_file(self, file: FileRef, limit: int) -> bytes:
+        raise DownloadFailed("files are not read on Slack yet")
 
     async def _replies_before(self, channel: str, thread_ts: str, before_ts: str) -> list[dict[str, Any]]:
         """The last `CONTEXT_MESSAGES` of the thread older than `before_ts`, oldest first.
