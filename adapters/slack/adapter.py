@@ -31,6 +31,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.assistant import DEFAULT_PROMPTS, AssistantPane
+from adapters.slack.files import SLACK_FILE_HOSTS, SlackFileHost
 from adapters.slack.ingress import LISTENER_FAILED, SlackIngress
 from adapters.slack.progress import StreamingSupport
 from adapters.slack.surface import SlackCommandSurface, SlackMessageSurface, SlackWorkspace
@@ -54,6 +55,7 @@ class SlackConfig:
     command: str = "/claude"
     suggested_prompts: tuple[dict[str, str], ...] = DEFAULT_PROMPTS
     rate_limit_retries: int = 5
+    file_hosts: tuple[str, ...] = SLACK_FILE_HOSTS  # the only hosts the bot token is sent to for files
 
 
 class SlackAdapter:
@@ -85,6 +87,7 @@ class SlackAdapter:
             translator=SlackTranslator(users, bot_user_id="", team_id=""),
             pane=AssistantPane(self.client, config.suggested_prompts),
             streaming=StreamingSupport(),
+            files=SlackFileHost(config.bot_token, config.file_hosts, lambda: self.client.session),
         )
         self._ingress = SlackIngress(self.app, config.signing_secret or "")
         self._socket: AsyncSocketModeHandler | None = None

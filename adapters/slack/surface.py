@@ -12,12 +12,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from adapters.slack.assistant import AssistantPane
+from adapters.slack.files import SlackFileHost
 from adapters.slack.progress import ProgressCue, ReplyWithCue, StreamingSupport
 from adapters.slack.reply import ReplyTarget, SlackReply
 from adapters.slack.translate import SlackTranslator
 from adapters.slack.users import SlackUsers
 from bot.domain import ContextMessage, FileRef, IncomingMessage
-from bot.files.download import DownloadFailed
 from bot.ports import ReplyStream
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ class SlackWorkspace:
     translator: SlackTranslator
     pane: AssistantPane
     streaming: StreamingSupport
+    files: SlackFileHost
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ class SlackMessageSurface:
         return later
 
     async def download_file(self, file: FileRef, limit: int) -> bytes:
-        raise DownloadFailed("files are not read on Slack yet")
+        return await self.slack.files.download(file, limit)
 
     async def _replies_before(self, channel: str, thread_ts: str, before_ts: str) -> list[dict[str, Any]]:
         """The last `CONTEXT_MESSAGES` of the thread older than `before_ts`, oldest first.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from adapters.slack.files import file_refs
 from adapters.slack.users import SlackUsers
 from bot.domain import Actor, ChannelKey, CommandInvocation, IncomingMessage, ThreadKey
 
@@ -60,6 +61,7 @@ class SlackTranslator:
             is_direct=is_direct,
             mentions_bot=mentions_bot,
             is_thread_reply=is_thread_reply,
+            files=file_refs(event),
         )
 
     def command(self, payload: dict[str, Any]) -> CommandInvocation:

@@ -61,8 +61,10 @@ async def fetch_limited(
     hosts: Collection[str],
     limit: int,
     headers: dict[str, str] | None = None,
+    html_means_refused: bool = False,
 ) -> bytes:
-    """The body at `url`, at most `limit` bytes; `headers` (the token) go only to `hosts`."""
+    """The body at `url`, at most `limit` bytes; `headers` (the token) go only to `hosts`.
+    With `html_means_refused`, an HTML answer is the host's sign-in page, not the file."""
     for _ in range(_MAX_REDIRECTS + 1):
         if not host_allowed(url, hosts):
             log.warning("file download refused: %s is not a file host of the platform", urlsplit(url).hostname)
@@ -74,6 +76,8 @@ async def fetch_limited(
                     continue
                 if response.status != 200:
                     raise DownloadFailed(f"status {response.status}")
+                if html_means_refused and response.content_type == "text/html":
+                    raise DownloadFailed("a sign-in page instead of the file (token or scope refused)")
                 declared = response.content_length
                 if declared is not None and declared > limit:
                     raise FileTooLarge(f"{declared} bytes declared")
