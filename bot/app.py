@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -139,17 +138,7 @@ def slack_config(config: Config) -> SlackConfig:
         api_url=config.slack_api_url,
         command=config.slack_command,
         suggested_prompts=prompts,
-        file_hosts=slack_file_hosts(config.slack_api_url),
     )
-
-
-def slack_file_hosts(api_url: str) -> tuple[str, ...]:
-    """Slack's file hosts, and the host of a non-Slack SLACK_API_URL (a proxy, a Slack-compatible
-    server), which serves that workspace's files too."""
-    from adapters.slack import SLACK_FILE_HOSTS
-
-    api_host = urlsplit(api_url).netloc.lower()
-    return SLACK_FILE_HOSTS if api_host in ("slack.com", "") else (*SLACK_FILE_HOSTS, api_host)
 
 
 def discord_config(config: Config) -> DiscordConfig:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.files import limits as rules
-from bot.files.download import host_allowed
+from bot.files.download import host_allowed, with_api_host
 from bot.files.kinds import FileKind, image_size, pdf_pages, sniff
 from tests import file_samples as samples
 
@@ -153,3 +153,18 @@ def test_the_token_goes_only_to_the_platforms_own_file_hosts(url: str, allowed: 
 def test_loopback_over_http_is_allowed_when_named_for_tests() -> None:
     assert host_allowed("http://127.0.0.1:8123/f", ("127.0.0.1:8123",))
     assert not host_allowed("http://127.0.0.1:9999/f", ("127.0.0.1:8123",))
+
+
+@pytest.mark.parametrize(
+    ("api_url", "hosts"),
+    [
+        (None, ("files.slack.com",)),
+        ("https://slack.com/api/", ("files.slack.com",)),
+        ("http://127.0.0.1:8123/api/", ("files.slack.com", "127.0.0.1:8123")),
+        ("https://slack-proxy.corp.example/api/", ("files.slack.com", "slack-proxy.corp.example")),
+    ],
+)
+def test_a_configured_api_host_that_is_not_the_platforms_serves_files_too(
+    api_url: str | None, hosts: tuple[str, ...]
+) -> None:
+    assert with_api_host(("files.slack.com",), api_url, "slack.com") == hosts

@@ -18,10 +18,11 @@ from discord import app_commands
 
 from adapters.discord.commands import claude_group
 from adapters.discord.reply import NO_MENTIONS
-from adapters.discord.surface import DiscordCommandSurface, DiscordMessageSurface
+from adapters.discord.surface import DISCORD_FILE_HOSTS, DiscordCommandSurface, DiscordMessageSurface
 from adapters.discord.translate import PLATFORM, ReplyModeConversations, command_invocation, incoming_message
 from bot.domain import IncomingMessage
 from bot.errors import StartupError
+from bot.files.download import with_api_host
 from bot.ports import Inbox, MessageSurface
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ class DiscordAdapter:
         self.client.setup_hook = self._sync_commands  # type: ignore[method-assign]
         self.client.event(self.on_message)
         self.reply_mode = ReplyModeConversations()
+        self.file_hosts = with_api_host(DISCORD_FILE_HOSTS, config.api_url, "discord.com")
         self._inbox: Inbox | None = None
         self._gateway: asyncio.Task[None] | None = None
 
@@ -134,7 +136,8 @@ class DiscordAdapter:
                 log.warning("discord: could not look up channel %s", message.channel.id)
         incoming = incoming_message(message, me, self.reply_mode)
         if incoming is not None and self._inbox is not None:
-            await self._inbox.submit(incoming, DiscordMessageSurface(self.client, message, incoming, self.reply_mode))
+            surface = DiscordMessageSurface(self.client, message, incoming, self.reply_mode, self.file_hosts)
+            await self._inbox.submit(incoming, surface)
 
     async def surface_for_stored(self, message: IncomingMessage) -> MessageSurface | None:
         """A stored message's surface: the message fetched again by id, from its thread (or
@@ -150,7 +153,7 @@ class DiscordAdapter:
             except (discord.HTTPException, ValueError, AttributeError):
                 continue
             again = incoming_message(original, me, self.reply_mode) if me is not None else None
-            return DiscordMessageSurface(self.client, original, again or message, self.reply_mode)
+            return DiscordMessageSurface(self.client, original, again or message, self.reply_mode, self.file_hosts)
         return None
 
     async def _run_command(self, interaction: discord.Interaction, name: str, argument: str) -> None:

@@ -7,13 +7,14 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import aiohttp
 import discord
 
 from adapters.discord.reply import MESSAGE_LIMIT, NO_MENTIONS, DiscordReply
 from adapters.discord.translate import SPOKEN_TYPES, ReplyModeConversations
 from adapters.streaming import split_all
 from bot.domain import ContextMessage, FileRef, IncomingMessage, ThreadKey
-from bot.files.download import DownloadFailed
+from bot.files.download import fetch_limited
 from bot.ports import ReplyStream
 
 log = logging.getLogger(__name__)
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 THREAD_ARCHIVE_MINUTES: Literal[1440] = 1440  # a day
 THREAD_NAME_CHARS = 90
 CONTEXT_MESSAGES = 50
+DISCORD_FILE_HOSTS = ("cdn.discordapp.com", "media.discordapp.net")  # where attachments are served
 THREAD_ALREADY_EXISTS = 160004  # Discord's error code: a thread was already started from this message
 
 
@@ -30,6 +32,7 @@ class DiscordMessageSurface:
     original: discord.Message
     message: IncomingMessage
     reply_mode: ReplyModeConversations
+    file_hosts: tuple[str, ...] = DISCORD_FILE_HOSTS
 
     async def open_reply(self) -> ReplyStream:
         """In a thread or a DM, answer there; in a channel, open a thread on the message, or
@@ -66,7 +69,9 @@ class DiscordMessageSurface:
         return []  # Discord does not deliver a message again: nothing can overtake it
 
     async def download_file(self, file: FileRef, limit: int) -> bytes:
-        raise DownloadFailed("attachments are not read on Discord yet")
+        # Attachment URLs are signed CDN links: no token is sent with them.
+        async with aiohttp.ClientSession() as session:
+            return await fetch_limited(session, file.url, hosts=self.file_hosts, limit=limit)
 
     async def fetch_thread_context(self) -> list[ContextMessage]:
         channel = self.original.channel

@@ -15,7 +15,7 @@ from collections import OrderedDict
 
 import discord
 
-from bot.domain import Actor, ChannelKey, CommandInvocation, IncomingMessage, ThreadKey
+from bot.domain import Actor, ChannelKey, CommandInvocation, FileRef, IncomingMessage, ThreadKey
 
 PLATFORM = "discord"
 DM_WORKSPACE = "@me"
@@ -76,6 +76,7 @@ def incoming_message(
         is_direct=guild is None,
         mentions_bot=mentions_bot,
         is_thread_reply=is_thread_reply,
+        files=tuple(FileRef(str(a.id), a.filename, a.url, a.size) for a in message.attachments),
     )
 
 

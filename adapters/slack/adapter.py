@@ -39,6 +39,7 @@ from adapters.slack.translate import PLATFORM, SlackTranslator
 from adapters.slack.users import SlackUsers
 from bot.domain import IncomingMessage
 from bot.errors import ServiceUnavailable, StartupError
+from bot.files.download import with_api_host
 from bot.ports import Inbox, MessageSurface
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,11 @@ class SlackAdapter:
             translator=SlackTranslator(users, bot_user_id="", team_id=""),
             pane=AssistantPane(self.client, config.suggested_prompts),
             streaming=StreamingSupport(),
-            files=SlackFileHost(config.bot_token, config.file_hosts, lambda: self.client.session),
+            files=SlackFileHost(
+                config.bot_token,
+                with_api_host(config.file_hosts, config.api_url, "slack.com"),
+                lambda: self.client.session,
+            ),
         )
         self._ingress = SlackIngress(self.app, config.signing_secret or "")
         self._socket: AsyncSocketModeHandler | None = None

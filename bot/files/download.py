@@ -54,6 +54,13 @@ def host_allowed(url: str, hosts: Collection[str]) -> bool:
     return False
 
 
+def with_api_host(hosts: tuple[str, ...], api_url: str | None, official_api_host: str) -> tuple[str, ...]:
+    """The platform's file hosts, plus the host of a configured API URL that is not the
+    platform's own (a proxy or a compatible server: it serves that workspace's files too)."""
+    api_host = urlsplit(api_url or "").netloc.lower()
+    return hosts if api_host in ("", official_api_host) else (*hosts, api_host)
+
+
 async def fetch_limited(
     session: aiohttp.ClientSession,
     url: str,
