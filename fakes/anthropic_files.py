@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import itertools
+import math
 import re
 import secrets
 from collections.abc import Mapping
@@ -25,7 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
-from fakes.anthropic_server import ApiError, JsonDict, _json_response
+from fakes.anthropic_server import IMAGE_TOKENS, ApiError, JsonDict, _json_response
 
 FILES_BETA = "files-api-2025-04-14"
 IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
@@ -63,8 +64,15 @@ class StoredFile:
 
 
 def document_tokens(media_type: str, data: bytes) -> int:
+    """A file's input tokens: a PDF by its pages, a PNG by Anthropic's published formula
+    (width * height / 750, at most ~1,600), other images flat, text by its length."""
     if media_type == "application/pdf":
         return max(1, len(_PAGE.findall(data))) * PDF_TOKENS_PER_PAGE
+    if media_type == "image/png" and len(data) >= 24:
+        width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+        return max(1, min(1_600, math.ceil(width * height / 750)))
+    if media_type in IMAGE_MEDIA_TYPES:
+        return IMAGE_TOKENS
     return max(1, len(data) // 4)
 
 

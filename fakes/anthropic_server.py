@@ -23,8 +23,10 @@ Token accounting
 ordered list of *prompt blocks*: each tool definition, then the system prompt
 (a string is one text block, a list gives one block per entry), then the
 content blocks of every message in order (a string content is one text block).
-A text block costs ``estimate_tokens(text)``; an image costs a flat
-`IMAGE_TOKENS`; any other block costs the estimate of its canonical JSON.  There
+A text block costs ``estimate_tokens(text)``; an image or document what its file
+costs (`fakes.anthropic_files.document_tokens`: a PNG by Anthropic's size formula,
+other images a flat `IMAGE_TOKENS`, a PDF per page); any other block costs the estimate
+of its canonical JSON.  There
 is no per-message overhead, so the input total is exactly the sum over blocks.
 
 Prompt caching model
@@ -181,27 +183,29 @@ def _without_cache_control(value: Any) -> Any:
 def _block_tokens(block: Any) -> int:
     if isinstance(block, dict) and block.get("type") == "text" and isinstance(block.get("text"), str):
         return estimate_tokens(block["text"])
-    if isinstance(block, dict) and block.get("type") == "image":
-        return IMAGE_TOKENS
-    if isinstance(block, dict) and block.get("type") == "document":
-        return _document_tokens(block)
+    if isinstance(block, dict) and block.get("type") in ("image", "document"):
+        return _file_tokens(block)
     return estimate_tokens(_canonical_json(_without_cache_control(block)))
 
 
-def _document_tokens(block: Mapping[str, Any]) -> int:
-    """A PDF by its pages, text by its length; a file reference as the file it names."""
+def _file_tokens(block: Mapping[str, Any]) -> int:
+    """An image or document block: see `fakes.anthropic_files.document_tokens`; a file
+    reference costs what the file it names costs."""
     from fakes.anthropic_files import FILE_TOKENS, document_tokens  # (it imports this module)
 
     source = block.get("source") if isinstance(block.get("source"), dict) else {}
     assert isinstance(source, dict)
+    fallback = IMAGE_TOKENS if block.get("type") == "image" else 1
     if source.get("type") == "file":
-        return FILE_TOKENS.get(str(source.get("file_id")), 1)
+        return FILE_TOKENS.get(str(source.get("file_id")), fallback)
     if source.get("type") == "base64":
         try:
             return document_tokens(str(source.get("media_type")), base64.b64decode(str(source.get("data", ""))))
         except ValueError:
-            return 1
-    return estimate_tokens(str(source.get("data", "")))
+            return fallback
+    if source.get("type") == "text":
+        return estimate_tokens(str(source.get("data", "")))
+    return fallback
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,7 @@ def test_pdf_pages_are_counted_from_page_objects(pages: int, counted: int | None
         (200, 200, 54),  # 40,000 / 750
         (1000, 1000, 1334),  # within both limits: as is
         (1568, 700, 1464),
-        (4000, 3000, 1534),  # scaled to about 1.15 megapixels first
+        (4000, 3000, 1598),  # scaled to about 1,600 tokens first
         (0, 0, rules.UNKNOWN_IMAGE_TOKENS),
     ],
 )

@@ -5,6 +5,7 @@ ANTHROPIC_BASE_URL answering 404) is remembered, and files then go inline."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import anthropic
 
@@ -45,3 +46,17 @@ class FilesApi:
             await self._client.beta.files.delete(file_id, betas=[FILES_BETA])
         except anthropic.NotFoundError:
             pass
+
+    async def count_tokens(self, model: str, block: dict[str, Any]) -> int | None:
+        """What one content block costs as input, by the API's own count (None: unknown)."""
+        headers = {"anthropic-beta": FILES_BETA} if block.get("source", {}).get("type") == "file" else None
+        try:
+            counted = await self._client.messages.count_tokens(
+                model=model,
+                messages=[{"role": "user", "content": [block]}],  # type: ignore[list-item,misc]
+                extra_headers=headers,
+            )
+        except anthropic.APIError as exc:
+            log.info("count_tokens failed (%s); estimating the document's size", type(exc).__name__)
+            return None
+        return counted.input_tokens

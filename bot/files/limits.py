@@ -38,18 +38,18 @@ READABLE = "images (PNG, JPEG, GIF, WebP), PDFs and text files"
 
 # Images larger than this on their long edge, or in area, are scaled down by the API first.
 _IMAGE_LONG_EDGE = 1568
-_IMAGE_MAX_PIXELS = 1_150_000
+_IMAGE_MAX_PIXELS = 1_200_000  # ~1,600 tokens: larger images are scaled down first
 _PDF_TOKENS_PER_PAGE = 3_000  # the upper end of Anthropic's published 1,500-3,000 per page
 _TEXT_BYTES_PER_TOKEN = 3  # as bot.prompt estimates text
 
 
 def image_tokens(width: int, height: int) -> int:
     """Anthropic's published estimate, tokens = width * height / 750, after the API's own
-    downscaling (long edge at most 1568 px, about 1.15 megapixels)."""
+    downscaling (long edge at most 1568 px, about 1,600 tokens)."""
     if width <= 0 or height <= 0:
         return image_tokens(_IMAGE_LONG_EDGE, _IMAGE_LONG_EDGE)
     scale = min(1.0, _IMAGE_LONG_EDGE / max(width, height), math.sqrt(_IMAGE_MAX_PIXELS / (width * height)))
-    return math.ceil((width * scale) * (height * scale) / 750)
+    return math.ceil(math.floor(width * scale) * math.floor(height * scale) / 750)
 
 
 UNKNOWN_IMAGE_TOKENS = image_tokens(0, 0)

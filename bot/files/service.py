@@ -134,9 +134,13 @@ class Attachments:
             media_type=sniffed.media_type,
             size=len(data),
             sha256=sha256,
-            tokens=_tokens(sniffed.kind, data, pages),
+            tokens=same.tokens if same is not None else _tokens(sniffed.kind, data, pages),
             file_id=file_id,
         )
+        if same is None and sniffed.kind is FileKind.PDF and pages is None:
+            # No page objects to count (compressed object streams): ask the API what it costs.
+            counted = await self.files.count_tokens(model, file_block(attachment, data))
+            attachment = replace(attachment, tokens=counted or attachment.tokens)
         await self.store.add(message.thread, message.message_id, attachment)
         return None
 
