@@ -4,7 +4,7 @@
   -> its metadata; ``DELETE /v1/files/{id}`` -> ``{"id", "type": "file_deleted"}``; an
   unknown id -> 404 ``not_found_error``. Each needs the ``files-api-2025-04-14`` beta
   header, as the real API does; with ``enabled=False`` every path answers 404, as an
-  endpoint without the Files API would.
+  endpoint without the Files API would; with ``failing=True``, 500.
 * Messages requests: image and document blocks are refused (400) as the real API refuses
   them: a media type it does not take, base64 that is not valid base64 or whose bytes are
   not the declared type, a text document without text, a ``file_id`` that does not exist
@@ -79,6 +79,7 @@ def document_tokens(media_type: str, data: bytes) -> int:
 class FakeFiles:
     def __init__(self) -> None:
         self.enabled = True
+        self.failing = False  # every Files API call answers 500 (an outage)
         self.files: dict[str, StoredFile] = {}
         self.uploads: list[str] = []  # ids, in the order they were uploaded
         self.deleted: list[str] = []
@@ -100,6 +101,8 @@ class FakeFiles:
         self.deleted.clear()
 
     def _check(self, request: web.Request) -> None:
+        if self.failing:
+            raise ApiError(500, "Internal server error")
         if not self.enabled:
             raise ApiError(404, "Not found")
         if FILES_BETA not in request.headers.get("anthropic-beta", ""):
