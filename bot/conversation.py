@@ -180,6 +180,7 @@ class ConversationService:
                     await self.store.turns.add_thread_context(
                         message.thread, message.message_id, render_thread_context(earlier)
                     )
+                    message = self.files.with_context_files(message, earlier)
             return await self._answer(message, surface)
 
     async def handle(self, message: IncomingMessage, surface: MessageSurface) -> TurnOutcome:

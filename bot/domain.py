@@ -155,6 +155,7 @@ class ContextMessage:
     author: str
     text: str
     is_bot: bool = False
+    files: tuple[FileRef, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

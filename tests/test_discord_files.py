@@ -10,7 +10,7 @@ import pytest
 
 from bot.app import Core
 from fakes.anthropic_server import FakeAnthropic
-from fakes.discord_server import FakeDiscord
+from fakes.discord_server import FakeDiscord, message_payload
 from tests import file_samples as samples
 from tests.discord_harness import DiscordHarness, discord_service
 
@@ -69,3 +69,27 @@ async def test_an_exe_and_an_attachment_off_discords_cdn_get_lines_and_the_text_
     assert "(I can't read `setup.exe`: I read images (PNG, JPEG, GIF, WebP), PDFs and text files.)" in final
     assert "(I didn't fetch `foreign.png`: it is not on the chat's own file host.)" in final
     assert fake_anthropic.files.uploads == []
+
+
+async def test_a_mention_inside_a_thread_brings_the_attachments_posted_earlier(
+    discord_bot: DiscordHarness, fake_anthropic: FakeAnthropic
+) -> None:
+    thread = discord_bot.open_thread_event(None, "incident")
+    discord_bot.fake.add_channel(thread, discord_bot.guild_id)
+    log = discord_bot.fake.add_attachment(thread["id"], "deploy.log", samples.LOG)
+    guild = discord_bot.guild_id
+    discord_bot.fake.seed_messages(
+        thread["id"],
+        [
+            message_payload(thread["id"], discord_bot.bob, "the deploy failed", guild_id=guild),
+            message_payload(thread["id"], discord_bot.alice, "", guild_id=guild, attachments=[log]),
+        ],
+    )
+    discord_bot.say("what now?", channel_id=thread["id"], mention=True)
+    await discord_bot.settle()
+
+    content = fake_anthropic.message_requests[0]["messages"][0]["content"]
+    assert "the deploy failed" in content[0]["text"]
+    [document] = [b for b in content if b["type"] == "document"]
+    assert document["title"] == "deploy.log"
+    assert content[-1]["text"].endswith("what now?</message>")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot.domain import ContextMessage, FileRef
 from bot.files import limits as rules
 from bot.files.download import host_allowed, with_api_host
 from bot.files.kinds import FileKind, image_size, pdf_pages, sniff
@@ -168,3 +169,30 @@ def test_a_configured_api_host_that_is_not_the_platforms_serves_files_too(
     api_url: str | None, hosts: tuple[str, ...]
 ) -> None:
     assert with_api_host(("files.slack.com",), api_url, "slack.com") == hosts
+
+
+def _ref(name: str) -> FileRef:
+    return FileRef(name, name, f"https://files.test/{name}")
+
+
+@pytest.mark.parametrize(
+    ("earlier", "brought"),
+    [
+        ([], []),
+        ([ContextMessage("a", "no files")], []),
+        ([ContextMessage("a", "one", files=(_ref("1"),))], ["1"]),
+        (
+            [
+                ContextMessage("a", "old", files=(_ref("1"), _ref("2"))),
+                ContextMessage("b", "text only"),
+                ContextMessage("c", "newer", files=(_ref("3"), _ref("4"))),
+                ContextMessage("d", "newest", files=(_ref("5"),)),
+            ],
+            ["5", "4", "3"],
+        ),
+    ],
+)
+def test_the_newest_few_files_of_a_thread_come_along_newest_first(
+    earlier: list[ContextMessage], brought: list[str]
+) -> None:
+    assert [ref.name for ref in rules.files_from_context(earlier, rules.FileLimits(context_files=3))] == brought

@@ -8,7 +8,7 @@ from typing import Any
 from fakes.anthropic_server import FakeAnthropic
 from fakes.slack_server import FakeSlack
 from tests import file_samples as samples
-from tests.slack_harness import SlackHarness, channel_message, dm, mention
+from tests.slack_harness import SlackHarness, channel_message, dm, mention, next_ts
 
 READS = "I read images (PNG, JPEG, GIF, WebP), PDFs and text files."
 
@@ -104,3 +104,28 @@ async def test_a_refused_download_is_said_and_the_sign_in_page_is_never_sent_as_
     assert "(I couldn't fetch `report.pdf` from the chat, so I answered without it.)" in final
     assert fake_anthropic.files.uploads == []
     assert blocks(fake_anthropic.message_requests[-1], "document") == []
+
+
+async def test_summoned_mid_thread_the_newest_earlier_files_come_along_with_the_quoted_context(
+    slack: SlackHarness, fake_anthropic: FakeAnthropic
+) -> None:
+    root_ts = next_ts()
+    files = [slack.slack.add_file(f"shot{n}.png", samples.png(100 + n, 100)) for n in range(4)]
+    slack.slack.seed_thread(
+        "C1",
+        root_ts,
+        [
+            {"user": "U1", "text": "the build is red", "ts": root_ts, "files": [files[0]]},
+            {"user": "UADMIN", "text": "same here", "ts": next_ts(), "files": files[1:3]},
+            {"user": "U1", "text": "", "ts": next_ts(), "files": [files[3]]},
+        ],
+    )
+    await slack.send_event(mention("why?", thread_ts=root_ts))
+    await slack.settle()
+
+    brought = [d.file_id for d in slack.slack.file_host.downloads]
+    assert brought == [files[3]["id"], files[2]["id"], files[1]["id"]], "the newest three, newest first"
+    content = fake_anthropic.message_requests[0]["messages"][0]["content"]
+    assert "the build is red" in content[0]["text"], "the quoted context comes first"
+    assert [b["type"] for b in content[1:-1]] == ["image", "image", "image"]
+    assert content[-1]["text"] == '<message from="mel">why?</message>'

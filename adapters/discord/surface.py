@@ -11,7 +11,7 @@ import aiohttp
 import discord
 
 from adapters.discord.reply import MESSAGE_LIMIT, NO_MENTIONS, DiscordReply
-from adapters.discord.translate import SPOKEN_TYPES, ReplyModeConversations
+from adapters.discord.translate import SPOKEN_TYPES, ReplyModeConversations, attachment_refs
 from adapters.streaming import split_all
 from bot.domain import ContextMessage, FileRef, IncomingMessage, ThreadKey
 from bot.files.download import fetch_limited
@@ -83,9 +83,9 @@ class DiscordMessageSurface:
             log.warning("discord: could not read the thread for context (%s)", type(exc).__name__)
             return []
         return [
-            ContextMessage(m.author.display_name, m.content, is_bot=m.author.bot)
+            ContextMessage(m.author.display_name, m.content, is_bot=m.author.bot, files=attachment_refs(m))
             for m in reversed(history)
-            if m.type in SPOKEN_TYPES and m.content
+            if m.type in SPOKEN_TYPES and (m.content or m.attachments)
         ]
 
 

@@ -76,8 +76,12 @@ def incoming_message(
         is_direct=guild is None,
         mentions_bot=mentions_bot,
         is_thread_reply=is_thread_reply,
-        files=tuple(FileRef(str(a.id), a.filename, a.url, a.size) for a in message.attachments),
+        files=attachment_refs(message),
     )
+
+
+def attachment_refs(message: discord.Message) -> tuple[FileRef, ...]:
+    return tuple(FileRef(str(a.id), a.filename, a.url, a.size) for a in message.attachments)
 
 
 def command_invocation(interaction: discord.Interaction, text: str) -> CommandInvocation:

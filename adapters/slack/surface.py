@@ -12,7 +12,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from adapters.slack.assistant import AssistantPane
-from adapters.slack.files import SlackFileHost
+from adapters.slack.files import SlackFileHost, file_refs
 from adapters.slack.progress import ProgressCue, ReplyWithCue, StreamingSupport
 from adapters.slack.reply import ReplyTarget, SlackReply
 from adapters.slack.translate import SlackTranslator
@@ -71,7 +71,7 @@ class SlackMessageSurface:
             else:
                 author = await self.slack.users.display_name(str(item.get("user", "")))
             text = await self.slack.translator.plain_text(str(item.get("text", "")))
-            context.append(ContextMessage(str(author), text, is_bot=is_bot))
+            context.append(ContextMessage(str(author), text, is_bot=is_bot, files=file_refs(item)))
         return context
 
     async def fetch_later_messages(self) -> list[IncomingMessage]:

@@ -4,8 +4,10 @@ when a file is not read. Pure rules, table-tested in tests/test_file_rules.py.""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bot.domain import ContextMessage, FileRef
 from bot.files.kinds import FileKind
 
 MB = 1024 * 1024
@@ -22,6 +24,7 @@ class FileLimits:
     pdf_pages: int = 100
     text_bytes: int = 1 * MB
     files_per_message: int = 10
+    context_files: int = 3  # files of earlier messages brought along when summoned mid-thread
 
     def max_bytes(self, kind: FileKind | None = None) -> int:
         """The most a download may bring; before the kind is known, the largest of them."""
@@ -114,3 +117,10 @@ def rejection(kind: FileKind, size: int, pages: int | None, limits: FileLimits) 
     if kind is FileKind.PDF and pages is not None and pages > limits.pdf_pages:
         return "too_many_pages"
     return None
+
+
+def files_from_context(earlier: Sequence[ContextMessage], limits: FileLimits) -> tuple[FileRef, ...]:
+    """The files of a thread's earlier messages that come along when the bot is summoned into
+    it: the newest `limits.context_files` of them, newest first."""
+    newest_first = [ref for message in reversed(earlier) for ref in reversed(message.files)]
+    return tuple(newest_first[: limits.context_files])

@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.claude.catalog import ModelCatalog
 from bot.claude.files import FILES_BETA, FilesApi
-from bot.domain import Attachment, FileRef, History, IncomingMessage, StoredTurn, ThreadKey
+from bot.domain import Attachment, ContextMessage, FileRef, History, IncomingMessage, StoredTurn, ThreadKey
 from bot.files import limits as rules
 from bot.files.blocks import file_block
 from bot.files.download import DownloadError, FileTooLarge, HostRefused
@@ -94,6 +94,12 @@ class Attachments:
             if note:
                 notes.append(note)
         return notes
+
+    def with_context_files(self, message: IncomingMessage, earlier: Sequence[ContextMessage]) -> IncomingMessage:
+        """The message with the files of the thread's earlier messages (the newest few) after
+        its own: they are stored with its turn, next to the quoted context."""
+        brought = rules.files_from_context(earlier, self.limits)
+        return replace(message, files=(*message.files, *brought)) if brought else message
 
     async def _ingest_one(
         self, message: IncomingMessage, surface: MessageSurface, model: str, ref: FileRef
