@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from fakes.anthropic_server import IMAGE_TOKENS, ApiError, JsonDict, _json_response
 
@@ -119,9 +119,9 @@ class FakeFiles:
         reader = await request.multipart()
         stored: StoredFile | None = None
         async for part in reader:
-            if getattr(part, "name", None) != "file":
+            if not isinstance(part, BodyPartReader) or part.name != "file":
                 continue
-            data = await part.read()  # type: ignore[union-attr]
+            data = await part.read()
             if len(data) > MAX_FILE_BYTES:
                 raise ApiError(413, "File too large", "request_too_large")
             mime = part.headers.get("Content-Type", "application/octet-stream")

@@ -442,6 +442,8 @@ class RecordedRequest:
     request_id: str
     status: int | None = None
     """Status answered; ``None`` while in progress or if the connection was dropped."""
+    size: int = 0
+    """Bytes of the request body as sent."""
 
 
 @dataclass(frozen=True)
@@ -808,9 +810,11 @@ class FakeAnthropic(LoopbackServer):
 
     async def _record(self, request: web.Request, request_id: str, auth_ok: bool) -> RecordedRequest:
         body: Any = None
+        size = request.content_length or 0
         if request.content_type.startswith("multipart/"):  # an upload: its handler reads the stream
             body = f"<multipart: {request.content_length} bytes>"
         elif raw := await request.read():
+            size = len(raw)
             try:
                 body = json.loads(raw)
             except (UnicodeDecodeError, json.JSONDecodeError):
@@ -824,6 +828,7 @@ class FakeAnthropic(LoopbackServer):
             body=body,
             received_at=time.monotonic(),
             request_id=request_id,
+            size=size,
         )
         self.requests.append(record)
         return record

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from bot.app import Core
+from fakes import sample_files as samples
 from fakes.anthropic_server import FakeAnthropic
 from fakes.discord_server import FakeDiscord, message_payload
-from tests import file_samples as samples
 from tests.discord_harness import DiscordHarness, discord_service
 
 

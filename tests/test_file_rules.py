@@ -8,7 +8,7 @@ from bot.domain import ContextMessage, FileRef
 from bot.files import limits as rules
 from bot.files.download import host_allowed, with_api_host
 from bot.files.kinds import FileKind, image_size, pdf_pages, sniff
-from tests import file_samples as samples
+from fakes import sample_files as samples
 
 
 @pytest.mark.parametrize(

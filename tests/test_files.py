@@ -9,9 +9,9 @@ from typing import Any
 
 from bot.app import Core
 from bot.domain import FileRef, IncomingMessage
+from fakes import sample_files as samples
 from fakes.anthropic_server import FakeAnthropic
 from fakes.recording import RecordingPlatform, message, thread
-from tests import file_samples as samples
 
 
 def with_files(platform: RecordingPlatform, incoming: IncomingMessage, *files: tuple[str, bytes]) -> IncomingMessage:

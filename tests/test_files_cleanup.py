@@ -12,9 +12,9 @@ from sqlalchemy import func, select, update
 from bot.app import Core
 from bot.domain import CommandInvocation, FileRef, IncomingMessage, ThreadKey, now
 from bot.schema import attachments, conversations
+from fakes import sample_files as samples
 from fakes.anthropic_server import FakeAnthropic
 from fakes.recording import RecordingPlatform, message, person, thread
-from tests import file_samples as samples
 from tests.conftest import API_KEY
 from tests.test_cli import run_bot, scratch_env
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fakes import sample_files as samples
 from fakes.anthropic_server import FakeAnthropic
-from tests import file_samples as samples
 from tests.test_cli import chat_env, run_bot, workdir  # noqa: F401 (fixtures)
 
 

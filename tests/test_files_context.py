@@ -10,9 +10,9 @@ from sqlalchemy import select
 from bot.app import Core
 from bot.domain import ChannelSettings, FileRef, IncomingMessage
 from bot.schema import attachments
+from fakes import sample_files as samples
 from fakes.anthropic_server import FakeAnthropic, ModelSpec, count_input_tokens
 from fakes.recording import RecordingPlatform, message, thread
-from tests import file_samples as samples
 
 WINDOW = 20_000
 

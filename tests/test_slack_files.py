@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from fakes import sample_files as samples
 from fakes.anthropic_server import FakeAnthropic
 from fakes.slack_server import FakeSlack
-from tests import file_samples as samples
 from tests.slack_harness import SlackHarness, channel_message, dm, mention, next_ts
 
 READS = "I read images (PNG, JPEG, GIF, WebP), PDFs and text files."

@@ -1,4 +1,4 @@
-"""Small real files for the file tests: headers as the formats define them."""
+"""Small real files for tests and benchmarks: headers as the formats define them."""
 
 from __future__ import annotations
 
