@@ -347,7 +347,7 @@ class ConversationService:
     async def _request(
         self, settings: ChannelSettings, turns: list[StoredTurn], max_tokens: int, surface: MessageSurface
     ) -> ClaudeRequest:
-        prepared = await self.files.prepare(turns, surface)
+        prepared = await self.files.prepare(turns, surface, settings.model)
         messages = to_messages(turns, prepared.blocks)
         return ClaudeRequest(settings.model, settings.system_prompt, messages, max_tokens, betas=prepared.betas)
 

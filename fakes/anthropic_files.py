@@ -147,7 +147,10 @@ class FakeFiles:
 
     # --- content blocks of a Messages request ------------------------------------------
 
-    def validate_messages(self, body: Mapping[str, Any], headers: Mapping[str, str]) -> None:
+    def validate_messages(
+        self, body: Mapping[str, Any], headers: Mapping[str, str], reads: Mapping[str, bool | None] | None = None
+    ) -> None:
+        """`reads`: the model's capabilities ("image", "pdf" -> False refuses those blocks)."""
         for index, message in enumerate(body.get("messages") or []):
             content = message.get("content") if isinstance(message, dict) else None
             if not isinstance(content, list):
@@ -155,7 +158,18 @@ class FakeFiles:
             for number, block in enumerate(content):
                 where = f"messages.{index}.content.{number}"
                 if isinstance(block, dict) and block.get("type") in ("image", "document"):
+                    kind = "image" if block["type"] == "image" else ("pdf" if self._is_pdf(block) else "text")
+                    if (reads or {}).get(kind) is False:
+                        raise ApiError(400, f"{where}: this model does not support {kind} input")
                     self._validate_block(block, where, headers)
+
+    def _is_pdf(self, block: Mapping[str, Any]) -> bool:
+        source = block.get("source") if isinstance(block.get("source"), dict) else {}
+        assert isinstance(source, dict)
+        if source.get("type") == "file":
+            stored = self.files.get(str(source.get("file_id")))
+            return stored is not None and stored.mime_type == "application/pdf"
+        return source.get("media_type") == "application/pdf"
 
     def _validate_block(self, block: Mapping[str, Any], where: str, headers: Mapping[str, str]) -> None:
         source = block.get("source")

@@ -922,7 +922,9 @@ class FakeAnthropic(LoopbackServer):
         streaming = body.get("stream") is True
         if fault is not None and (fault.kind == "status" or not streaming):
             return self._fail_before_response(request, fault)
-        self.files.validate_messages(body, request.headers)
+        model = next((m for m in self.models if m.id == body.get("model")), None)
+        reads = {"image": model.image_input, "pdf": model.pdf_input} if model else None
+        self.files.validate_messages(body, request.headers, reads)
         plan = await self._plan(body, request_id)
         if streaming:
             return await self._stream(request, plan, fault)

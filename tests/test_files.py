@@ -220,3 +220,44 @@ async def test_the_fake_refuses_malformed_image_and_document_blocks_as_the_api_d
             raise AssertionError("a deleted file is still there")
 
 
+
+
+async def test_a_file_too_long_for_the_models_window_gets_a_line_not_a_silent_cut(
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.models[0] = dataclasses.replace(fake_anthropic.models[0], max_input_tokens=100_000)
+    asked = with_files(adapter, message(thread(), "summarize the book"), ("book.pdf", samples.pdf(40)))
+    await adapter.deliver(core.service, asked)
+
+    final = adapter.finals()[-1]
+    assert "(I didn't read `book.pdf`: it is too long for the context window of the model" in final
+    assert final.startswith("You said:")
+    assert blocks_of(fake_anthropic.message_requests[-1], "document") == []
+
+
+async def test_images_posted_before_a_switch_to_a_model_without_image_input_are_left_out(
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.models.append(
+        dataclasses.replace(fake_anthropic.models[0], id="claude-textonly-1", image_input=False, pdf_input=False)
+    )
+    where = thread()
+    await adapter.deliver(core.service, with_files(adapter, message(where, "see"), ("s.png", samples.png())))
+    core.service.settings.defaults = dataclasses.replace(core.service.settings.defaults, model="claude-textonly-1")
+    await adapter.deliver(core.service, message(where, "and now?", mention=False))
+
+    assert blocks_of(fake_anthropic.message_requests[-1], "image") == []
+    assert all(r.status == 200 for r in fake_anthropic.requests if r.path == "/v1/messages")
+
+
+async def test_an_answer_started_again_does_not_read_the_files_twice(
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
+) -> None:
+    asked = with_files(adapter, message(thread(), "look"), ("s.png", samples.png()))
+    turn = await core.service.accept(asked)
+    assert turn is not None
+    await core.service.answer(turn, adapter.surface(asked))
+    await core.service.answer(turn, adapter.surface(asked))  # as recovery would, after a crash
+
+    assert len(adapter.downloads) == 1
+    assert len(blocks_of(fake_anthropic.message_requests[-1], "image")) == 1

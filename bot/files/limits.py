@@ -94,6 +94,16 @@ def model_cannot_note(name: str, kind: FileKind, model: str) -> str:
     return f"(I didn't read `{_safe(name)}`: the model `{model}` cannot read {what}.)"
 
 
+def too_long_note(name: str, model: str) -> str:
+    return f"(I didn't read `{_safe(name)}`: it is too long for the context window of the model `{model}`.)"
+
+
+def fits_window(tokens: int, context_window: int) -> bool:
+    """Whether a file leaves room in the window for the conversation around it: at most
+    half of it, the share trimming keeps (see `bot.prompt.fit_context`)."""
+    return tokens <= context_window // 2
+
+
 def unavailable_note(name: str) -> str:
     return f"(I couldn't fetch `{_safe(name)}` from the chat, so I answered without it.)"
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bot.claude.catalog import ModelCatalog
+from bot.claude.catalog import DEFAULT_CONTEXT_WINDOW, ModelCatalog
 from bot.claude.files import FILES_BETA, FilesApi
 from bot.domain import Attachment, ContextMessage, FileRef, History, IncomingMessage, StoredTurn, ThreadKey
 from bot.files import limits as rules
@@ -86,6 +86,8 @@ class Attachments:
         returns a line for each file not read."""
         notes: list[str] = []
         files = message.files
+        if files and await self.store.turn_has_files(message.thread, message.message_id):
+            return notes  # read before (an answer started again after a restart)
         if len(files) > self.limits.files_per_message:
             notes.append(rules.too_many_files_note(len(files), self.limits))
             files = files[: self.limits.files_per_message]
@@ -147,6 +149,10 @@ class Attachments:
             # No page objects to count (compressed object streams): ask the API what it costs.
             counted = await self.files.count_tokens(model, file_block(attachment, data))
             attachment = replace(attachment, tokens=counted or attachment.tokens)
+        info = await self.catalog.get(model)
+        window = info.context_window if info is not None else DEFAULT_CONTEXT_WINDOW
+        if not rules.fits_window(attachment.tokens, window):
+            return rules.too_long_note(ref.name, model)
         await self.store.add(message.thread, message.message_id, attachment)
         return None
 
@@ -177,13 +183,16 @@ class Attachments:
         turns = [replace(t, attachments=tuple(found[t.id])) if t.id in found else t for t in history.turns]
         return History(turns, history.trim_noticed)
 
-    async def prepare(self, turns: Sequence[StoredTurn], surface: MessageSurface) -> PreparedFiles:
+    async def prepare(self, turns: Sequence[StoredTurn], surface: MessageSurface, model: str) -> PreparedFiles:
         """The blocks of the attachments of `turns`; inline bytes from memory or the platform
-        (a file the platform no longer serves is left out)."""
+        (a file the platform no longer serves is left out, and so are images or PDFs posted
+        before the channel switched to a model that cannot read them)."""
         prepared = PreparedFiles()
         for turn in turns:
             blocks = []
             for attachment in turn.attachments:
+                if not await self._model_reads(model, FileKind(attachment.kind)):
+                    continue
                 if attachment.file_id is not None:
                     prepared.file_ids.add(attachment.file_id)
                     blocks.append(file_block(attachment))

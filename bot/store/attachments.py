@@ -78,6 +78,21 @@ class AttachmentStore:
             )
             return True
 
+    async def turn_has_files(self, thread: ThreadKey, message_id: str) -> bool:
+        """Whether the user turn of the platform message `message_id` has files stored already."""
+        query = (
+            select(attachments.c.id)
+            .select_from(
+                attachments.join(messages, attachments.c.message_id == messages.c.id).join(
+                    conversations, messages.c.conversation_id == conversations.c.id
+                )
+            )
+            .where(thread_filter(thread), messages.c.platform_message_id == message_id)
+            .limit(1)
+        )
+        async with self._db.engine.connect() as conn:
+            return (await conn.execute(query)).first() is not None
+
     async def same_file(self, thread: ThreadKey, sha256: str) -> Attachment | None:
         """A file with these bytes already stored in the conversation, if any."""
         query = (
