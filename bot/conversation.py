@@ -202,7 +202,7 @@ class ConversationService:
         started = time.monotonic()
         settings = await self.settings.for_channel(message.channel)
         file_notes = await self.files.ingest(message, surface, settings.model)
-        history = await self.files.with_attachments(await self.store.turns.load_history(message.thread))
+        history = await self.files.with_attachments(message.thread, await self.store.turns.load_history(message.thread))
         if already_answered(history, message.message_id):
             log.info("turn already answered along with an earlier one: thread=%s", message.thread)
             return TurnOutcome(answered=False)

@@ -175,9 +175,9 @@ class Attachments:
 
     # --- the history's files -----------------------------------------------------------
 
-    async def with_attachments(self, history: History) -> History:
+    async def with_attachments(self, thread: ThreadKey, history: History) -> History:
         """The history with each user turn's attachments."""
-        found = await self.store.for_turns([t.id for t in history.turns if t.role == "user"])
+        found = await self.store.of_conversation(thread) if history.turns else {}
         if not found:
             return history
         turns = [replace(t, attachments=tuple(found[t.id])) if t.id in found else t for t in history.turns]

@@ -4,7 +4,7 @@ deleted at the Files API (see `bot.files.service.Attachments.sweep`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import and_, delete, select, update
@@ -106,12 +106,13 @@ class AttachmentStore:
             row = (await conn.execute(query)).first()
         return _attachment(row) if row is not None else None
 
-    async def for_turns(self, turn_ids: Sequence[int]) -> dict[int, list[Attachment]]:
-        """The attachments of each of these turns, in the order they were posted."""
-        if not turn_ids:
-            return {}
+    async def of_conversation(self, thread: ThreadKey) -> dict[int, list[Attachment]]:
+        """The attachments of the conversation's turns, by turn id, in the order they were posted."""
         query = (
-            select(*_COLUMNS).where(attachments.c.message_id.in_(list(turn_ids))).order_by(attachments.c.id)
+            select(*_COLUMNS)
+            .select_from(attachments.join(conversations))
+            .where(thread_filter(thread), attachments.c.message_id.is_not(None))
+            .order_by(attachments.c.id)
         )
         found: dict[int, list[Attachment]] = {}
         async with self._db.engine.connect() as conn:
