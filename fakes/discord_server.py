@@ -12,6 +12,8 @@ constructed*::
 
 There is no gateway: tests feed the ``d`` payloads built by the functions below
 to discord.py's own parsers (``client._connection.parsers["MESSAGE_CREATE"](payload)``).
+Attachments: `FakeDiscord.add_attachment` hosts a file on the fake CDN and returns the
+payload to put in a message's ``attachments`` (see `fakes.discord_files`).
 
 Wire format (as Discord, and as discord.py 2.7.1 needs it)
 ----------------------------------------------------------

@@ -30,6 +30,8 @@ Methods
 ``reactions.add``, ``reactions.remove``, ``assistant.threads.setStatus``,
 ``assistant.threads.setSuggestedPrompts``, ``assistant.threads.setTitle`` and
 ``apps.connections.open``.  Anything else answers ``unknown_method``.
+Files: `FakeSlack.add_file` hosts one at ``url_private_download`` (``GET /files-pri/...``,
+bot token required, each download recorded: see `fakes.slack_files`).
 
 Limits: ``text`` over 40,000 characters, ``markdown_text`` over 12,000, or
 ``markdown`` blocks whose texts add up to more than 12,000 -> ``msg_too_long``;
