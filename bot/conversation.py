@@ -37,6 +37,7 @@ from bot.domain import (
     ThreadKey,
 )
 from bot.errors import ServiceUnavailable
+from bot.files.service import Attachments
 from bot.locks import ThreadBusy, ThreadLocks
 from bot.policy import (
     BUSY_NOTE,
@@ -101,6 +102,7 @@ class ConversationService:
         max_concurrent_claude_calls: int = 256,
         locks: ThreadLocks | None = None,
         instance_id: str = "",
+        files: Attachments | None = None,
     ) -> None:
         self.store = store
         self.claude = claude
@@ -109,6 +111,7 @@ class ConversationService:
         self.locks = locks or ThreadLocks()
         self.tasks = TaskSet()
         self.instance_id = instance_id  # owns the turns this instance accepts (see bot.recovery)
+        self.files = files or Attachments(store.attachments, claude.files, claude.catalog)
         self._claude_slots = asyncio.Semaphore(max_concurrent_claude_calls)
         self.changes = MessageChanges(store)
 
@@ -193,6 +196,7 @@ class ConversationService:
                     await self.store.turns.add_thread_context(
                         message.thread, message.message_id, render_thread_context(earlier)
                     )
+                    message = self.files.with_context_files(message, earlier)
             return await self._answer(message, surface)
 
     async def handle(self, message: IncomingMessage, surface: MessageSurface) -> TurnOutcome:
@@ -213,6 +217,7 @@ class ConversationService:
     async def _answer(self, message: IncomingMessage, surface: MessageSurface) -> TurnOutcome:
         started = time.monotonic()
         settings = await self.settings.for_channel(message.channel)
+        file_notes = await self.files.ingest(message, surface, settings.model)
         history = await self.store.turns.load_history(message.thread)
         if history.read_back_from is not None:  # replies may have overtaken the mention that started it
             for later in await surface.fetch_later_messages(history.read_back_from):
@@ -222,6 +227,7 @@ class ConversationService:
         if moves := in_posting_order(history):  # a retried delivery was stored after a later message
             await self.store.turns.reposition(moves)
             history = await self.store.turns.load_history(message.thread)
+        history = await self.files.with_attachments(message.thread, history)
         if already_answered(history, message.message_id):
             log.info("turn already answered along with an earlier one: thread=%s", message.thread)
             return TurnOutcome(answered=False)
@@ -229,7 +235,7 @@ class ConversationService:
         async with self._claude_slots:
             reply_stream = ShownAnswer(await surface.open_reply(), message.thread)
             try:
-                return await self._complete(message, settings, history, reply_stream, started)
+                return await self._complete(message, settings, history, reply_stream, started, surface, file_notes)
             except ClaudeError as error:
                 log.warning(
                     "turn failed: thread=%s model=%s kind=%s status=%s request_id=%s",
@@ -296,9 +302,12 @@ class ConversationService:
         history: History,
         reply_stream: ShownAnswer,
         started: float,
+        surface: MessageSurface,
+        file_notes: list[str],
     ) -> TurnOutcome:
         """Ask Claude, store the answer, then show its final text."""
-        reply, notes, sent = await self._ask_claude(message.thread, settings, history, reply_stream)
+        reply, notes, sent = await self._ask_claude(message.thread, settings, history, reply_stream, surface)
+        notes = [*file_notes, *notes]
         answer = reply.text if reply.text.strip() else ""  # whitespace alone is no answer
         # A refusal is stored even without text: its stop reason marks the exchange as never resent.
         stored_text = answer or (REFUSAL_PLACEHOLDER if reply.stop_reason == "refusal" else "")
@@ -328,7 +337,12 @@ class ConversationService:
         return TurnOutcome(answered=True, reply=reply)
 
     async def _ask_claude(
-        self, thread: ThreadKey, settings: ChannelSettings, history: History, reply_stream: ReplyStream
+        self,
+        thread: ThreadKey,
+        settings: ChannelSettings,
+        history: History,
+        reply_stream: ReplyStream,
+        surface: MessageSurface,
     ) -> tuple[ClaudeReply, list[str], list[StoredTurn]]:
         """Fit the history to the window and stream the answer; on "prompt too long", trim
         harder and try once more. Returns the reply, the notes to show and the turns sent."""
@@ -339,23 +353,38 @@ class ConversationService:
 
         plan = fit_context(history.turns, budget)
         trimmed = await self._keep_from(thread, plan)
-        request = ClaudeRequest(settings.model, settings.system_prompt, to_messages(plan.turns), max_tokens)
+        request = await self._request(settings, plan.turns, max_tokens, surface)
         try:
             reply = await self.claude.stream(request, reply_stream.append)
         except ClaudeError as error:
-            if error.kind != "prompt_too_long":
+            # A request with uploaded files refused: the Files API may have lost some (once).
+            renewed = None
+            if error.kind == "bad_request" and request.betas:
+                renewed = await self.files.restore(thread, plan.turns, surface)
+            if renewed:
+                request = await self._request(settings, renewed, max_tokens, surface)
+                reply = await self.claude.stream(request, reply_stream.append)
+            elif error.kind != "prompt_too_long":
                 raise
-            # Our estimate was too low for this text: send at most half of what was refused.
-            plan = fit_context(history.turns, context_tokens(plan.turns) // 2, keep_share=1.0)
-            trimmed = await self._keep_from(thread, plan) or trimmed
-            request = ClaudeRequest(settings.model, settings.system_prompt, to_messages(plan.turns), max_tokens)
-            reply = await self.claude.stream(request, reply_stream.append)
+            else:
+                # Our estimate was too low for this text: send at most half of what was refused.
+                plan = fit_context(history.turns, context_tokens(plan.turns) // 2, keep_share=1.0)
+                trimmed = await self._keep_from(thread, plan) or trimmed
+                request = await self._request(settings, plan.turns, max_tokens, surface)
+                reply = await self.claude.stream(request, reply_stream.append)
 
         if reply.stop_reason == "model_context_window_exceeded":
             hard_trim = fit_context(plan.turns, budget, keep_share=_HARD_TRIM_SHARE)
             await self.store.turns.trim_context(thread, first_kept=hard_trim.turns[0].order)
         notes = [stop_note(reply.stop_reason), TRIMMED_NOTE if trimmed and not history.trim_noticed else None]
         return reply, [note for note in notes if note], plan.turns
+
+    async def _request(
+        self, settings: ChannelSettings, turns: list[StoredTurn], max_tokens: int, surface: MessageSurface
+    ) -> ClaudeRequest:
+        prepared = await self.files.prepare(turns, surface, settings.model)
+        messages = to_messages(turns, prepared.blocks)
+        return ClaudeRequest(settings.model, settings.system_prompt, messages, max_tokens, betas=prepared.betas)
 
     async def _keep_from(self, thread: ThreadKey, plan: ContextPlan) -> bool:
         """Where a plan dropped older turns, stop sending them from now on; True if it did."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from bot.domain import CommandInvocation, ContextMessage, IncomingMessage, PostedMessage, ThreadKey
+from bot.domain import CommandInvocation, ContextMessage, FileRef, IncomingMessage, PostedMessage, ThreadKey
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -62,6 +62,11 @@ class MessageSurface(Protocol):
     async def fetch_later_messages(self, after_message_id: str) -> list[IncomingMessage]:
         """People's messages posted in this thread after `after_message_id`, oldest first, translated
         as if delivered ([] where the platform cannot say or has no threads)."""
+        ...
+
+    async def download_file(self, file: FileRef, limit: int) -> bytes:
+        """The bytes of a file of this conversation, at most `limit` of them; raises
+        `bot.files.download.FileTooLarge`, `HostRefused` or `DownloadFailed`."""
         ...
 
 

@@ -181,3 +181,27 @@ audit_log = Table(
     Column("new_value", Text, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
 )
+
+# Files attached to user turns: what was sent to Claude, never the bytes. A row whose turn
+# (or conversation) was deleted keeps its `file_id` with `message_id` NULL until the upload
+# is deleted at the Files API too (bot/files/service.py `sweep`).
+attachments = Table(
+    "attachments",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("message_id", BigInteger, ForeignKey("messages.id", ondelete="SET NULL"), nullable=True),
+    Column("conversation_id", BigInteger, ForeignKey("conversations.id", ondelete="SET NULL"), nullable=True),
+    Column("platform_file_id", String(128), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("source_url", Text, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("media_type", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("tokens", Integer, nullable=False),
+    Column("file_id", String(128), nullable=True),  # the Files API's id; None: sent inline
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_attachments_message_id", "message_id"),
+    Index("ix_attachments_conversation_sha", "conversation_id", "sha256"),
+    Index("ix_attachments_file_id", "file_id"),
+)

@@ -12,6 +12,8 @@ constructed*::
 
 There is no gateway: tests feed the ``d`` payloads built by the functions below
 to discord.py's own parsers (``client._connection.parsers["MESSAGE_CREATE"](payload)``).
+Attachments: `FakeDiscord.add_attachment` hosts a file on the fake CDN and returns the
+payload to put in a message's ``attachments`` (see `fakes.discord_files`).
 
 Wire format (as Discord, and as discord.py 2.7.1 needs it)
 ----------------------------------------------------------
@@ -126,6 +128,7 @@ from typing import Any, Literal
 from aiohttp import BodyPartReader, web
 
 from fakes.base import LoopbackServer
+from fakes.discord_files import FakeDiscordFiles
 
 __all__ = [
     "ADMINISTRATOR",
@@ -1289,6 +1292,8 @@ class FakeDiscord(LoopbackServer):
         self._refused_messages: dict[int, _Fault] = {}
         self._buckets: dict[str, _Bucket] = {}
         self._runner: web.AppRunner | None = None
+        self.cdn = FakeDiscordFiles()
+        """Attachments served at their URLs (see `fakes.discord_files`); `add_attachment` hosts one."""
         self._routes = self._build_routes()
 
     # ------------------------------------------------------------------ lifecycle
@@ -1662,8 +1667,13 @@ class FakeDiscord(LoopbackServer):
 
     def _build_app(self) -> web.Application:
         app = web.Application(client_max_size=32 * 1024 * 1024)
+        self.cdn.add_routes(app)  # before the catch-all
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         return app
+
+    def add_attachment(self, channel_id: Any, filename: str, data: bytes, **extra: Any) -> JsonDict:
+        """Host a file on the fake CDN; returns the attachment payload a message carries."""
+        return self.cdn.add(self.base_url, channel_id, filename, data, **extra)
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         prefix = f"/api/v{API_VERSION}"

@@ -21,10 +21,11 @@ from adapters.discord.commands import claude_group
 from adapters.discord.gateway import use_api_gateway, why_the_gateway_stopped
 from adapters.discord.outage import RETRY_DELAYS, HeldMessages
 from adapters.discord.reply import NO_MENTIONS
-from adapters.discord.surface import DiscordCommandSurface, DiscordMessageSurface
+from adapters.discord.surface import DISCORD_FILE_HOSTS, DiscordCommandSurface, DiscordMessageSurface
 from adapters.discord.translate import PLATFORM, command_invocation, incoming_message, replied_to_bot
 from bot.domain import IncomingMessage, PostedMessage, ThreadKey
 from bot.errors import ServiceUnavailable, StartupError
+from bot.files.download import with_api_host
 from bot.ports import Inbox, MessageSurface
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ class DiscordAdapter:
         for handler in (self.on_raw_message_delete, self.on_raw_bulk_message_delete, self.on_raw_message_edit):
             self.client.event(handler)
         self.held = HeldMessages(config.outage_retry_delays)
+        self.file_hosts = with_api_host(DISCORD_FILE_HOSTS, config.api_url, "discord.com")
         self._inbox: Inbox | None = None
         self._gateway: asyncio.Task[str | None] | None = None
         self._starting = False
@@ -160,7 +162,7 @@ class DiscordAdapter:
                 log.warning("discord: could not look up channel %s", message.channel.id)
         incoming = incoming_message(message, me, await self._continued(message, me))
         if incoming is not None and self._inbox is not None:
-            surface = DiscordMessageSurface(self.client, message, incoming)
+            surface = DiscordMessageSurface(self.client, message, incoming, self.file_hosts)
             await self.held.submit(self._inbox, incoming, surface)
 
     async def _continued(self, message: discord.Message, me: discord.ClientUser) -> ThreadKey | None:
@@ -210,7 +212,7 @@ class DiscordAdapter:
             except (discord.HTTPException, ValueError, AttributeError):
                 continue
             again = incoming_message(original, me, await self._continued(original, me)) if me is not None else None
-            return DiscordMessageSurface(self.client, original, again or message)
+            return DiscordMessageSurface(self.client, original, again or message, self.file_hosts)
         return None
 
     async def _run_command(self, interaction: discord.Interaction, name: str, argument: str) -> None:

@@ -7,12 +7,14 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import aiohttp
 import discord
 
 from adapters.discord.reply import MESSAGE_LIMIT, NO_MENTIONS, DiscordReply
-from adapters.discord.translate import SPOKEN_TYPES
+from adapters.discord.translate import SPOKEN_TYPES, attachment_refs
 from adapters.streaming import split_all
-from bot.domain import ContextMessage, IncomingMessage
+from bot.domain import ContextMessage, FileRef, IncomingMessage
+from bot.files.download import fetch_limited
 from bot.ports import ReplyStream
 
 log = logging.getLogger(__name__)
@@ -20,6 +22,7 @@ log = logging.getLogger(__name__)
 THREAD_ARCHIVE_MINUTES: Literal[1440] = 1440  # a day
 THREAD_NAME_CHARS = 90
 CONTEXT_MESSAGES = 50
+DISCORD_FILE_HOSTS = ("cdn.discordapp.com", "media.discordapp.net")  # where attachments are served
 THREAD_ALREADY_EXISTS = 160004  # Discord's error code: a thread was already started from this message
 
 
@@ -28,6 +31,7 @@ class DiscordMessageSurface:
     client: discord.Client
     original: discord.Message
     message: IncomingMessage
+    file_hosts: tuple[str, ...] = DISCORD_FILE_HOSTS
 
     async def open_reply(self) -> ReplyStream:
         """In a thread or a DM, answer there; in a channel, open a thread on the message, or
@@ -63,6 +67,11 @@ class DiscordMessageSurface:
     async def fetch_later_messages(self, after_message_id: str) -> list[IncomingMessage]:
         return []  # Discord does not deliver a message again: nothing can overtake it
 
+    async def download_file(self, file: FileRef, limit: int) -> bytes:
+        # Attachment URLs are signed CDN links: no token is sent with them.
+        async with aiohttp.ClientSession() as session:
+            return await fetch_limited(session, file.url, hosts=self.file_hosts, limit=limit)
+
     async def fetch_thread_context(self) -> list[ContextMessage]:
         channel = self.original.channel
         if not isinstance(channel, discord.Thread):
@@ -73,9 +82,9 @@ class DiscordMessageSurface:
             log.warning("discord: could not read the thread for context (%s)", type(exc).__name__)
             return []
         return [
-            ContextMessage(m.author.display_name, m.content, is_bot=m.author.bot)
+            ContextMessage(m.author.display_name, m.content, is_bot=m.author.bot, files=attachment_refs(m))
             for m in reversed(history)
-            if m.type in SPOKEN_TYPES and m.content
+            if m.type in SPOKEN_TYPES and (m.content or m.attachments)
         ]
 
 

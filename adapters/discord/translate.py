@@ -15,7 +15,7 @@ import re
 
 import discord
 
-from bot.domain import Actor, ChannelKey, CommandInvocation, IncomingMessage, ThreadKey
+from bot.domain import Actor, ChannelKey, CommandInvocation, FileRef, IncomingMessage, ThreadKey
 
 PLATFORM = "discord"
 DM_WORKSPACE = "@me"
@@ -67,7 +67,12 @@ def incoming_message(
         mentions_bot=mentions_bot,
         is_thread_reply=is_thread_reply,
         sent_at=message.created_at,  # from the snowflake: Discord's own clock
+        files=attachment_refs(message),
     )
+
+
+def attachment_refs(message: discord.Message) -> tuple[FileRef, ...]:
+    return tuple(FileRef(str(a.id), a.filename, a.url, a.size) for a in message.attachments)
 
 
 def without_own_mention(content: str, me: discord.ClientUser) -> str:

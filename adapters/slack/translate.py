@@ -7,6 +7,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from adapters.slack.files import file_refs
 from adapters.slack.users import SlackUsers
 from bot.domain import Actor, ChannelKey, CommandInvocation, IncomingMessage, ThreadKey
 
@@ -62,6 +63,7 @@ class SlackTranslator:
             mentions_bot=mentions_bot,
             is_thread_reply=is_thread_reply,
             sent_at=posted_at(ts),
+            files=file_refs(event),
         )
 
     def command(self, payload: dict[str, Any]) -> CommandInvocation:

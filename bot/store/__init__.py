@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.store.attachments import AttachmentStore
 from bot.store.changes import MessageChangeStore
 from bot.store.channels import ChannelStore, SettingsRows
 from bot.store.db import Database, create_engine
@@ -31,6 +32,7 @@ class Store:
         self.people = PeopleData(self.db)
         self.changes = MessageChangeStore(self.db)
         self.shown = ShownMessages(self.db)
+        self.attachments = AttachmentStore(self.db)
 
     @property
     def engine(self) -> AsyncEngine:
