@@ -31,7 +31,9 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack import changes
 from adapters.slack.assistant import DEFAULT_PROMPTS, AssistantPane
+from adapters.slack.files import SLACK_FILE_HOSTS, SlackFileHost
 from adapters.slack.ingress import LISTENER_FAILED, SlackIngress
 from adapters.slack.oauth import (
     INSTALL_PATH,
@@ -46,6 +48,7 @@ from adapters.slack.translate import PLATFORM, SlackTranslator
 from adapters.slack.users import SlackUsers
 from bot.domain import IncomingMessage
 from bot.errors import ServiceUnavailable, StartupError
+from bot.files.download import with_api_host
 from bot.ports import Inbox, MessageSurface
 
 log = logging.getLogger(__name__)
@@ -62,6 +65,7 @@ class SlackConfig:
     command: str = "/claude"
     suggested_prompts: tuple[dict[str, str], ...] = DEFAULT_PROMPTS
     rate_limit_retries: int = 5
+    file_hosts: tuple[str, ...] = SLACK_FILE_HOSTS  # the only hosts the bot token is sent to for files
     oauth: SlackOAuthConfig | None = None  # set: many workspaces, each with its token (no bot_token)
 
 
@@ -94,12 +98,14 @@ class SlackAdapter:
         )
         self._workspaces: dict[str, SlackWorkspace] = {}  # OAuth mode: by team id
         users = SlackUsers(self.client)
+        self._file_hosts = with_api_host(config.file_hosts, config.api_url, "slack.com")
         self.slack = SlackWorkspace(
             client=self.client,
             users=users,
             translator=SlackTranslator(users, bot_user_id="", team_id=""),
             pane=AssistantPane(self.client, config.suggested_prompts),
             streaming=StreamingSupport(),
+            files=SlackFileHost(config.bot_token, self._file_hosts, lambda: self.client.session),
         )
         self._ingress = SlackIngress(self.app, config.signing_secret or "")
         self._socket: AsyncSocketModeHandler | None = None
@@ -195,6 +201,7 @@ class SlackAdapter:
             translator=SlackTranslator(users, bot_user_id=bot_user_id or "", team_id=team_id),
             pane=AssistantPane(client, self.config.suggested_prompts),
             streaming=self.slack.streaming,
+            files=SlackFileHost(client.token or "", self._file_hosts, lambda: self.client.session),
         )
         self._workspaces[team_id] = made
         return made
@@ -280,6 +287,9 @@ class SlackAdapter:
     async def _on_message(
         self, event: dict[str, Any], body: dict[str, Any], slack: SlackWorkspace, *, mentioned: bool, redelivered: bool
     ) -> None:
+        if event.get("subtype") in changes.CHANGE_SUBTYPES:
+            await self._on_change(event, body, slack)
+            return
         try:
             message = await slack.translator.message(event, body, mentioned=mentioned)
             if message is not None and redelivered:
@@ -290,6 +300,23 @@ class SlackAdapter:
         if message is not None and self._inbox is not None:
             with _ours():
                 await self._inbox.submit(message, SlackMessageSurface(slack, message, event))
+
+    async def _on_change(self, event: dict[str, Any], body: dict[str, Any], slack: SlackWorkspace) -> None:
+        """A person deleted or edited a message: the core forgets or updates its turn before
+        the ack (an outage answers 503, so Slack delivers the change again)."""
+        try:
+            deleted = changes.deletion(event, body, slack.translator)
+            edited = None if deleted is not None else await changes.edit(event, body, slack.translator)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            log.warning("slack: dropped a malformed %s event (%s)", event.get("subtype"), type(exc).__name__)
+            return
+        if self._inbox is None:
+            return
+        with _ours():
+            if deleted is not None:
+                await self._inbox.message_deleted(deleted)
+            elif edited is not None:
+                await self._inbox.message_edited(*edited)
 
     async def _on_command(self, command: dict[str, Any], slack: SlackWorkspace) -> None:
         try:
