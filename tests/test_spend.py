@@ -83,6 +83,8 @@ async def test_each_answer_adds_its_usage_at_the_models_prices(
         assert await spent(core, where.channel, scope, period) == expected
     shown = await budget(core, adapter, where.channel, "", who=MEMBER)
     assert f"This channel spent ${expected / USD:,.2f} today" in shown
+    usage = await adapter.run_command(core.service, command(where.channel, "usage", who=ADMIN))
+    assert f"≈ ${expected / USD:,.2f} (estimate)" in usage, "/claude usage prices as the limits do"
     assert "This channel: no limit (default)" in shown
 
 
