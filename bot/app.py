@@ -66,7 +66,9 @@ async def open_core(config: Config) -> Core:
         max_turn_seconds=config.max_turn_seconds,
         max_retry_wait_seconds=config.max_retry_wait_seconds,
     )
-    defaults = ChannelSettings(config.default_model, config.default_system_prompt, config.max_tokens)
+    defaults = ChannelSettings(
+        config.default_model, config.default_system_prompt, config.max_tokens, web="web" in config.default_tools
+    )
     settings = ChannelSettingsResolver(store.channels, defaults)
     commands = CommandService(store, settings, claude.catalog, config.admin_user_ids)
     instance_id = f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"

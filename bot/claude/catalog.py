@@ -1,5 +1,6 @@
-"""The models Claude offers and their context windows: the models API, cached for an
-hour, or a built-in table while that API cannot be reached."""
+"""The models Claude offers and their facts (context window, output limit, capabilities,
+lifecycle): the models API, cached for an hour, or a built-in table while that API cannot
+be reached (it knows no capabilities: effort and thinking are then left out of requests)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 import time
 import typing
 from dataclasses import dataclass
+from datetime import datetime
 
 import anthropic
 
@@ -22,6 +24,32 @@ class ModelInfo:
     id: str
     context_window: int
     max_output_tokens: int
+    lifecycle: str = "active"  # active, deprecated or retired (requests naming it fail)
+    retires_at: datetime | None = None
+    adaptive_thinking: bool = False  # accepts thinking {"type": "adaptive"}
+    effort_levels: frozenset[str] = frozenset()  # the output_config.effort levels it accepts
+
+
+def model_info(info: anthropic.types.ModelInfo) -> ModelInfo:
+    """The facts the service uses, from the models API's own record of a model."""
+    caps = info.capabilities
+    levels: frozenset[str] = frozenset()
+    adaptive = False
+    if caps is not None:
+        if caps.effort.supported:
+            offered = {"low": caps.effort.low, "medium": caps.effort.medium, "high": caps.effort.high,
+                       "max": caps.effort.max, "xhigh": caps.effort.xhigh}
+            levels = frozenset(name for name, support in offered.items() if support is not None and support.supported)
+        adaptive = caps.thinking.supported and caps.thinking.types.adaptive.supported
+    return ModelInfo(
+        info.id,
+        info.max_input_tokens or DEFAULT_CONTEXT_WINDOW,
+        info.max_tokens or 64_000,
+        lifecycle=info.lifecycle,
+        retires_at=info.retires_at,
+        adaptive_thinking=adaptive,
+        effort_levels=levels,
+    )
 
 
 def _fallback_models() -> list[ModelInfo]:
@@ -57,6 +85,14 @@ class ModelCatalog:
         self._cache: TtlCache[str, dict[str, ModelInfo]] = TtlCache(ttl_seconds, max_entries=1, clock=clock)
 
     async def models(self) -> dict[str, ModelInfo]:
+        """The models a channel can use (retired ones left out)."""
+        return {key: info for key, info in (await self._every_model()).items() if info.lifecycle != "retired"}
+
+    async def get(self, model_id: str) -> ModelInfo | None:
+        """What is known of `model_id`, a retired model included."""
+        return (await self._every_model()).get(model_id)
+
+    async def _every_model(self) -> dict[str, ModelInfo]:
         try:
             return await self._cache.get_or_load(_EVERY_MODEL, self._list_models)
         except anthropic.AnthropicError as exc:
@@ -67,11 +103,8 @@ class ModelCatalog:
                 self._cache.put(_EVERY_MODEL, fallback, ttl=self._retry_seconds)
             return fallback
 
-    async def get(self, model_id: str) -> ModelInfo | None:
-        return (await self.models()).get(model_id)
-
     async def _list_models(self) -> dict[str, ModelInfo]:
         fetched: dict[str, ModelInfo] = {}
-        async for info in self._client.models.list(limit=100):
-            fetched[info.id] = ModelInfo(info.id, info.max_input_tokens or 200_000, info.max_tokens or 64_000)
+        async for info in self._client.models.list(limit=100, lifecycle=["active", "deprecated", "retired"]):
+            fetched[info.id] = model_info(info)
         return fetched or {m.id: m for m in FALLBACK_MODELS}
