@@ -88,6 +88,7 @@ async def open_core(config: Config) -> Core:
         max_concurrent_claude_calls=config.max_concurrent_claude_calls,
         locks=locks,
         instance_id=instance_id,
+        web_max_uses=config.web_max_uses,
     )
     await store.instances.heartbeat(instance_id)  # alive before the first accept (the timer keeps it so)
     return Core(config, store, claude, service)

@@ -249,10 +249,19 @@ def _listing(ids: list[str]) -> str:
 
 
 def _tokens(usage: TokenUsage) -> str:
+    tools = ""
+    if usage.web_searches or usage.web_fetches:
+        tools = f", {_several(usage.web_searches, 'web search', 'web searches')}, " + _several(
+            usage.web_fetches, "web fetch", "web fetches"
+        )
     return (
         f"{usage.input_tokens:,} input / {usage.output_tokens:,} output / "
-        f"{usage.cache_read_tokens:,} cache read / {usage.cache_write_tokens:,} cache write tokens"
+        f"{usage.cache_read_tokens:,} cache read / {usage.cache_write_tokens:,} cache write tokens{tools}"
     )
+
+
+def _several(count: int, one: str, many: str) -> str:
+    return f"{count:,} {one if count == 1 else many}"
 
 
 def _count(messages: int) -> str:

@@ -20,11 +20,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot import metrics
 from bot.channel_settings import ChannelSettingsResolver
-from bot.claude import DEFAULT_CONTEXT_WINDOW, ClaudeClient, ClaudeError, ClaudeReply, ClaudeRequest
+from bot.claude import DEFAULT_CONTEXT_WINDOW, ClaudeClient, ClaudeError, ClaudeReply
+from bot.claude.turn import TurnAnswer, TurnRunner
 from bot.commands import CommandService
 from bot.domain import ChannelSettings, CommandInvocation, History, IncomingMessage, StoredTurn, ThreadKey
 from bot.errors import ServiceUnavailable
@@ -47,7 +48,7 @@ from bot.policy import (
     stop_note,
     summoned_mid_thread,
 )
-from bot.ports import CommandSurface, MessageSurface, ReplyStream
+from bot.ports import CommandSurface, MessageSurface
 from bot.prompt import ContextPlan, context_tokens, estimate_tokens, fit_context, render_thread_context, to_messages
 from bot.showing import ShownAnswer
 from bot.store import Store
@@ -92,6 +93,7 @@ class ConversationService:
         max_concurrent_claude_calls: int = 256,
         locks: ThreadLocks | None = None,
         instance_id: str = "",
+        web_max_uses: int = 5,
     ) -> None:
         self.store = store
         self.claude = claude
@@ -101,6 +103,7 @@ class ConversationService:
         self.tasks = TaskSet()
         self.instance_id = instance_id  # owns the turns this instance accepts (see bot.recovery)
         self._claude_slots = asyncio.Semaphore(max_concurrent_claude_calls)
+        self.turns = TurnRunner(claude, web_max_uses)  # tools, pause_turn, fallback, sources
 
     # --- Inbox --------------------------------------------------------------
 
@@ -266,8 +269,9 @@ class ConversationService:
         started: float,
     ) -> TurnOutcome:
         """Ask Claude, store the answer, then show its final text."""
-        reply, notes, sent = await self._ask_claude(message.thread, settings, history, reply_stream)
-        answer = reply.text if reply.text.strip() else ""  # whitespace alone is no answer
+        turn, notes, sent = await self._ask_claude(message.thread, settings, history, reply_stream)
+        reply = turn.reply
+        answer = turn.kept if turn.kept.strip() else ""  # whitespace alone is no answer
         # A refusal is stored even without text: its stop reason marks the exchange as never resent.
         stored_text = answer or (REFUSAL_PLACEHOLDER if reply.stop_reason == "refusal" else "")
         if not stored_text:
@@ -283,7 +287,7 @@ class ConversationService:
             )
         if not answer and not notes:
             notes = [EMPTY_NOTE]
-        await reply_stream.finish(join_notes(reply.text, *notes))  # extends what was streamed
+        await reply_stream.finish(join_notes(turn.shown, *notes))  # extends what was streamed
         _count(message.thread.platform, reply, time.monotonic() - started)
         log.info(
             "turn: thread=%s model=%s stop=%s in=%d cache_read=%d cache_write=%d out=%d seconds=%.2f",
@@ -294,10 +298,11 @@ class ConversationService:
         return TurnOutcome(answered=True, reply=reply)
 
     async def _ask_claude(
-        self, thread: ThreadKey, settings: ChannelSettings, history: History, reply_stream: ReplyStream
-    ) -> tuple[ClaudeReply, list[str], list[StoredTurn]]:
+        self, thread: ThreadKey, settings: ChannelSettings, history: History, reply_stream: ShownAnswer
+    ) -> tuple[TurnAnswer, list[str], list[StoredTurn]]:
         """Fit the history to the window and stream the answer; on "prompt too long", trim
-        harder and try once more. Returns the reply, the notes to show and the turns sent."""
+        harder and try once more. Returns the answer, the notes to show and the turns sent."""
+        settings, retired = await self.settings.unretired(thread.channel, settings, self.claude.catalog)
         model = await self.claude.catalog.get(settings.model)
         max_tokens = output_limit(settings.max_tokens, model.max_output_tokens if model else None)
         window = model.context_window if model else DEFAULT_CONTEXT_WINDOW
@@ -305,23 +310,31 @@ class ConversationService:
 
         plan = fit_context(history.turns, budget)
         trimmed = await self._keep_from(thread, plan)
-        request = ClaudeRequest(settings.model, settings.system_prompt, to_messages(plan.turns), max_tokens)
+        request = await self.turns.request(
+            settings.model, settings, settings.system_prompt, to_messages(plan.turns), max_tokens
+        )
         try:
-            reply = await self.claude.stream(request, reply_stream.append)
+            turn = await self.turns.run(request, settings, reply_stream.append, reply_stream.progress)
         except ClaudeError as error:
             if error.kind != "prompt_too_long":
                 raise
             # Our estimate was too low for this text: send at most half of what was refused.
             plan = fit_context(history.turns, context_tokens(plan.turns) // 2, keep_share=1.0)
             trimmed = await self._keep_from(thread, plan) or trimmed
-            request = ClaudeRequest(settings.model, settings.system_prompt, to_messages(plan.turns), max_tokens)
-            reply = await self.claude.stream(request, reply_stream.append)
+            request = replace(request, messages=to_messages(plan.turns))
+            turn = await self.turns.run(request, settings, reply_stream.append, reply_stream.progress)
 
+        reply = turn.reply
         if reply.stop_reason == "model_context_window_exceeded":
             hard_trim = fit_context(plan.turns, budget, keep_share=_HARD_TRIM_SHARE)
             await self.store.turns.trim_context(thread, first_kept=hard_trim.turns[0].order)
-        notes = [stop_note(reply.stop_reason), TRIMMED_NOTE if trimmed and not history.trim_noticed else None]
-        return reply, [note for note in notes if note], plan.turns
+        notes = [
+            retired,
+            *turn.notes,
+            stop_note(reply.stop_reason, reply.refusal_category),
+            TRIMMED_NOTE if trimmed and not history.trim_noticed else None,
+        ]
+        return turn, [note for note in notes if note], plan.turns
 
     async def _keep_from(self, thread: ThreadKey, plan: ContextPlan) -> bool:
         """Where a plan dropped older turns, stop sending them from now on; True if it did."""

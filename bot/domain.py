@@ -191,6 +191,15 @@ class OrphanedTurn:
 
 
 @dataclass(frozen=True, slots=True)
+class Progress:
+    """What Claude is doing while no text comes: `thinking`, `searching` the web for
+    `detail` (the query) or `fetching` `detail` (a URL). Shown by the platform, never stored."""
+
+    kind: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class TokenUsage:
     input_tokens: int = 0
     output_tokens: int = 0

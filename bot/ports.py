@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from bot.domain import CommandInvocation, ContextMessage, IncomingMessage
+from bot.domain import CommandInvocation, ContextMessage, IncomingMessage, Progress
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -35,6 +35,15 @@ class ReplyStream(Protocol):
     async def append(self, delta: str) -> None: ...
 
     async def finish(self, text: str) -> None: ...
+
+
+@runtime_checkable
+class ShowsProgress(Protocol):
+    """A reply that can show what Claude is doing before and between its text: thinking,
+    searching the web for a query, reading a page. Optional: a reply without it shows its
+    usual cue. Never given the thinking itself."""
+
+    async def progress(self, status: Progress) -> None: ...
 
 
 class MessageSurface(Protocol):

@@ -75,6 +75,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
+from fakes import anthropic_tools
 from fakes.base import LoopbackServer
 
 __all__ = [
@@ -98,6 +99,7 @@ FaultKind = Literal["status", "midstream_error", "drop"]
 IMAGE_TOKENS = 1_500
 """Flat token cost of an image block."""
 
+_THINKING_MODEL = anthropic_tools.capabilities(thinking=True, effort=("low", "medium", "high", "max"))
 DEFAULT_MODELS: tuple[Mapping[str, Any], ...] = (
     {
         "id": "claude-sonnet-5-5",
@@ -105,6 +107,7 @@ DEFAULT_MODELS: tuple[Mapping[str, Any], ...] = (
         "max_input_tokens": 1_000_000,
         "max_tokens": 64_000,
         "created_at": "2026-09-30T00:00:00Z",
+        "capabilities": _THINKING_MODEL,
     },
     {
         "id": "claude-opus-5-5",
@@ -112,6 +115,7 @@ DEFAULT_MODELS: tuple[Mapping[str, Any], ...] = (
         "max_input_tokens": 1_000_000,
         "max_tokens": 128_000,
         "created_at": "2026-09-15T00:00:00Z",
+        "capabilities": _THINKING_MODEL,
     },
     {
         "id": "claude-haiku-5-5",
@@ -119,6 +123,7 @@ DEFAULT_MODELS: tuple[Mapping[str, Any], ...] = (
         "max_input_tokens": 200_000,
         "max_tokens": 64_000,
         "created_at": "2026-09-01T00:00:00Z",
+        "capabilities": anthropic_tools.capabilities(thinking=False),
     },
 )
 
@@ -308,6 +313,9 @@ class ModelSpec:
     max_tokens: int
     created_at: str = "2026-01-01T00:00:00Z"
     lifecycle: str = "active"
+    capabilities: Mapping[str, Any] | None = None
+    deprecated_at: str | None = None
+    retires_at: str | None = None
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> ModelSpec:
@@ -319,6 +327,9 @@ class ModelSpec:
             max_tokens=int(data.get("max_tokens", 64_000)),
             created_at=str(data.get("created_at", cls.created_at)),
             lifecycle=str(data.get("lifecycle", cls.lifecycle)),
+            capabilities=data.get("capabilities"),
+            deprecated_at=data.get("deprecated_at"),
+            retires_at=data.get("retires_at"),
         )
 
     def to_json(self) -> JsonDict:
@@ -332,9 +343,9 @@ class ModelSpec:
             "line": line,
             "max_input_tokens": self.max_input_tokens,
             "max_tokens": self.max_tokens,
-            "capabilities": None,
-            "deprecated_at": None,
-            "retires_at": None,
+            "capabilities": self.capabilities,
+            "deprecated_at": self.deprecated_at,
+            "retires_at": self.retires_at,
         }
 
 
@@ -403,6 +414,12 @@ class ScriptedReply:
     text: str
     stop_reason: str = "end_turn"
     stop_sequence: str | None = None
+    blocks: tuple[JsonDict, ...] = ()  # the whole content when given (see fakes/anthropic_tools.py)
+    stop_details: JsonDict | None = None
+
+    @property
+    def content(self) -> list[JsonDict]:
+        return list(self.blocks) if self.blocks else [{"type": "text", "text": self.text}]
 
 
 @dataclass(frozen=True)
@@ -416,7 +433,7 @@ class MessagePlan:
 
     @property
     def output_tokens(self) -> int:
-        return max(1, estimate_tokens(self.reply.text))
+        return max(1, estimate_tokens(anthropic_tools.written_text(self.reply.content)))
 
 
 class ApiError(Exception):
@@ -461,6 +478,8 @@ def default_reply(body: Mapping[str, Any]) -> str:
 
 
 def _apply_stop_sequences(reply: ScriptedReply, stop_sequences: Iterable[str]) -> ScriptedReply:
+    if reply.blocks:
+        return reply
     hits = [(reply.text.find(seq), seq) for seq in stop_sequences if seq and seq in reply.text]
     if not hits:
         return reply
@@ -469,7 +488,7 @@ def _apply_stop_sequences(reply: ScriptedReply, stop_sequences: Iterable[str]) -
 
 
 def _apply_max_tokens(reply: ScriptedReply, max_tokens: int) -> ScriptedReply:
-    if estimate_tokens(reply.text) <= max_tokens:
+    if reply.blocks or estimate_tokens(reply.text) <= max_tokens:
         return reply
     return ScriptedReply(reply.text[: max_tokens * 4], "max_tokens")
 
@@ -486,9 +505,11 @@ def error_body(error_type: str, message: str, request_id: str) -> JsonDict:
     return {"type": "error", "error": {"type": error_type, "message": message}, "request_id": request_id}
 
 
-def _usage_json(usage: CacheUsage, output_tokens: int) -> JsonDict:
+def _usage_json(usage: CacheUsage, output_tokens: int, blocks: Sequence[JsonDict] = ()) -> JsonDict:
     creation = usage.cache_creation_input_tokens
+    server_tools = anthropic_tools.server_tool_counts(blocks) if blocks else None
     return {
+        "server_tool_use": server_tools,
         "input_tokens": usage.input_tokens,
         "cache_creation_input_tokens": creation,
         "cache_read_input_tokens": usage.cache_read_input_tokens,
@@ -509,10 +530,11 @@ def _message_json(plan: MessagePlan, *, final: bool) -> JsonDict:
         "type": "message",
         "role": "assistant",
         "model": plan.model,
-        "content": [{"type": "text", "text": reply.text}] if final else [],
+        "content": reply.content if final else [],
         "stop_reason": reply.stop_reason if final else None,
         "stop_sequence": reply.stop_sequence if final else None,
-        "usage": _usage_json(plan.usage, plan.output_tokens if final else 1),
+        "stop_details": reply.stop_details if final else None,
+        "usage": _usage_json(plan.usage, plan.output_tokens if final else 1, reply.blocks if final else ()),
     }
 
 
@@ -653,6 +675,13 @@ class FakeAnthropic(LoopbackServer):
     def queue_reply(self, text: str, stop_reason: str = "end_turn") -> None:
         """Answer the next Messages request (FIFO) with ``text``, ending with ``stop_reason``."""
         self._replies.append(ScriptedReply(text, stop_reason))
+
+    def queue_blocks(
+        self, *blocks: JsonDict, stop_reason: str = "end_turn", stop_details: JsonDict | None = None
+    ) -> None:
+        """Answer the next Messages request (FIFO) with these content blocks (built with
+        `fakes.anthropic_tools`): server tool uses and results, cited text, thinking."""
+        self._replies.append(ScriptedReply("", stop_reason, blocks=tuple(blocks), stop_details=stop_details))
 
     def queue_fault(
         self,
@@ -838,6 +867,8 @@ class FakeAnthropic(LoopbackServer):
         _validate_messages(body.get("messages"))
         max_tokens = _validate_max_tokens(body, model)
         stop_sequences = _stop_sequences(body)
+        refused = anthropic_tools.check_request(body, model.capabilities)
+        _require(refused is None, refused or "")
         blocks = prompt_blocks(body)
         total = sum(block.tokens for block in blocks)
         limit = self.context_window if self.context_window is not None else model.max_input_tokens
@@ -845,6 +876,10 @@ class FakeAnthropic(LoopbackServer):
         usage = self.cache.account(model.id, blocks)
         reply = await self._next_reply(body)
         reply = _apply_max_tokens(_apply_stop_sequences(reply, stop_sequences), max_tokens)
+        used = {b.get("name") for b in reply.blocks if b.get("type") == "server_tool_use"}
+        missing = used - anthropic_tools.tool_names(body)
+        if missing:  # a script error in a test: the model cannot use a tool it was not given
+            raise ApiError(500, f"fake: the scripted reply uses {sorted(missing)} but the request has no such tool")
         return MessagePlan(f"msg_fake_{request_id.removeprefix('req_fake_')}", model.id, reply, usage)
 
     async def _handle_messages(self, request: web.Request) -> web.StreamResponse:
@@ -867,7 +902,7 @@ class FakeAnthropic(LoopbackServer):
         plan = await self._plan(body, request_id)
         if streaming:
             return await self._stream(request, plan, fault)
-        self.usages.append(_usage_json(plan.usage, plan.output_tokens))
+        self.usages.append(_usage_json(plan.usage, plan.output_tokens, plan.reply.blocks))
         return _json_response(_message_json(plan, final=True))
 
     def _fail_before_response(self, request: web.Request, fault: Fault) -> web.StreamResponse:
@@ -900,6 +935,14 @@ class FakeAnthropic(LoopbackServer):
         await response.write(
             _sse("message_start", {"type": "message_start", "message": _message_json(plan, final=False)})
         )
+        if plan.reply.blocks:
+            for index, block in enumerate(plan.reply.blocks):
+                for event in anthropic_tools.block_events(index, block):
+                    if self.chunk_delay > 0 and event["type"] == "content_block_delta":
+                        await self._wait_pinging(response, self.chunk_delay)
+                    await response.write(_sse(event["type"], event))
+            await self._finish_stream(response, plan, stop_block=False)
+            return
         await response.write(
             _sse(
                 "content_block_start",
@@ -942,10 +985,15 @@ class FakeAnthropic(LoopbackServer):
         await response.write(_sse("error", error_body(error_type, message, request[REQUEST_ID])))
         await response.write_eof()
 
-    async def _finish_stream(self, response: web.StreamResponse, plan: MessagePlan) -> None:
-        usage = _usage_json(plan.usage, plan.output_tokens)
-        await response.write(_sse("content_block_stop", {"type": "content_block_stop", "index": 0}))
-        delta = {"stop_reason": plan.reply.stop_reason, "stop_sequence": plan.reply.stop_sequence}
+    async def _finish_stream(self, response: web.StreamResponse, plan: MessagePlan, *, stop_block: bool = True) -> None:
+        usage = _usage_json(plan.usage, plan.output_tokens, plan.reply.blocks)
+        if stop_block:
+            await response.write(_sse("content_block_stop", {"type": "content_block_stop", "index": 0}))
+        delta = {
+            "stop_reason": plan.reply.stop_reason,
+            "stop_sequence": plan.reply.stop_sequence,
+            "stop_details": plan.reply.stop_details,
+        }
         message_delta_usage = {k: v for k, v in usage.items() if k not in ("cache_creation", "service_tier")}
         await response.write(
             _sse("message_delta", {"type": "message_delta", "delta": delta, "usage": message_delta_usage})

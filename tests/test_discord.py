@@ -241,6 +241,9 @@ async def test_a_manager_turns_web_tools_on_with_the_same_syntax_as_slack(
 ) -> None:
     interaction = discord_bot.command("tools", permissions=MANAGE_GUILD, setting="web on")
     assert "now on" in await discord_bot.answer_to(interaction)
+    discord_bot.say("what is new?", mention=True)
+    await discord_bot.settle()
+    assert [tool["name"] for tool in fake_anthropic.message_requests[-1]["tools"]] == ["web_search", "web_fetch"]
 
 
 async def test_the_model_option_autocompletes_from_the_known_models(discord_bot: DiscordHarness) -> None:
