@@ -864,6 +864,8 @@ class FakeAnthropic(LoopbackServer):
         """Validate the request, then account its tokens and pick the reply."""
         _require("model" in body, "model: Field required")
         model = self._find_model(body["model"])
+        if model.lifecycle == "retired":  # still in the catalogue, but inference naming it fails
+            raise ApiError(404, f"model: {model.id} has been retired")
         _validate_messages(body.get("messages"))
         max_tokens = _validate_max_tokens(body, model)
         stop_sequences = _stop_sequences(body)
