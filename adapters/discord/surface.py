@@ -12,7 +12,7 @@ import discord
 from adapters.discord.reply import MESSAGE_LIMIT, NO_MENTIONS, DiscordReply
 from adapters.discord.translate import SPOKEN_TYPES, ReplyModeConversations
 from adapters.streaming import split_all
-from bot.domain import ContextMessage, IncomingMessage, ThreadKey
+from bot.domain import ContextMessage, IncomingMessage, Progress, ThreadKey
 from bot.ports import ReplyStream
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,9 @@ class _RememberedReply:
 
     async def append(self, delta: str) -> None:
         await self._reply.append(delta)
+
+    async def progress(self, status: Progress) -> None:
+        await self._reply.progress(status)
 
     async def finish(self, text: str) -> None:
         await self._reply.finish(text)
