@@ -229,3 +229,25 @@ async def test_the_fake_refuses_inference_on_a_retired_model(fake_anthropic: Fak
     with pytest.raises(anthropic.NotFoundError):
         await client.messages.create(model=RETIRED["id"], max_tokens=10, messages=[{"role": "user", "content": "x"}])
     await client.close()
+
+
+async def test_a_retired_fallback_model_is_not_asked(
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
+) -> None:
+    await core.store.channels.set_setting(thread().channel, "fallback_model", RETIRED["id"], "test:ADMIN")
+    fake_anthropic.queue_blocks(stop_reason="refusal")
+    await adapter.deliver(core.service, message(thread(), "no"))
+    assert [r["model"] for r in fake_anthropic.message_requests] == ["claude-sonnet-5-5"]
+    assert adapter.replies[-1].final == "_(Claude declined to answer this request.)_"
+
+
+async def test_text_shown_before_a_refusal_stays_and_the_fallback_answer_follows_apart(
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
+) -> None:
+    await run(core, adapter, command(thread().channel, "fallback claude-opus-5-5", who=ADMIN))
+    fake_anthropic.queue_blocks(blocks.text("Sure, here is"), stop_reason="refusal")
+    fake_anthropic.queue_reply("A safe answer.")
+    await adapter.deliver(core.service, message(thread(), "q"))
+    final = adapter.replies[-1].final or ""
+    assert final.startswith("Sure, here is\n\nA safe answer.\n\n_(Answered by `claude-opus-5-5`")
+    assert await stored_answers(core) == [("A safe answer.", "claude-opus-5-5", "end_turn")]

@@ -61,7 +61,7 @@ class TurnRunner:
         reply = await self._to_the_end(request, show, on_progress)
         notes: list[str] = []
         fallback = settings.fallback_model
-        if reply.stop_reason == "refusal" and fallback and fallback != request.model:
+        if reply.stop_reason == "refusal" and fallback and await self._usable(fallback, request.model):
             refused = reply
             if "".join(streamed).strip():
                 await show("\n\n")  # the fallback's answer starts apart from what was shown
@@ -74,6 +74,11 @@ class TurnRunner:
         shown = join_notes("".join(streamed), sources) if sources else "".join(streamed)
         kept = join_notes(reply.text, sources) if reply.text.strip() else reply.text
         return TurnAnswer(reply, shown, kept, tuple(notes))
+
+    async def _usable(self, fallback: str, refusing: str) -> bool:
+        """A fallback other than the refusing model, and not retired (a request naming it would fail)."""
+        info = await self._claude.catalog.get(fallback)
+        return fallback != refusing and (info is None or info.lifecycle != "retired")
 
     async def _to_the_end(
         self, request: ClaudeRequest, show: OnText, on_progress: OnProgress | None
