@@ -113,10 +113,18 @@ def describe_tools(settings: ChannelSettings) -> str:
     return f"*Web search and fetch:* on ({where})"
 
 
+def describe_effort(settings: ChannelSettings) -> str:
+    return "*Effort:* " + (f"`{settings.effort}`" if settings.effort else "the model's default")
+
+
+def describe_fallback(settings: ChannelSettings) -> str:
+    return "*Fallback model when Claude declines:* " + (
+        f"`{settings.fallback_model}`" if settings.fallback_model else "none"
+    )
+
+
 def describe_thinking(settings: ChannelSettings) -> str:
-    effort = f"`{settings.effort}`" if settings.effort else "the model's default"
-    fallback = f"`{settings.fallback_model}`" if settings.fallback_model else "none"
-    return f"*Effort:* {effort}\n*Fallback model when Claude declines:* {fallback}"
+    return describe_effort(settings) + "\n" + describe_fallback(settings)
 
 
 def model_flag(info: ModelInfo | None) -> str:
@@ -144,14 +152,14 @@ async def run_effort(service: CommandService, invocation: CommandInvocation, arg
     if not argument:
         current = await service.settings.for_channel(invocation.channel)
         levels = "|".join(EFFORT_LEVELS)
-        return describe_thinking(current).split("\n")[0] + f"\nChoose with `/claude effort {levels}|default`."
+        return describe_effort(current) + f"\nChoose with `/claude effort {levels}|default`."
     return await _store(service, invocation, parse_effort(argument))
 
 
 async def run_fallback(service: CommandService, invocation: CommandInvocation, argument: str) -> str:
     if not argument:
         current = await service.settings.for_channel(invocation.channel)
-        return describe_thinking(current).split("\n")[1] + "\nChoose with `/claude fallback <model>` or `off`."
+        return describe_fallback(current) + "\nChoose with `/claude fallback <model>` or `off`."
     if argument.lower() == "off":
         change = SettingChange((("fallback_model", None),), "This channel no longer has a fallback model.")
     else:
@@ -168,6 +176,9 @@ async def run_fallback(service: CommandService, invocation: CommandInvocation, a
 async def _store(service: CommandService, invocation: CommandInvocation, change: SettingChange | str) -> str:
     if isinstance(change, str):
         return change
+    own = (await service.store.channels.settings_rows(invocation.channel)).get(invocation.channel.channel_id, {})
     for name, value in change.changes:
+        if value is None and own.get(name) is None:
+            continue  # nothing to clear: no audit row for a change that changes nothing
         await service.store.channels.set_setting(invocation.channel, name, value, invocation.actor.qualified_id)
     return change.answer

@@ -82,6 +82,7 @@ async def test_admins_turn_web_tools_on_per_channel_and_show_lists_everything(
     )
     trail = await audit_trail(core, here)
     assert ("web", None, "True", "test:ADMIN") in trail
+    assert [row[0] for row in trail].count("web_blocked_domains") == 0  # nothing to clear: no row
     assert ("effort", None, "high", "test:ADMIN") in trail
     assert ("fallback_model", None, "claude-opus-5-5", "test:ADMIN") in trail
 
