@@ -14,6 +14,10 @@ REPLIES = Counter("bot_replies_total", "Answers shown in a thread", ["platform"]
 ERRORS = Counter("bot_errors_total", "Turns that ended in an error, by kind", ["kind"], registry=REGISTRY)
 DUPLICATES = Counter("bot_duplicates_dropped_total", "Deliveries of an already claimed event", registry=REGISTRY)
 TOKENS = Counter("bot_claude_tokens_total", "Claude tokens, by kind", ["kind"], registry=REGISTRY)
+SERVER_TOOL_USES = Counter(
+    "bot_claude_server_tool_uses_total", "Claude's web searches and fetches, by tool", ["tool"], registry=REGISTRY
+)
+FALLBACKS = Counter("bot_claude_fallbacks_total", "Refused requests sent to the fallback model", registry=REGISTRY)
 CLAUDE_LATENCY = Histogram(
     "bot_claude_seconds",
     "Duration of a streamed Claude call",

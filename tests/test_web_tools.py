@@ -4,13 +4,15 @@ progress before the answer, sources at the end, what later turns resend, uses co
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 
 import pytest
 
+from bot import metrics
 from bot.app import Core, open_core
 from bot.claude.tools import WEB_FETCH_TYPE, WEB_SEARCH_TYPE
 from bot.config import Config
-from bot.domain import Progress
+from bot.domain import Progress, now
 from fakes import anthropic_tools as blocks
 from fakes.anthropic_server import FakeAnthropic
 from fakes.recording import RecordingPlatform, command, message, thread
@@ -122,7 +124,9 @@ async def test_searches_are_stored_with_the_turn_and_priced_in_usage(
 ) -> None:
     await web_on(core, adapter)
     queue_search_answer(fake_anthropic)
+    counted = _searches_counted()
     await adapter.deliver(core.service, message(thread(), "when did python 3.15 come out?"))
+    assert _searches_counted() == counted + 1  # and in /metrics
     usage = await run(core, adapter, command(thread().channel, "usage", who=ADMIN))
     assert "1 web search" in usage
     [row] = await core.store.housekeeping.usage_summary(thread().channel, since=_long_ago())
@@ -147,9 +151,9 @@ async def test_default_tools_web_turns_tools_on_where_a_channel_has_not_chosen(
     assert "tools" not in fake_anthropic.message_requests[-1]
 
 
-def _long_ago():  # type: ignore[no-untyped-def]
-    from datetime import timedelta
-
-    from bot.domain import now
-
+def _long_ago() -> datetime:
     return now() - timedelta(days=1)
+
+
+def _searches_counted() -> float:
+    return metrics.REGISTRY.get_sample_value("bot_claude_server_tool_uses_total", {"tool": "web_search"}) or 0.0

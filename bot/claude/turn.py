@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from bot import metrics
 from bot.claude.client import ClaudeClient, ClaudeReply, ClaudeRequest, OnText
 from bot.claude.request import request_extras
 from bot.claude.response import OnProgress
@@ -65,11 +66,14 @@ class TurnRunner:
             refused = reply
             if "".join(streamed).strip():
                 await show("\n\n")  # the fallback's answer starts apart from what was shown
+            metrics.FALLBACKS.inc()
             retry = await self.request(fallback, settings, request.system, request.messages, request.max_tokens)
             reply = await self._to_the_end(retry, show, on_progress)
             reply = replace(reply, usage=refused.usage + reply.usage)
             if reply.stop_reason != "refusal":  # (a second refusal gets the usual note)
                 notes.append(fallback_note(fallback, request.model, refused.refusal_category))
+        metrics.SERVER_TOOL_USES.labels("web_search").inc(reply.usage.web_searches)
+        metrics.SERVER_TOOL_USES.labels("web_fetch").inc(reply.usage.web_fetches)
         sources = render_sources(cited_sources(reply.content))
         shown = join_notes("".join(streamed), sources) if sources else "".join(streamed)
         kept = join_notes(reply.text, sources) if reply.text.strip() else reply.text
