@@ -111,3 +111,19 @@ async def test_discord_shows_a_status_line_then_replaces_it_with_the_answer(
     [answer] = [m for m in discord_bot.fake.sent(thread.id) if m.by_bot]
     assert answer.contents[0] == f"*{SEARCHING}*"
     assert answer.content.endswith(SOURCES) and SEARCHING not in answer.content
+
+
+async def test_slack_admins_use_the_same_syntax_and_members_only_see(
+    slack: SlackHarness, fake_anthropic: FakeAnthropic
+) -> None:
+    refused = await slack.send_command("tools web on", user_id="U1")
+    turned_on = await slack.send_command("tools web on", user_id="UADMIN")
+    await slack.settle()  # (commands run concurrently)
+    shown = await slack.send_command("show", user_id="U1")
+    await slack.settle()
+    assert slack.slack.responses_to(refused)[0].text.startswith("Only workspace admins")
+    assert "now on" in slack.slack.responses_to(turned_on)[0].text
+    assert "*Web search and fetch:* on (any domain)" in slack.slack.responses_to(shown)[0].text
+    await slack.send_event(mention("news?"))
+    await slack.settle()
+    assert [t["name"] for t in fake_anthropic.message_requests[-1]["tools"]] == ["web_search", "web_fetch"]
