@@ -1,5 +1,5 @@
 """What a person reads while Claude works without writing: "Thinking…", "Searching the web
-for “…”…", "Reading example.com…". Shared by the platforms; pure, table-tested in
+for “…”…", "Reading example.com…", and the titles found. Shared by the platforms; pure, table-tested in
 tests/test_progress_text.py.
 
 The query comes from the model, so it is shown only as plain words: no link (a query
@@ -26,6 +26,14 @@ def status_line(progress: Progress) -> str:
         host = _host(progress.detail)
         return f"Reading {host}…" if host else "Reading a web page…"
     return "Thinking…"
+
+
+def found_titles(progress: Progress) -> list[str]:
+    """The titles of what a search or fetch found, as plain words (a title that looks like a
+    link or a mention is left out)."""
+    if progress.kind != "found":
+        return []
+    return [title for title in (_plain(line) for line in progress.detail.split("\n")) if title]
 
 
 def _plain(query: str) -> str:

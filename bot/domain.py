@@ -193,7 +193,8 @@ class OrphanedTurn:
 @dataclass(frozen=True, slots=True)
 class Progress:
     """What Claude is doing while no text comes: `thinking`, `searching` the web for
-    `detail` (the query) or `fetching` `detail` (a URL). Shown by the platform, never stored."""
+    `detail` (the query), `fetching` `detail` (a URL), or `found` results (`detail`: their
+    titles, one per line). Shown by the platform, never stored."""
 
     kind: str
     detail: str = ""

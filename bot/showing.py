@@ -31,7 +31,7 @@ class ShownAnswer:
         self._closing = False
         self._broken = False
         self._pump: asyncio.Task[None] | None = None
-        self._status: Progress | None = None  # the newest progress not shown yet
+        self._statuses: list[Progress] = []  # progress not shown yet, oldest first (a few per answer)
 
     @property
     def received(self) -> str:
@@ -50,7 +50,7 @@ class ShownAnswer:
         platform that shows it; shown by the same task as the text, so never waits either."""
         if not isinstance(self._stream, ShowsProgress):
             return
-        self._status = status
+        self._statuses.append(status)
         if self._pump is None:
             self._pump = asyncio.create_task(self._hand_over())
         self._more.set()
@@ -61,12 +61,15 @@ class ShownAnswer:
             self._more.clear()
             if self._closing:  # the final text shows everything
                 return
-            status, self._status = self._status, None
-            if status is not None and not self._broken and isinstance(self._stream, ShowsProgress):
+            statuses, self._statuses = self._statuses, []
+            for status in statuses:
+                if self._broken or not isinstance(self._stream, ShowsProgress):
+                    break
                 try:
                     await self._stream.progress(status)
                 except Exception:  # cosmetic: the answer goes on without it
                     log.warning("showing progress failed: thread=%s", self._thread, exc_info=True)
+                    break
             text = self.received
             if self._broken or len(text) == self._handed_over:
                 continue

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from adapters.progress_text import status_line
+from adapters.progress_text import found_titles, status_line
 from bot.app import Core
 from bot.domain import ChannelKey, Progress
 from fakes.anthropic_server import FakeAnthropic
@@ -36,6 +36,14 @@ def test_status_lines_are_plain_words(progress: Progress, line: str) -> None:
     assert status_line(progress) == line
 
 
+@pytest.mark.parametrize(
+    ("detail", "titles"),
+    [("A\nB *bold*", ["A", "B bold"]), ("see https://x.example\nSafe", ["Safe"]), ("", []), ("<!here>", [])],
+)
+def test_found_titles_are_plain_words(detail: str, titles: list[str]) -> None:
+    assert found_titles(Progress("found", detail)) == titles
+
+
 async def web_on_in_slack(slack: SlackHarness) -> None:
     await slack.service.core.store.channels.set_setting(SLACK_CHANNEL, "web", True, "slack:UADMIN")
 
@@ -56,6 +64,7 @@ async def test_slack_native_stream_shows_the_search_as_a_task_then_the_answer_wi
         for chunk in call.params.get("chunks") or [] if chunk.get("status") == "complete"
     ]
     assert [c["id"] for c in completed] == ["task1"]
+    assert completed[0]["output"] == f"{RELEASE[0]}\n{NEWS[0]}"  # what it found: titles, no links
     [answer] = slack.slack.bot_messages("C1", event["ts"])
     assert answer.text.endswith(SOURCES)
     assert slack.slack.links_slack_may_preview() == []

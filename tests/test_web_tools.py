@@ -59,6 +59,7 @@ async def test_web_tools_on_search_shows_progress_then_the_answer_with_numbered_
     assert WEB_SEARCH_TYPE == "web_search_20260318" and WEB_FETCH_TYPE == "web_fetch_20260318"
     [reply] = adapter.replies
     assert reply.progress_shown[0] == (Progress("searching", "python 3.15 release date"), 0)
+    assert reply.progress_shown[1] == (Progress("found", f"{RELEASE[0]}\n{NEWS[0]}"), 0)
     assert reply.final is not None
     answer, sources = reply.final.split("\n\n**Sources**\n")
     assert answer == (

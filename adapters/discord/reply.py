@@ -66,7 +66,8 @@ class DiscordReply(StreamedReply[discord.Message]):
     async def progress(self, status: Progress) -> None:
         """Before the answer: its first message shows a status line ("*Searching the web…*"),
         which the answer's first edit replaces."""
-        await self.show_status(f"*{status_line(status)}*")
+        if status.kind != "found":  # (the answer lists its sources)
+            await self.show_status(f"*{status_line(status)}*")
 
     async def _post_part(self, index: int, text: str) -> discord.Message:
         message: discord.Message = await self._channel.send(

@@ -12,7 +12,7 @@ import time
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.progress_text import status_line
+from adapters.progress_text import found_titles, status_line
 from adapters.slack.reply import SlackReply
 from bot.domain import IncomingMessage, Progress
 from bot.ttl import Clock, TtlCache
@@ -111,6 +111,10 @@ class ReplyWithCue:
     async def progress(self, status: Progress) -> None:
         """A task update in the native stream, else a status line the answer replaces (and
         in DMs the pane's status too)."""
+        if status.kind == "found":  # the search's task is done, with the titles it found
+            await self._reply.complete_task(found_titles(status))
+            self._note_refusal()
+            return
         line = status_line(status)
         await self._cue.say(line)
         if not await self._reply.show_progress(line):

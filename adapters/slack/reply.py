@@ -119,10 +119,26 @@ class SlackReply(StreamedReply[str]):
                     await self._client.chat_appendStream(channel=self._target.channel, ts=shown.handle, chunks=chunks)
         except StreamingRefused as refusal:
             self.streaming_refused = refusal.error
-            self._native = False
+            self._native = shown.streaming = False
             return False
         self._open_task = task
         return True
+
+    async def complete_task(self, titles: list[str]) -> None:
+        """Mark the task in progress done, listing what it found (titles only: no link)."""
+        index = len(self._splitter.finished)
+        shown = self._shown(index)
+        if self._open_task is None or not shown.streaming or shown.handle is None:
+            return
+        task, self._open_task = self._open_task, None
+        output = "\n".join(title for title in titles if not has_link(title))
+        chunk = _task_update(*task, "complete") | ({"output": neutralize_mentions(output)} if output else {})
+        try:
+            with _refusal():
+                await self._client.chat_appendStream(channel=self._target.channel, ts=shown.handle, chunks=[chunk])
+        except StreamingRefused as refusal:  # the answer then posts and edits; nothing is lost
+            self.streaming_refused = refusal.error
+            self._native = shown.streaming = False
 
     def _closing_chunks(self) -> list[dict[str, str]]:
         """The task update that marks the open task complete (none if none is open)."""

@@ -15,6 +15,7 @@ from bot.domain import Progress, TokenUsage
 
 OnText = Callable[[str], Awaitable[None]]
 OnProgress = Callable[[Progress], Awaitable[None]]
+MAX_TITLES_SHOWN = 5
 
 
 async def read_stream(
@@ -41,10 +42,20 @@ async def read_stream(
 
 
 def progress_of(event: Any) -> Progress | None:
-    """The progress an event shows: thinking starts, or a web search / fetch is sent (its
-    input is complete when its block stops)."""
+    """The progress an event shows: thinking starts, a web search / fetch is sent (its input
+    is complete when its block stops), or its results came (`found`: their titles, a line each)."""
     if event.type == "content_block_start" and event.content_block.type in ("thinking", "redacted_thinking"):
         return Progress("thinking")
+    if event.type == "content_block_start" and event.content_block.type == "web_search_tool_result":
+        results = event.content_block.content
+        titles = [r.title for r in results if getattr(r, "type", "") == "web_search_result"] if isinstance(
+            results, list
+        ) else []
+        return Progress("found", "\n".join(titles[:MAX_TITLES_SHOWN]))
+    if event.type == "content_block_start" and event.content_block.type == "web_fetch_tool_result":
+        page = event.content_block.content
+        title = getattr(getattr(page, "content", None), "title", None) if page.type == "web_fetch_result" else None
+        return Progress("found", title or "")
     if event.type == "content_block_stop" and event.content_block.type == "server_tool_use":
         block = event.content_block
         tool_input = block.input if isinstance(block.input, dict) else {}
