@@ -144,7 +144,11 @@ def _listed(domains: str) -> str:
 async def run_tools(service: CommandService, invocation: CommandInvocation, argument: str) -> str:
     if not argument:
         current = await service.settings.for_channel(invocation.channel)
-        return describe_tools(current) + "\n" + TOOLS_USAGE
+        info = await service.catalog.get(current.model)
+        lacking = ""
+        if current.web and info is not None and not info.web_search:
+            lacking = f"\n⚠️ This channel's model `{current.model}` has no web search: it answers without the web."
+        return describe_tools(current) + lacking + "\n" + TOOLS_USAGE
     return await _store(service, invocation, parse_tools(argument))
 
 

@@ -3,8 +3,8 @@
 Builders for the content blocks a scripted reply may carry (`FakeAnthropic.queue_blocks`):
 `server_tool_use`, `web_search_tool_result`, `web_fetch_tool_result`, text with web
 citations and thinking blocks with a signature. `check_request` refuses what the real API
-refuses: unknown tool versions, both allowed and blocked domains, thinking or effort on a
-model whose capabilities lack it, and a resent thinking block whose text or signature was
+refuses: unknown tool versions, both allowed and blocked domains, web search, thinking or
+effort on a model whose capabilities lack it, and a resent thinking block whose text or signature was
 altered. `block_events` gives the SSE events that stream one block, as the real API does.
 """
 
@@ -171,6 +171,9 @@ def check_request(body: Mapping[str, Any], capabilities: Mapping[str, Any] | Non
             if "max_uses" in tool and not (isinstance(tool["max_uses"], int) and tool["max_uses"] >= 1):
                 return f"tools.{index}.max_uses: Input should be greater than or equal to 1"
     caps = capabilities or {}
+    searches = any(str(t.get("type", "")).startswith("web_search") for t in body.get("tools") or [])
+    if searches and caps and not caps.get("server_tools", {}).get("web_search", {}).get("supported"):
+        return "tools: the web search tool is not supported on this model"
     thinking_config = body.get("thinking")
     if isinstance(thinking_config, dict) and thinking_config.get("type") == "adaptive":
         if not caps.get("thinking", {}).get("types", {}).get("adaptive", {}).get("supported"):

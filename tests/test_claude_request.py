@@ -52,6 +52,8 @@ def test_web_tools_only_where_on_with_their_cap() -> None:
         ("web_search", 3, ["a.com"]), ("web_fetch", 3, ["a.com"])
     ]
     assert tools[1]["citations"] == {"enabled": True}
+    no_web = ModelInfo("claude-n", 200_000, 64_000, web_search=False)
+    assert "tools" not in request_extras(ChannelSettings("m", "s", 1, web=True), no_web, 3)
 
 
 @pytest.mark.parametrize(

@@ -30,9 +30,12 @@ DEPRECATED = {
 }
 
 
+NO_WEB = {"id": "claude-noweb-1", "capabilities": blocks.capabilities(thinking=False, web=False)}
+
+
 @pytest.fixture
 async def fake_anthropic() -> AsyncIterator[FakeAnthropic]:
-    async with FakeAnthropic(api_key=API_KEY, models=[*DEFAULT_MODELS, RETIRED, DEPRECATED]) as fake:
+    async with FakeAnthropic(api_key=API_KEY, models=[*DEFAULT_MODELS, RETIRED, DEPRECATED, NO_WEB]) as fake:
         yield fake
 
 
@@ -251,3 +254,14 @@ async def test_text_shown_before_a_refusal_stays_and_the_fallback_answer_follows
     final = adapter.replies[-1].final or ""
     assert final.startswith("Sure, here is\n\nA safe answer.\n\n_(Answered by `claude-opus-5-5`")
     assert await stored_answers(core) == [("A safe answer.", "claude-opus-5-5", "end_turn")]
+
+
+async def test_a_model_without_web_search_answers_without_the_tools_and_tools_says_so(
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
+) -> None:
+    channel = thread().channel
+    await web_on(core, adapter)
+    await run(core, adapter, command(channel, "model claude-noweb-1", who=ADMIN))
+    await adapter.deliver(core.service, message(thread(), "news?"))
+    assert "tools" not in fake_anthropic.message_requests[-1]
+    assert "has no web search" in await run(core, adapter, command(channel, "tools"))

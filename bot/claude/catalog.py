@@ -28,6 +28,7 @@ class ModelInfo:
     retires_at: datetime | None = None
     adaptive_thinking: bool = False  # accepts thinking {"type": "adaptive"}
     effort_levels: frozenset[str] = frozenset()  # the output_config.effort levels it accepts
+    web_search: bool = True  # False only where the models API says it lacks the web search tool
 
 
 def model_info(info: anthropic.types.ModelInfo) -> ModelInfo:
@@ -35,7 +36,9 @@ def model_info(info: anthropic.types.ModelInfo) -> ModelInfo:
     caps = info.capabilities
     levels: frozenset[str] = frozenset()
     adaptive = False
+    web = True
     if caps is not None:
+        web = caps.server_tools.web_search.supported
         if caps.effort.supported:
             offered = {"low": caps.effort.low, "medium": caps.effort.medium, "high": caps.effort.high,
                        "max": caps.effort.max, "xhigh": caps.effort.xhigh}
@@ -49,6 +52,7 @@ def model_info(info: anthropic.types.ModelInfo) -> ModelInfo:
         retires_at=info.retires_at,
         adaptive_thinking=adaptive,
         effort_levels=levels,
+        web_search=web,
     )
 
 

@@ -27,10 +27,10 @@ def effort_for(wanted: str | None, model: ModelInfo | None) -> str | None:
 
 def request_extras(settings: ChannelSettings, model: ModelInfo | None, web_max_uses: int) -> dict[str, Any]:
     """`tools`, `thinking` and `output_config` for the channel's request, each only where it
-    applies: web tools where the channel has them on; adaptive thinking and the effort only
+    applies: web tools where the channel has them on and the model has them; adaptive thinking and the effort only
     where the channel chose an effort and the models API says the model supports them."""
     extras: dict[str, Any] = {}
-    if settings.web:
+    if settings.web and (model is None or model.web_search):  # a model without it would refuse the request
         extras["tools"] = list(web_tools(web_max_uses, settings.web_allowed_domains, settings.web_blocked_domains))
     effort = effort_for(settings.effort, model)
     if settings.effort is not None and model is not None and model.adaptive_thinking:
