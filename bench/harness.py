@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot import migrate
 from bot.app import Core, open_core, running_service
 from bot.claude import ClaudeClient, ClaudeReply, ClaudeRequest, OnText
+from bot.claude.response import OnProgress
 from bot.config import Config, load_config
 from bot.domain import IncomingMessage, PruneResult
 from bot.scheduler import prune_once
@@ -190,7 +191,9 @@ class ClaudeTimer:
     def replies(self) -> list[ClaudeReply]:
         return [call.reply for call in self.calls if call.reply is not None]
 
-    async def stream(self, request: ClaudeRequest, on_text: OnText) -> ClaudeReply:
+    async def stream(
+        self, request: ClaudeRequest, on_text: OnText, on_progress: OnProgress | None = None
+    ) -> ClaudeReply:
         rendering = 0.0
 
         async def timed(delta: str) -> None:
@@ -204,7 +207,7 @@ class ClaudeTimer:
         reply: ClaudeReply | None = None
         started = time.perf_counter()
         try:
-            reply = await self._stream(request, timed)
+            reply = await self._stream(request, timed, on_progress)
             return reply
         finally:
             call = ClaudeCall(time.perf_counter() - started, rendering, reply)

@@ -17,6 +17,10 @@ MESSAGE_CHANGES = Counter(
     "bot_message_changes_total", "Stored turns deleted or edited by their authors", ["kind"], registry=REGISTRY
 )
 TOKENS = Counter("bot_claude_tokens_total", "Claude tokens, by kind", ["kind"], registry=REGISTRY)
+SERVER_TOOL_USES = Counter(
+    "bot_claude_server_tool_uses_total", "Claude's web searches and fetches, by tool", ["tool"], registry=REGISTRY
+)
+FALLBACKS = Counter("bot_claude_fallbacks_total", "Refused requests sent to the fallback model", registry=REGISTRY)
 CLAUDE_LATENCY = Histogram(
     "bot_claude_seconds",
     "Duration of a streamed Claude call",

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from bot.domain import CommandInvocation, ContextMessage, FileRef, IncomingMessage, PostedMessage, ThreadKey
+from bot.domain import CommandInvocation, ContextMessage, FileRef, IncomingMessage, PostedMessage, Progress, ThreadKey
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -45,6 +45,13 @@ class ShownInMessages(Protocol):
     def shown_message_ids(self) -> list[str]:
         """The platform ids of the messages the answer is shown in, in order."""
         ...
+@runtime_checkable
+class ShowsProgress(Protocol):
+    """A reply that can show what Claude is doing before and between its text: thinking,
+    searching the web for a query, reading a page. Optional: a reply without it shows its
+    usual cue. Never given the thinking itself."""
+
+    async def progress(self, status: Progress) -> None: ...
 
 
 class MessageSurface(Protocol):

@@ -15,6 +15,7 @@ _PRICES_PER_MTOK: dict[str, tuple[float, float]] = {
 }
 _CACHE_READ_FACTOR = 0.1  # a cache hit costs a tenth of base input
 _CACHE_WRITE_FACTOR = 1.25  # a 5-minute cache write costs a quarter more than base input
+WEB_SEARCH_USD = 10.0 / 1000  # each web search, on top of tokens; a web fetch costs only its tokens
 
 
 def estimated_cost_usd(model: str, usage: TokenUsage) -> float | None:
@@ -28,4 +29,4 @@ def estimated_cost_usd(model: str, usage: TokenUsage) -> float | None:
         + usage.cache_read_tokens * _CACHE_READ_FACTOR
         + usage.cache_write_tokens * _CACHE_WRITE_FACTOR
     ) * input_price
-    return (input_cost + usage.output_tokens * output_price) / 1_000_000
+    return (input_cost + usage.output_tokens * output_price) / 1_000_000 + usage.web_searches * WEB_SEARCH_USD

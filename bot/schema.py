@@ -99,6 +99,9 @@ messages = Table(
     Column("output_tokens", Integer, nullable=False, default=0),
     Column("cache_read_tokens", Integer, nullable=False, default=0),
     Column("cache_write_tokens", Integer, nullable=False, default=0),
+    # Server tool uses of the answer (priced per use; see bot/pricing.py).
+    Column("web_searches", Integer, nullable=False, default=0),
+    Column("web_fetches", Integer, nullable=False, default=0),
     Column("created_at", UTCDateTime, nullable=False),
     # When the platform says a user turn was posted (None: unknown); orders the turns still
     # waiting for their answer (see policy.in_posting_order).
@@ -146,6 +149,12 @@ channel_settings = Table(
     Column("model", String(128), nullable=True),
     Column("system_prompt", Text, nullable=True),
     Column("max_tokens", Integer, nullable=True),
+    # Claude's own tools and thinking (see bot/claude/request.py).
+    Column("web", Boolean, nullable=True),
+    Column("web_allowed_domains", Text, nullable=True),  # comma-separated
+    Column("web_blocked_domains", Text, nullable=True),
+    Column("effort", String(16), nullable=True),
+    Column("fallback_model", String(128), nullable=True),
     Column("updated_by", String(128), nullable=True),
     Column("updated_at", UTCDateTime, nullable=False),
 )

@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from bot.domain import ThreadKey
-from bot.ports import ReplyStream, ShownInMessages
+from bot.domain import Progress, ThreadKey
+from bot.ports import ReplyStream, ShownInMessages, ShowsProgress
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,7 @@ class ShownAnswer:
         self._closing = False
         self._broken = False
         self._pump: asyncio.Task[None] | None = None
+        self._statuses: list[Progress] = []  # progress not shown yet, oldest first (a few per answer)
 
     def shown_message_ids(self) -> list[str]:
         """Where the platform showed the answer, if it says (`ShownInMessages`)."""
@@ -48,12 +49,31 @@ class ShownAnswer:
             self._pump = asyncio.create_task(self._hand_over())
         self._more.set()
 
+    async def progress(self, status: Progress) -> None:
+        """What Claude is doing while no text comes (thinking, searching the web), for a
+        platform that shows it; shown by the same task as the text, so never waits either."""
+        if not isinstance(self._stream, ShowsProgress):
+            return
+        self._statuses.append(status)
+        if self._pump is None:
+            self._pump = asyncio.create_task(self._hand_over())
+        self._more.set()
+
     async def _hand_over(self) -> None:
         while not self._closing:
             await self._more.wait()
             self._more.clear()
             if self._closing:  # the final text shows everything
                 return
+            statuses, self._statuses = self._statuses, []
+            for status in statuses:
+                if self._broken or not isinstance(self._stream, ShowsProgress):
+                    break
+                try:
+                    await self._stream.progress(status)
+                except Exception:  # cosmetic: the answer goes on without it
+                    log.warning("showing progress failed: thread=%s", self._thread, exc_info=True)
+                    break
             text = self.received
             if self._broken or len(text) == self._handed_over:
                 continue

@@ -37,6 +37,12 @@ def _subcommand(
     async def with_argument(interaction: discord.Interaction, value: str) -> None:
         await run(interaction, spec.name, value)
 
+    async def with_optional_argument(interaction: discord.Interaction, value: str = "") -> None:
+        await run(interaction, spec.name, value)
+
+    if spec.argument.optional:
+        with_argument = with_optional_argument
+
     app_commands.rename(value=spec.argument.name)(with_argument)
     app_commands.describe(value=spec.argument.description)(with_argument)
     command: app_commands.Command[Any, Any, None] = app_commands.Command(

@@ -13,7 +13,7 @@ import discord
 from adapters.discord.reply import MESSAGE_LIMIT, NO_MENTIONS, DiscordReply
 from adapters.discord.translate import SPOKEN_TYPES, attachment_refs
 from adapters.streaming import split_all
-from bot.domain import ContextMessage, FileRef, IncomingMessage
+from bot.domain import ContextMessage, FileRef, IncomingMessage, Progress
 from bot.files.download import fetch_limited
 from bot.ports import ReplyStream
 
@@ -97,6 +97,9 @@ class ReplyModeAnswer:
 
     async def append(self, delta: str) -> None:
         await self._reply.append(delta)
+
+    async def progress(self, status: Progress) -> None:
+        await self._reply.progress(status)
 
     async def finish(self, text: str) -> None:
         await self._reply.finish(text)

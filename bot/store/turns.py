@@ -238,6 +238,8 @@ class TurnStore:
                     output_tokens=usage.output_tokens,
                     cache_read_tokens=usage.cache_read_tokens,
                     cache_write_tokens=usage.cache_write_tokens,
+                    web_searches=usage.web_searches,
+                    web_fetches=usage.web_fetches,
                     created_at=now(),
                 )
                 .returning(messages.c.id)
