@@ -85,11 +85,14 @@ class _Connection:
         async with self.lock:  # one zlib stream: frames must leave in the order they were compressed
             if self.socket.closed:
                 return
-            if self.compressor is None:
-                await self.socket.send_str(text)
-            else:
-                data = self.compressor.compress(text.encode()) + self.compressor.flush(zlib.Z_SYNC_FLUSH)
-                await self.socket.send_bytes(data)
+            try:
+                if self.compressor is None:
+                    await self.socket.send_str(text)
+                else:
+                    data = self.compressor.compress(text.encode()) + self.compressor.flush(zlib.Z_SYNC_FLUSH)
+                    await self.socket.send_bytes(data)
+            except ConnectionError:  # closing under us: a RESUME replays what it missed
+                pass
 
 
 @dataclass
@@ -239,7 +242,13 @@ class FakeGateway(LoopbackServer):
             await session.connection.send({"op": HEARTBEAT, "d": None})
 
     def _from_rest(self, event: str, data: JsonDict) -> None:
-        task = asyncio.get_running_loop().create_task(self.dispatch(event, data, guild_id=data.get("guild_id")))
+        guild_id = data.get("guild_id")
+        if guild_id is None and data.get("channel_id") is not None:
+            channel = self.rest.channels.get(int(data["channel_id"]))
+            guild_id = channel.get("guild_id") if channel is not None else None
+            if guild_id is not None:
+                data["guild_id"] = guild_id  # as Discord sends a guild's messages
+        task = asyncio.get_running_loop().create_task(self.dispatch(event, data, guild_id=guild_id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
