@@ -218,10 +218,12 @@ class DiscordAdapter:
     async def _run_command(self, interaction: discord.Interaction, name: str, argument: str) -> None:
         """Defer at once (the answer may take longer than Discord's 3 s); the core answers
         in the background."""
+        inbox = self._inbox
+        if inbox is None:  # shutting down: no "thinking…" that nobody will answer
+            return
         await interaction.response.defer(ephemeral=True, thinking=True)
-        if self._inbox is not None:
-            invocation = command_invocation(interaction, f"{name} {argument}".strip())
-            await self._inbox.submit_command(invocation, DiscordCommandSurface(interaction))
+        invocation = command_invocation(interaction, f"{name} {argument}".strip())
+        await inbox.submit_command(invocation, DiscordCommandSurface(interaction))
 
     async def _model_choices(self) -> list[str]:
         return await self._inbox.model_choices() if self._inbox is not None else []
