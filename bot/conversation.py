@@ -18,6 +18,7 @@ answered; an answer is stored right after the last user turn it answered (see
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ from bot import metrics
 from bot.channel_settings import ChannelSettingsResolver
 from bot.claude import DEFAULT_CONTEXT_WINDOW, ClaudeClient, ClaudeError, ClaudeReply, ClaudeRequest
 from bot.commands import CommandService
+from bot.control_service import ControlService
+from bot.controls import AnswerControls, offered_controls
 from bot.domain import ChannelSettings, CommandInvocation, History, IncomingMessage, StoredTurn, ThreadKey
 from bot.errors import ServiceUnavailable
 from bot.locks import ThreadBusy, ThreadLocks
@@ -49,6 +52,7 @@ from bot.policy import (
 )
 from bot.ports import CommandSurface, MessageSurface, ReplyStream
 from bot.prompt import ContextPlan, context_tokens, estimate_tokens, fit_context, render_thread_context, to_messages
+from bot.running import RunningAnswers, TurnStopped, until_stopped
 from bot.showing import ShownAnswer
 from bot.store import Store
 from bot.store.db import is_outage
@@ -101,6 +105,8 @@ class ConversationService:
         self.tasks = TaskSet()
         self.instance_id = instance_id  # owns the turns this instance accepts (see bot.recovery)
         self._claude_slots = asyncio.Semaphore(max_concurrent_claude_calls)
+        self.running = RunningAnswers()  # the answers being written, for Stop
+        self.controls = ControlService(self)
 
     # --- Inbox --------------------------------------------------------------
 
@@ -202,7 +208,7 @@ class ConversationService:
             log.info("turn already answered along with an earlier one: thread=%s", message.thread)
             return TurnOutcome(answered=False)
         covered = history.turns[-1].order  # the newest turn: this answer covers every pending one
-        async with self._claude_slots:
+        async with self._claude_slots, self._tracked(message):
             reply_stream = ShownAnswer(await surface.open_reply(), message.thread)
             try:
                 return await self._complete(message, settings, history, reply_stream, started)
@@ -266,14 +272,19 @@ class ConversationService:
         started: float,
     ) -> TurnOutcome:
         """Ask Claude, store the answer, then show its final text."""
-        reply, notes, sent = await self._ask_claude(message.thread, settings, history, reply_stream)
+        try:
+            reply, notes, sent = await self._ask_claude(message.thread, settings, history, reply_stream)
+        except TurnStopped:
+            await self.controls.finish_stopped(message.thread, settings.model, history, reply_stream)
+            return TurnOutcome(answered=True)
         answer = reply.text if reply.text.strip() else ""  # whitespace alone is no answer
         # A refusal is stored even without text: its stop reason marks the exchange as never resent.
         stored_text = answer or (REFUSAL_PLACEHOLDER if reply.stop_reason == "refusal" else "")
+        answer_id = None
         if not stored_text:
             await self._settle(message.thread, sent[-1].order, ANSWERED)
         else:
-            await self.store.turns.append_answer(
+            answer_id = await self.store.turns.append_answer(
                 message.thread,
                 stored_text,
                 after_order=sent[-1].order,
@@ -283,6 +294,9 @@ class ConversationService:
             )
         if not answer and not notes:
             notes = [EMPTY_NOTE]
+        if answer_id is not None:
+            offered = offered_controls(stored=True, stop_reason=reply.stop_reason, is_latest=True)
+            reply_stream.offer_controls(AnswerControls(message.thread, answer_id, offered))
         await reply_stream.finish(join_notes(reply.text, *notes))  # extends what was streamed
         _count(message.thread.platform, reply, time.monotonic() - started)
         log.info(
@@ -307,7 +321,7 @@ class ConversationService:
         trimmed = await self._keep_from(thread, plan)
         request = ClaudeRequest(settings.model, settings.system_prompt, to_messages(plan.turns), max_tokens)
         try:
-            reply = await self.claude.stream(request, reply_stream.append)
+            reply = await until_stopped(self.claude.stream(request, reply_stream.append), self.running.get(thread))
         except ClaudeError as error:
             if error.kind != "prompt_too_long":
                 raise
@@ -315,13 +329,16 @@ class ConversationService:
             plan = fit_context(history.turns, context_tokens(plan.turns) // 2, keep_share=1.0)
             trimmed = await self._keep_from(thread, plan) or trimmed
             request = ClaudeRequest(settings.model, settings.system_prompt, to_messages(plan.turns), max_tokens)
-            reply = await self.claude.stream(request, reply_stream.append)
+            reply = await until_stopped(self.claude.stream(request, reply_stream.append), self.running.get(thread))
 
         if reply.stop_reason == "model_context_window_exceeded":
             hard_trim = fit_context(plan.turns, budget, keep_share=_HARD_TRIM_SHARE)
             await self.store.turns.trim_context(thread, first_kept=hard_trim.turns[0].order)
         notes = [stop_note(reply.stop_reason), TRIMMED_NOTE if trimmed and not history.trim_noticed else None]
         return reply, [note for note in notes if note], plan.turns
+
+    def _tracked(self, message: IncomingMessage) -> contextlib.AbstractAsyncContextManager[object]:
+        return self.running.track(message.thread, message.actor.user_id)
 
     async def _keep_from(self, thread: ThreadKey, plan: ContextPlan) -> bool:
         """Where a plan dropped older turns, stop sending them from now on; True if it did."""

@@ -15,12 +15,15 @@ and `bot.errors`, and the composition root (`bot.app`) wires them together.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from bot.domain import CommandInvocation, ContextMessage, IncomingMessage
+from bot.domain import CommandInvocation, ContextMessage, IncomingMessage, ThreadKey
 
 if TYPE_CHECKING:
     from aiohttp import web
+
+    from bot.controls import AnswerControls, ControlResult, Presser
 
 
 class ReplyStream(Protocol):
@@ -35,6 +38,15 @@ class ReplyStream(Protocol):
     async def append(self, delta: str) -> None: ...
 
     async def finish(self, text: str) -> None: ...
+
+
+@runtime_checkable
+class OffersControls(Protocol):
+    """A reply that can show conversation controls (buttons) on its final message."""
+
+    def offer_controls(self, controls: AnswerControls) -> None:
+        """Called before `finish`: the final message carries these controls."""
+        ...
 
 
 class MessageSurface(Protocol):
@@ -86,6 +98,34 @@ class Inbox(Protocol):
 
     async def model_choices(self) -> list[str]:
         """The model ids `/claude model` accepts (for autocomplete)."""
+        ...
+
+    @property
+    def controls(self) -> Controls: ...
+
+
+SurfaceFor = Callable[[IncomingMessage], MessageSurface]
+"""Builds the surface through which a stored turn of a thread is answered again."""
+
+
+class Controls(Protocol):
+    """Conversation controls (implemented by `bot.control_service.ControlService`). Each
+    returns at once with what to tell the presser; the rules are `bot.controls`'."""
+
+    async def stop(self, thread: ThreadKey, presser: Presser) -> ControlResult:
+        """End the answer being written in `thread`: it is kept and stored with "(stopped)"."""
+        ...
+
+    async def rate(self, answer_id: int, presser: Presser, positive: bool) -> ControlResult:
+        """Record (or change) this person's vote on a stored answer."""
+        ...
+
+    async def regenerate(self, answer_id: int, presser: Presser, surface_for: SurfaceFor) -> ControlResult:
+        """Answer the turn of `answer_id` again; the old answer is marked superseded."""
+        ...
+
+    async def continue_answer(self, answer_id: int, presser: Presser, surface_for: SurfaceFor) -> ControlResult:
+        """Have Claude go on after a cut-off answer, shown as the next message."""
         ...
 
 

@@ -13,6 +13,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.reply import SlackReply
+from bot.controls import AnswerControls
 from bot.domain import IncomingMessage
 from bot.ttl import Clock, TtlCache
 
@@ -94,6 +95,9 @@ class ReplyWithCue:
         if self._reply.shown_anything:
             await self._cue.clear()
         self._note_refusal()
+
+    def offer_controls(self, controls: AnswerControls) -> None:
+        self._reply.offer_controls(controls)
 
     async def finish(self, text: str) -> None:
         await self._cue.clear()

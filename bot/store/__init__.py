@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.store.answers import AnswerStore
 from bot.store.channels import ChannelStore, SettingsRows
 from bot.store.db import Database, create_engine
 from bot.store.housekeeping import Housekeeping
@@ -26,6 +27,7 @@ class Store:
         self.housekeeping = Housekeeping(self.db)
         self.instances = InstanceRegistry(self.db)
         self.people = PeopleData(self.db)
+        self.answers = AnswerStore(self.db)
 
     @property
     def engine(self) -> AsyncEngine:
