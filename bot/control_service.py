@@ -51,6 +51,7 @@ class ControlService:
     def __init__(self, conversation: ConversationService) -> None:
         self._conversation = conversation
         self._store = conversation.store
+        self._admins = conversation.commands.admin_user_ids
 
     # --- Stop ----------------------------------------------------------------
 
@@ -58,7 +59,7 @@ class ControlService:
         running = self._conversation.running.get(thread)
         if running is None:
             return ControlResult(False, NOT_RUNNING_NOTE)
-        if not await _allowed(Control.STOP, presser, running.asker_id):
+        if not await _allowed(Control.STOP, presser, running.asker_id, self._admins):
             return ControlResult(False, refusal(Control.STOP))
         running.stop.set()
         log.info("answer stopped: thread=%s by=%s", thread, presser.actor.user_id)
@@ -121,7 +122,7 @@ class ControlService:
         answer = await self._store.answers.get(answer_id)
         if answer is None:
             return None, ControlResult(False, GONE_NOTE)
-        if not await _allowed(control, presser, answer.asker_id):
+        if not await _allowed(control, presser, answer.asker_id, self._admins):
             return None, ControlResult(False, refusal(control))
         if not answer.is_latest:
             return None, ControlResult(False, NOT_LATEST_NOTE)
@@ -170,10 +171,12 @@ class ControlService:
             log.info("answer continued: thread=%s seconds=%.2f", thread, time.monotonic() - started)
 
 
-async def _allowed(control: Control, presser: Presser, asker_id: str | None) -> bool:
+async def _allowed(control: Control, presser: Presser, asker_id: str | None, admin_ids: frozenset[str]) -> bool:
+    """The rule, asking the platform whether the presser is an admin only when it matters
+    (`ADMIN_USER_IDS` count as admins too, as for `/claude`)."""
     is_admin = False
     if needs_asker_or_admin(control) and presser.actor.user_id != asker_id:
-        is_admin = await presser.is_admin()
+        is_admin = presser.actor.qualified_id in admin_ids or await presser.is_admin()
     return may_press(control, presser.actor.user_id, asker_id, is_admin)
 
 

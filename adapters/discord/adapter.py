@@ -17,6 +17,7 @@ import discord
 from discord import app_commands
 
 from adapters.discord.commands import claude_group
+from adapters.discord.controls import DiscordControls
 from adapters.discord.reply import NO_MENTIONS
 from adapters.discord.surface import DiscordCommandSurface, DiscordMessageSurface
 from adapters.discord.translate import PLATFORM, ReplyModeConversations, command_invocation, incoming_message
@@ -68,6 +69,8 @@ class DiscordAdapter:
         self.tree.add_command(claude_group(self._run_command, self._model_choices))
         self.client.setup_hook = self._sync_commands  # type: ignore[method-assign]
         self.client.event(self.on_message)
+        self.controls = DiscordControls(lambda: self._inbox)
+        self.client.event(self.controls.on_interaction)
         self.reply_mode = ReplyModeConversations()
         self._inbox: Inbox | None = None
         self._gateway: asyncio.Task[None] | None = None
@@ -134,7 +137,10 @@ class DiscordAdapter:
                 log.warning("discord: could not look up channel %s", message.channel.id)
         incoming = incoming_message(message, me, self.reply_mode)
         if incoming is not None and self._inbox is not None:
-            await self._inbox.submit(incoming, DiscordMessageSurface(self.client, message, incoming, self.reply_mode))
+            surface = DiscordMessageSurface(
+                self.client, message, incoming, self.reply_mode, self.controls.last_answers
+            )
+            await self._inbox.submit(incoming, surface)
 
     async def surface_for_stored(self, message: IncomingMessage) -> MessageSurface | None:
         """A stored message's surface: the message fetched again by id, from its thread (or
@@ -150,7 +156,9 @@ class DiscordAdapter:
             except (discord.HTTPException, ValueError, AttributeError):
                 continue
             again = incoming_message(original, me, self.reply_mode) if me is not None else None
-            return DiscordMessageSurface(self.client, original, again or message, self.reply_mode)
+            return DiscordMessageSurface(
+                self.client, original, again or message, self.reply_mode, self.controls.last_answers
+            )
         return None
 
     async def _run_command(self, interaction: discord.Interaction, name: str, argument: str) -> None:

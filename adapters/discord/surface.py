@@ -9,11 +9,13 @@ from typing import Any, Literal
 
 import discord
 
+from adapters.discord.controls import ControlledReply, LastAnswers
 from adapters.discord.reply import MESSAGE_LIMIT, NO_MENTIONS, DiscordReply
 from adapters.discord.translate import SPOKEN_TYPES, ReplyModeConversations
 from adapters.streaming import split_all
+from bot.controls import AnswerControls
 from bot.domain import ContextMessage, IncomingMessage, ThreadKey
-from bot.ports import ReplyStream
+from bot.ports import OffersControls, ReplyStream
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,7 @@ class DiscordMessageSurface:
     original: discord.Message
     message: IncomingMessage
     reply_mode: ReplyModeConversations
+    last_answers: LastAnswers | None = None  # set: the answer gets Stop and its controls
 
     async def open_reply(self) -> ReplyStream:
         """In a thread or a DM, answer there; in a channel, open a thread on the message, or
@@ -41,7 +44,11 @@ class DiscordMessageSurface:
             else:
                 thread = await self._open_thread()
                 channel, reference = (thread, None) if thread is not None else (channel, self.original)
-        reply = DiscordReply(channel, reference)
+        reply = (
+            DiscordReply(channel, reference)
+            if self.last_answers is None
+            else ControlledReply(channel, reference, self.message.thread, self.last_answers)
+        )
         reply.start_typing()
         if reference is None:
             return reply
@@ -90,6 +97,10 @@ class _RememberedReply:
 
     async def append(self, delta: str) -> None:
         await self._reply.append(delta)
+
+    def offer_controls(self, controls: AnswerControls) -> None:
+        if isinstance(self._reply, OffersControls):
+            self._reply.offer_controls(controls)
 
     async def finish(self, text: str) -> None:
         await self._reply.finish(text)
