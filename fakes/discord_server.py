@@ -142,10 +142,10 @@ __all__ = [
     "RequestRecord",
     "ThreadRecord",
     "autocomplete_payload",
+    "component_payload",
     "dm_channel",
     "guild_payload",
     "interaction_payload",
-    "component_payload",
     "iso_timestamp",
     "member_payload",
     "message_payload",
@@ -866,7 +866,9 @@ def interaction_payload(
     return payload
 
 
-def component_payload(*, custom_id: str, message: Mapping[str, Any], component_type: int = 2, **kwargs: Any) -> JsonDict:
+def component_payload(
+    *, custom_id: str, message: Mapping[str, Any], component_type: int = 2, **kwargs: Any
+) -> JsonDict:
     """An INTERACTION_CREATE for a click on a message component (``type=3``, MESSAGE_COMPONENT): a
     button (``component_type=2``) with `custom_id` on `message` (the message object, as Discord
     embeds it); the other arguments as for `interaction_payload`."""
