@@ -106,3 +106,20 @@ async def test_stop_through_the_core_keeps_the_partial_answer_and_the_thread_ans
 
 async def _no() -> bool:
     return False
+
+
+async def test_erasing_a_person_deletes_their_feedback_votes(
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
+) -> None:
+    where = thread("vote.1")
+    await adapter.deliver(core.service, message(where, "hello"))
+    [answer] = [t for t in (await core.store.turns.load_history(where)).turns if t.role == "assistant"]
+    for who in (person("U1"), person("U2", "Bob")):
+        assert (await core.service.controls.rate(answer.id, Presser(who, is_admin=_no), positive=True)).done
+    await core.service.controls.rate(answer.id, Presser(person("U2", "Bob"), is_admin=_no), positive=False)
+    assert await core.store.answers.votes(answer.id) == {"U1": True, "U2": False}, "one vote each, changeable"
+
+    from bot.store.people import Person
+
+    await core.store.people.erase(Person("test", "U2"), operator="tester")
+    assert await core.store.answers.votes(answer.id) == {"U1": True}
