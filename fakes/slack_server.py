@@ -283,11 +283,16 @@ def blocks_text(blocks: Iterable[Any]) -> str:
         if block.get("type") == "markdown":
             text = block.get("text")
             pieces = [text] if isinstance(text, str) else []
+        elif block.get("type") not in _READABLE_BLOCKS:  # buttons and other controls are not text
+            continue
         else:
             pieces = _texts_in(block)
         if pieces:
             lines.append("".join(pieces) if block.get("type") == "rich_text" else "\n".join(pieces))
     return "\n".join(lines)
+
+
+_READABLE_BLOCKS = frozenset({"section", "header", "context", "rich_text"})
 
 
 def _texts_in(node: Any) -> list[str]:
