@@ -260,3 +260,18 @@ async def test_continue_after_a_cut_off_shows_the_continuation_as_the_next_messa
     assert sent[-2]["role"] == "assistant" and "first half" in str(sent[-2]["content"])
     [(content,)] = (await stored(slack, messages, messages.c.content))[1:]
     assert content == "the first half\n\nand the second half"
+
+
+async def test_a_slow_slack_does_not_hold_the_ack_of_a_feedback_click(
+    slack: SlackHarness, fake_anthropic: FakeAnthropic
+) -> None:
+    root = mention("rate me")
+    await slack.send_event(root)
+    await slack.settle()
+    [answer] = slack.slack.bot_messages("C1", root["ts"])
+    slack.slack.set_latency(30.0, "chat.postEphemeral")
+    await click(slack, feedback(answer, True), answer)  # answered (200) ...
+    [notice] = slack.slack.calls_to("chat.postEphemeral")
+    assert notice.status is None, "... while the thank-you note was still on its way"
+    assert await stored(slack, answer_feedback, answer_feedback.c.user_id) == [("U1",)]
+    slack.slack.set_latency(0.0, "chat.postEphemeral")

@@ -9,6 +9,7 @@ vote or schedules the work, and returns.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +24,8 @@ from bot.domain import Actor, IncomingMessage, ThreadKey
 from bot.ports import Inbox, MessageSurface
 
 log = logging.getLogger(__name__)
+
+NOTICE_SECONDS = 1.5
 
 def register_controls(app: AsyncApp, slack: SlackWorkspace, inbox: Callable[[], Inbox | None]) -> None:
     """Bolt listeners for the controls; `inbox` is None once intake has stopped."""
@@ -39,10 +42,9 @@ def register_controls(app: AsyncApp, slack: SlackWorkspace, inbox: Callable[[], 
     async def tell(result: ControlResult, user_id: str, channel: str, thread_ts: str | None) -> None:
         if not result.notice or not channel or not user_id:
             return
-        try:
-            await slack.client.chat_postEphemeral(
-                channel=channel, user=user_id, thread_ts=thread_ts, text=result.notice
-            )
+        notice = slack.client.chat_postEphemeral(channel=channel, user=user_id, thread_ts=thread_ts, text=result.notice)
+        try:  # bounded: the listener's return is Slack's ack, due within 3 s
+            await asyncio.wait_for(notice, timeout=NOTICE_SECONDS)
         except Exception as exc:  # the click itself was handled
             log.warning("slack: could not tell the presser (%s)", type(exc).__name__)
 
