@@ -51,12 +51,14 @@ NEVER_ANSWERED_SECONDS = 600.0  # so a broken path fails instead of hanging; far
 
 
 @contextlib.contextmanager
-def fake_anthropic_process(latency: float, reply_words: int = 0) -> Iterator[str]:
+def fake_anthropic_process(latency: float, reply_words: int = 0, chunk_delay: float = 0.0) -> Iterator[str]:
     """The fake API as a child process, so its work does not share our event loop; yields its base URL."""
     args = [sys.executable, "-m", "fakes.anthropic_server", "--port", "0", "--latency", str(latency)]
     args += ["--api-key", API_KEY]
     if reply_words:
         args += ["--reply-words", str(reply_words)]
+    if chunk_delay:
+        args += ["--chunk-delay", str(chunk_delay)]
     process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None

@@ -156,6 +156,7 @@ class CommandService:
         if not rows:
             return "No Claude turns in this channel in the last 30 days."
         lines = ["*Last 30 days in this channel:*"]
+        votes = {f.model: f for f in await self.store.answers.feedback_counts(invocation.channel, now() - USAGE_WINDOW)}
         total_cost = 0.0
         all_priced = True
         for row in rows:
@@ -163,7 +164,9 @@ class CommandService:
             if cost is None:
                 all_priced = False
             total_cost += cost or 0.0
-            lines.append(f"• `{row.model}`: {row.turns} turns, {_tokens(row.usage)}, {_money(cost)}")
+            vote = votes.get(row.model)
+            feedback = f", feedback {vote.up} up / {vote.down} down" if vote else ""
+            lines.append(f"• `{row.model}`: {row.turns} turns, {_tokens(row.usage)}, {_money(cost)}{feedback}")
         total = sum((row.usage for row in rows), TokenUsage())
         lines.append(
             f"*Total:* {sum(r.turns for r in rows)} turns, {_tokens(total)}, "

@@ -18,6 +18,7 @@ answered; an answer is stored right after the last user turn it answered (see
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, replace
@@ -28,6 +29,8 @@ from bot.channel_settings import ChannelSettingsResolver
 from bot.claude import DEFAULT_CONTEXT_WINDOW, ClaudeClient, ClaudeError, ClaudeReply, ClaudeRequest
 from bot.claude.turn import TurnAnswer, TurnRunner
 from bot.commands import CommandService
+from bot.control_service import ControlService
+from bot.controls import AnswerControls, offered_controls
 from bot.domain import (
     ChannelSettings,
     CommandInvocation,
@@ -61,6 +64,7 @@ from bot.policy import (
 )
 from bot.ports import CommandSurface, MessageSurface
 from bot.prompt import ContextPlan, context_tokens, estimate_tokens, fit_context, render_thread_context, to_messages
+from bot.running import RunningAnswers, TurnStopped, until_stopped
 from bot.showing import ShownAnswer
 from bot.store import Store
 from bot.store.db import is_outage
@@ -117,6 +121,8 @@ class ConversationService:
         self._claude_slots = asyncio.Semaphore(max_concurrent_claude_calls)
         self.changes = MessageChanges(store)
         self.turns = TurnRunner(claude, web_max_uses)  # tools, pause_turn, fallback, sources
+        self.running = RunningAnswers()  # the answers being written, for Stop
+        self.controls = ControlService(self)
 
     # --- Inbox --------------------------------------------------------------
 
@@ -235,7 +241,7 @@ class ConversationService:
             log.info("turn already answered along with an earlier one: thread=%s", message.thread)
             return TurnOutcome(answered=False)
         covered = history.turns[-1].order  # the newest turn: this answer covers every pending one
-        async with self._claude_slots:
+        async with self._claude_slots, self._tracked(message):
             reply_stream = ShownAnswer(await surface.open_reply(), message.thread)
             try:
                 return await self._complete(message, settings, history, reply_stream, started, surface, file_notes)
@@ -309,7 +315,11 @@ class ConversationService:
         file_notes: list[str],
     ) -> TurnOutcome:
         """Ask Claude, store the answer, then show its final text."""
-        turn, notes, sent = await self._ask_claude(message.thread, settings, history, reply_stream, surface)
+        try:
+            turn, notes, sent = await self._ask_claude(message.thread, settings, history, reply_stream, surface)
+        except TurnStopped:
+            await self.controls.finish_stopped(message.thread, settings.model, history, reply_stream)
+            return TurnOutcome(answered=True)
         notes = [*file_notes, *notes]
         reply = turn.reply
         answer = turn.kept if turn.kept.strip() else ""  # whitespace alone is no answer
@@ -329,6 +339,9 @@ class ConversationService:
             )
         if not answer and not notes:
             notes = [EMPTY_NOTE]
+        if answer_id is not None:
+            offered = offered_controls(stored=True, stop_reason=reply.stop_reason, is_latest=True)
+            reply_stream.offer_controls(AnswerControls(message.thread, answer_id, offered))
         await reply_stream.finish(join_notes(turn.shown, *notes))  # extends what was streamed
         await self._remember_shown(message.thread, reply_stream, answer_id)
         _count(message.thread.platform, reply, time.monotonic() - started)
@@ -360,7 +373,7 @@ class ConversationService:
         trimmed = await self._keep_from(thread, plan)
         request = await self._request(settings, plan.turns, max_tokens, surface)
         try:
-            turn = await self.turns.run(request, settings, reply_stream.append, reply_stream.progress)
+            turn = await self._run(request, settings, reply_stream, thread)
         except ClaudeError as error:
             # A request with uploaded files refused: the Files API may have lost some (once).
             renewed = None
@@ -368,7 +381,7 @@ class ConversationService:
                 renewed = await self.files.restore(thread, plan.turns, surface)
             if renewed:
                 request = await self._request(settings, renewed, max_tokens, surface)
-                turn = await self.turns.run(request, settings, reply_stream.append, reply_stream.progress)
+                turn = await self._run(request, settings, reply_stream, thread)
             elif error.kind != "prompt_too_long":
                 raise
             else:
@@ -376,7 +389,7 @@ class ConversationService:
                 plan = fit_context(history.turns, context_tokens(plan.turns) // 2, keep_share=1.0)
                 trimmed = await self._keep_from(thread, plan) or trimmed
                 request = await self._request(settings, plan.turns, max_tokens, surface)
-                turn = await self.turns.run(request, settings, reply_stream.append, reply_stream.progress)
+                turn = await self._run(request, settings, reply_stream, thread)
 
         reply = turn.reply
         if reply.stop_reason == "model_context_window_exceeded":
@@ -398,6 +411,16 @@ class ConversationService:
         messages = to_messages(turns, prepared.blocks)
         request = await self.turns.request(settings.model, settings, settings.system_prompt, messages, max_tokens)
         return replace(request, betas=prepared.betas)
+
+    async def _run(
+        self, request: ClaudeRequest, settings: ChannelSettings, reply_stream: ShownAnswer, thread: ThreadKey
+    ) -> TurnAnswer:
+        """One answer across its requests (tools, pause_turn, fallback), ended early by Stop."""
+        run = self.turns.run(request, settings, reply_stream.append, reply_stream.progress)
+        return await until_stopped(run, self.running.get(thread))
+
+    def _tracked(self, message: IncomingMessage) -> contextlib.AbstractAsyncContextManager[object]:
+        return self.running.track(message.thread, message.actor.user_id)
 
     async def _keep_from(self, thread: ThreadKey, plan: ContextPlan) -> bool:
         """Where a plan dropped older turns, stop sending them from now on; True if it did."""

@@ -33,6 +33,7 @@ TURN_SECONDS = Histogram(
     buckets=(0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120),
     registry=REGISTRY,
 )
+FEEDBACK = Counter("bot_feedback_votes", "Feedback votes on answers, by rating", ["rating"], registry=REGISTRY)
 CLAUDE_IN_FLIGHT = Gauge("bot_claude_calls_in_flight", "Claude calls under way", registry=REGISTRY)
 
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from bot.controls import AnswerControls
 from bot.domain import Progress, ThreadKey
-from bot.ports import ReplyStream, ShownInMessages, ShowsProgress
+from bot.ports import OffersControls, ReplyStream, ShownInMessages, ShowsProgress
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,11 @@ class ShownAnswer:
     def received(self) -> str:
         """Every delta Claude produced so far."""
         return "".join(self._deltas)
+
+    def offer_controls(self, controls: AnswerControls) -> None:
+        """The buttons the final message will carry, where the platform shows any."""
+        if isinstance(self._stream, OffersControls):
+            self._stream.offer_controls(controls)
 
     async def append(self, delta: str) -> None:
         """Take a delta; never waits for the platform."""

@@ -14,6 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.progress_text import found_titles, status_line
 from adapters.slack.reply import SlackReply
+from bot.controls import AnswerControls
 from bot.domain import IncomingMessage, Progress
 from bot.ttl import Clock, TtlCache
 
@@ -120,6 +121,9 @@ class ReplyWithCue:
         if not await self._reply.show_progress(line):
             await self._reply.show_status(f"_{line}_")
         self._note_refusal()
+
+    def offer_controls(self, controls: AnswerControls) -> None:
+        self._reply.offer_controls(controls)
 
     async def finish(self, text: str) -> None:
         await self._cue.clear()

@@ -26,11 +26,14 @@ import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack.blocks import control_blocks
 from adapters.streaming import ReplyLimits, ShownPart, StreamedReply, StreamingRefused
+from bot.controls import AnswerControls
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +92,10 @@ class SlackReply(StreamedReply[str]):
         self._target = target
         self._open_task: tuple[str, str] | None = None  # (id, title) of the task update in progress
         self._tasks = 0
+        self._controls: list[dict[str, Any]] = []  # blocks under the final message (see `offer_controls`)
+        self._finishing = False
+        self._closing = -1  # the part being closed
+        self._controls_shown = False
 
     async def show_progress(self, title: str) -> bool:
         """Where the answer streams natively: `title` as a task update in its stream (the one
@@ -147,6 +154,35 @@ class SlackReply(StreamedReply[str]):
         task, self._open_task = self._open_task, None
         return [_task_update(*task, "complete")]
 
+
+    def offer_controls(self, controls: AnswerControls) -> None:
+        self._controls = control_blocks(controls)
+
+    async def finish(self, text: str) -> None:
+        self._finishing = True
+        await super().finish(text)
+        last = self._parts[-1] if self._parts else None
+        if self._controls and not self._controls_shown and last and last.handle and not has_link(last.text):
+            # The last part already showed its final text: only the controls are missing.
+            await self._client.chat_update(
+                channel=self._target.channel, ts=last.handle, **self._with_controls(last.text)
+            )
+            self._controls_shown = True
+
+    async def _close(self, index: int, text: str) -> None:
+        self._closing = index
+        await super()._close(index, text)
+
+    def _is_final_part(self, index: int) -> bool:
+        return self._finishing and bool(self._controls) and index == len(self._splitter.finished) - 1
+
+    def _with_controls(self, text: str) -> dict[str, Any]:
+        """A message's arguments with the controls under its text (a markdown block, as
+        `markdown_text` cannot be combined with blocks; `text` is the notification fallback)."""
+        self._controls_shown = True
+        shown = neutralize_mentions(text)
+        return {"text": shown, "blocks": [{"type": "markdown", "text": shown}, *self._controls]}
+
     @property
     def channel(self) -> str:
         return self._target.channel
@@ -188,16 +224,21 @@ class SlackReply(StreamedReply[str]):
         shown.handle, shown.text = None, ""
 
     async def _post_part(self, index: int, text: str) -> str:
+        final = self._is_final_part(index)
+        content = self._with_controls(text) if final else {"markdown_text": neutralize_mentions(text)}
         response = await self._client.chat_postMessage(
             channel=self._target.channel,
             thread_ts=self._target.thread_ts,
-            markdown_text=neutralize_mentions(text),
             unfurl_links=False,  # Slack fetches no link of this message
             unfurl_media=False,
+            **content,
         )
         return str(response["ts"])
 
     async def _edit_part(self, handle: str, text: str) -> None:
+        if self._is_final_part(self._closing):
+            await self._client.chat_update(channel=self._target.channel, ts=handle, **self._with_controls(text))
+            return
         await self._client.chat_update(channel=self._target.channel, ts=handle, markdown_text=neutralize_mentions(text))
 
     async def _start_stream(self, index: int, text: str) -> str:
@@ -219,14 +260,17 @@ class SlackReply(StreamedReply[str]):
             )
 
     async def _stop_stream(self, handle: str, text: str) -> None:
-        closing = self._closing_chunks()
+        tasks_done = self._closing_chunks()
         with _refusal():
+            final = self._is_final_part(self._closing)
             await self._client.chat_stopStream(
                 channel=self._target.channel,
                 ts=handle,
                 markdown_text=neutralize_mentions(text) or None,
-                chunks=closing or None,
+                chunks=tasks_done or None,
+                blocks=self._controls if final else None,  # shown under the streamed text
             )
+            self._controls_shown = self._controls_shown or final
 
 
 @contextlib.contextmanager

@@ -278,7 +278,7 @@ class TurnStore:
                 messages.c.platform_message_id,
                 messages.c.stop_reason,
                 messages.c.sent_at,
-            ).where(messages.c.conversation_id == row.id)
+            ).where(messages.c.conversation_id == row.id, messages.c.superseded.is_(False))
             if row.context_start_id is not None:
                 query = query.where(order >= row.context_start_id)
             result = await conn.execute(query.order_by(order, messages.c.rank, messages.c.id))
