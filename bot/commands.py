@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from bot.channel_settings import ChannelSettingsResolver
     from bot.claude import ModelCatalog
     from bot.ports import CommandSurface
+    from bot.spend import SpendGuard
     from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ class CommandArgument:
     placeholder: str  # as the help text shows it
     description: str
     model_id: bool = False  # offer the known model ids (autocomplete)
-    optional: bool = False  # the command also runs without it (it then shows the current value)
+    optional: bool = False  # the command also runs without it
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,11 +48,14 @@ class CommandSpec:
     run: Callable[[CommandService, CommandInvocation, str], Awaitable[str]]
     argument: CommandArgument | None = None
     admin_outside_dms: bool = False  # anyone may run it in a DM, only admins elsewhere
-    admin_to_change: bool = False  # anyone may see the current value, only admins change it
+    admin_to_change: bool = False  # anyone may run it bare (to see), only admins with an argument
 
-    def needs_admin(self, invocation: CommandInvocation) -> bool:
-        changes = self.admin_to_change and bool(parse_command(invocation.text).argument)
-        return self.admin_only or changes or (self.admin_outside_dms and not invocation.is_direct)
+    def needs_admin(self, invocation: CommandInvocation, argument: str = "") -> bool:
+        return (
+            self.admin_only
+            or (self.admin_outside_dms and not invocation.is_direct)
+            or (self.admin_to_change and bool(argument) and argument.lower() != "show")
+        )
 
     @property
     def usage(self) -> str:
@@ -82,9 +86,11 @@ class CommandService:
         catalog: ModelCatalog,
         admin_user_ids: frozenset[str],
         *,
+        spend: SpendGuard | None = None,
         after_forget: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self.store = store
+        self.spend = spend
         self.settings = settings
         self.catalog = catalog
         self.admin_user_ids = admin_user_ids
@@ -98,7 +104,7 @@ class CommandService:
         spec = BY_NAME.get(command.name)
         if spec is None:
             return f"I don't know `/claude {command.name}`.\n\n{help_text()}"
-        if spec.needs_admin(invocation) and not await self.is_admin(invocation, surface):
+        if spec.needs_admin(invocation, command.argument) and not await self.is_admin(invocation, surface):
             # Who tried what where; never the argument (a system prompt may be private).
             log.warning(
                 "commands: refused /claude %s to %s in %s (not an admin)",
@@ -206,7 +212,6 @@ class CommandService:
             "Messages still shown in the thread stay there; I won't use them again."
         )
 
-
     async def _forgotten(self) -> None:
         if self.after_forget is None:
             return
@@ -214,6 +219,12 @@ class CommandService:
             await self.after_forget()
         except Exception:  # the turns are gone; the next pruning run deletes what is left
             log.exception("commands: cleaning up after forget failed")
+
+
+async def _budget(service: CommandService, invocation: CommandInvocation, argument: str) -> str:
+    if service.spend is None:
+        return "Spend limits are not available here."
+    return await service.spend.budget_command(invocation, argument)
 
 
 async def _help(_service: CommandService, _invocation: CommandInvocation, _argument: str) -> str:
@@ -251,6 +262,12 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec(
         "forget", "Delete the stored history of this DM, or of this thread (admins)", False,
         CommandService._forget, admin_outside_dms=True,
+    ),
+    CommandSpec(
+        "budget", "Spending limits and spend here; admins change them", False, _budget,
+        CommandArgument("limit", "[channel|user|workspace <amount>/day|<amount>/month|off]",
+                        "e.g. channel 5/day, user 2/day, workspace 300/month, channel off", optional=True),
+        admin_to_change=True,
     ),
     CommandSpec("help", "What /claude can do", False, _help),
 )

@@ -66,6 +66,7 @@ from bot.ports import CommandSurface, MessageSurface
 from bot.prompt import ContextPlan, context_tokens, estimate_tokens, fit_context, render_thread_context, to_messages
 from bot.running import RunningAnswers, TurnStopped, until_stopped
 from bot.showing import ShownAnswer
+from bot.spend import Admission, SpendGuard
 from bot.store import Store
 from bot.store.db import is_outage
 from bot.store.turns import ANSWERED, FAILED
@@ -109,6 +110,7 @@ class ConversationService:
         instance_id: str = "",
         files: Attachments | None = None,
         web_max_uses: int = 5,
+        spend: SpendGuard | None = None,
     ) -> None:
         self.store = store
         self.claude = claude
@@ -123,6 +125,7 @@ class ConversationService:
         self.turns = TurnRunner(claude, web_max_uses)  # tools, pause_turn, fallback, sources
         self.running = RunningAnswers()  # the answers being written, for Stop
         self.controls = ControlService(self)
+        self.spend = spend  # spend limits and rate limits (None: none)
 
     # --- Inbox --------------------------------------------------------------
 
@@ -154,6 +157,9 @@ class ConversationService:
 
     async def conversation_of(self, platform: str, message_id: str) -> ThreadKey | None:
         return await self.store.shown.conversation_of(platform, message_id)
+
+    async def workspace_left(self, platform: str, workspace_id: str, *, left: bool = True) -> None:
+        await self.store.workspaces.mark(platform, workspace_id, left=left)
 
     async def drain(self, grace_seconds: float = 30.0) -> None:
         """Shutting down: let the answers and commands under way finish."""
@@ -241,10 +247,16 @@ class ConversationService:
             log.info("turn already answered along with an earlier one: thread=%s", message.thread)
             return TurnOutcome(answered=False)
         covered = history.turns[-1].order  # the newest turn: this answer covers every pending one
-        async with self._claude_slots, self._tracked(message):
+        admission = await self.spend.admit(message, settings, history) if self.spend else None
+        if admission is not None and admission.refusal is not None:  # at a limit: no request
+            await self._refuse(message, surface, admission.refusal, covered)
+            return TurnOutcome(answered=True)
+        async with self._claude_slots, self._tracked(message), admission or contextlib.nullcontext():
             reply_stream = ShownAnswer(await surface.open_reply(), message.thread)
             try:
-                return await self._complete(message, settings, history, reply_stream, started, surface, file_notes)
+                return await self._complete(
+                    message, settings, history, reply_stream, started, surface, file_notes, admission
+                )
             except ClaudeError as error:
                 log.warning(
                     "turn failed: thread=%s model=%s kind=%s status=%s request_id=%s",
@@ -295,6 +307,14 @@ class ConversationService:
             reply = await surface.open_reply()
             await reply.finish(sentence)
 
+    async def _refuse(self, message: IncomingMessage, surface: MessageSurface, sentence: str, covered: int) -> None:
+        """A limit stopped the turn: its line (unless this thread already had it), and the
+        turns it covers settled, so nothing answers them later."""
+        if sentence:
+            reply = await surface.open_reply()
+            await reply.finish(sentence)
+        await self._settle(message.thread, covered, FAILED)
+
     async def _tell(self, message: IncomingMessage, surface: MessageSurface, sentence: str) -> None:
         """Answer `message` with `sentence` alone, and record that it will get nothing more."""
         reply = await surface.open_reply()
@@ -313,6 +333,7 @@ class ConversationService:
         started: float,
         surface: MessageSurface,
         file_notes: list[str],
+        admission: Admission | None = None,
     ) -> TurnOutcome:
         """Ask Claude, store the answer, then show its final text."""
         try:
@@ -322,6 +343,9 @@ class ConversationService:
             return TurnOutcome(answered=True)
         notes = [*file_notes, *notes]
         reply = turn.reply
+        if admission is not None:
+            admission.spent(reply.model, reply.usage)
+            notes = [*notes, *admission.notes]
         answer = turn.kept if turn.kept.strip() else ""  # whitespace alone is no answer
         # A refusal is stored even without text: its stop reason marks the exchange as never resent.
         stored_text = answer or (REFUSAL_PLACEHOLDER if reply.stop_reason == "refusal" else "")

@@ -35,6 +35,13 @@ TURN_SECONDS = Histogram(
 )
 FEEDBACK = Counter("bot_feedback_votes", "Feedback votes on answers, by rating", ["rating"], registry=REGISTRY)
 CLAUDE_IN_FLIGHT = Gauge("bot_claude_calls_in_flight", "Claude calls under way", registry=REGISTRY)
+SPEND = Counter(
+    "bot_spend_usd_total", "What answers cost at the configured prices, US$", ["platform"], registry=REGISTRY
+)
+LIMITED = Counter(
+    "bot_limited_turns_total", "Turns that made no request: a spend limit, a rate limit, or waiting too long",
+    ["reason"], registry=REGISTRY,
+)
 
 
 def exposition() -> bytes:

@@ -140,6 +140,11 @@ class Inbox(Protocol):
         `ShownInMessages`), if any: a reply to it continues that conversation."""
         ...
 
+    async def workspace_left(self, platform: str, workspace_id: str, *, left: bool = True) -> None:
+        """The app was removed from a workspace (`left`), or installed there again: its
+        conversations are deleted once it has been gone for UNINSTALL_GRACE_DAYS."""
+        ...
+
     @property
     def controls(self) -> Controls: ...
 

@@ -81,6 +81,7 @@ import itertools
 import json
 import random
 import re
+import secrets
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -591,7 +592,14 @@ class FakeSlack(LoopbackServer):
         self.file_host = FakeSlackFiles(team_id)
         """Files served at ``url_private_download`` (see `fakes.slack_files`); `add_file` hosts one."""
         self.file_host.accepted_token = bot_token
+        # OAuth installs (`authorize_install`, then ``oauth.v2.access``): each workspace's bot token.
+        self.client_id = "1111.2222"
+        self.client_secret = "slack-client-secret-canary"
+        self.installed_tokens: dict[str, JsonDict] = {}
+        """Bot token issued by ``oauth.v2.access`` -> its workspace (``team_id``, ``bot_user_id``, ...)."""
+        self._oauth_codes: dict[str, JsonDict] = {}
         self._handlers: dict[str, Handler] = {
+            "oauth.v2.access": self._oauth_v2_access,
             "auth.test": self._auth_test,
             "chat.postMessage": self._chat_post_message,
             "chat.update": self._chat_update,
@@ -905,6 +913,9 @@ class FakeSlack(LoopbackServer):
         if token is None and isinstance(body_token, str):
             token = body_token
         record = CallRecord(method=method, params=params, http_method=request.method, token=token, time=monotonic())
+        if auth.startswith("Basic "):  # oauth.v2.access: the app's client id and secret (kept out of the record)
+            client_id, _, client_secret = base64.b64decode(auth[len("Basic ") :]).decode().partition(":")
+            params = {**params, "client_id": client_id, "client_secret": client_secret}
         self.calls.append(record)
         delay = self.latency + self.method_latency.get(method, 0.0)
         if delay > 0:
@@ -934,7 +945,8 @@ class FakeSlack(LoopbackServer):
             raise SlackApiFailure("unknown_method", req_method=method)
         if not readable:
             raise SlackApiFailure("invalid_json")
-        self._check_token(method, token)
+        if method != "oauth.v2.access":  # authenticated by the client id and secret instead
+            self._check_token(method, token)
         failures = self._failures.get(method)
         if failures:
             raise SlackApiFailure(failures.popleft())
@@ -950,6 +962,10 @@ class FakeSlack(LoopbackServer):
             raise SlackApiFailure("not_allowed_token_type" if token == self.bot_token else "invalid_auth")
         if is_app_token:
             raise SlackApiFailure("not_allowed_token_type")
+        if token.startswith("xoxb-oauth-"):  # issued by oauth.v2.access: valid until revoked
+            if token not in self.installed_tokens:
+                raise SlackApiFailure("token_revoked")
+            return
         if self.bot_token is not None and token != self.bot_token:
             raise SlackApiFailure("invalid_auth")
 
@@ -1057,7 +1073,55 @@ class FakeSlack(LoopbackServer):
 
     # ------------------------------------------------------------------ handlers
 
+    # ------------------------------------------------------------------ OAuth installs
+
+    def authorize_install(self, team_id: str, team_name: str = "", *, installer: str = "UADMIN") -> str:
+        """A person approved the app for `team_id` on Slack's consent page: the code Slack sends
+        to the app's redirect URL (good for one ``oauth.v2.access``)."""
+        code = f"code-{team_id}-{len(self._oauth_codes) + 1}"
+        self._oauth_codes[code] = {"team_id": team_id, "team_name": team_name or team_id, "installer": installer}
+        return code
+
+    def tokens_of(self, team_id: str) -> list[str]:
+        return [token for token, team in self.installed_tokens.items() if team["team_id"] == team_id]
+
+    def revoke(self, team_id: str) -> None:
+        """The workspace uninstalled the app: its tokens stop working."""
+        for token in self.tokens_of(team_id):
+            del self.installed_tokens[token]
+
+    def _oauth_v2_access(self, params: JsonDict, token: str) -> JsonDict:
+        if params.get("client_id") != self.client_id:
+            raise SlackApiFailure("invalid_client_id")
+        if params.get("client_secret") != self.client_secret:
+            raise SlackApiFailure("bad_client_secret")
+        grant = self._oauth_codes.pop(str(params.get("code")), None)
+        if grant is None:
+            raise SlackApiFailure("invalid_code")
+        team = grant["team_id"]
+        issued = f"xoxb-oauth-{team}-{secrets.token_hex(8)}"
+        self.installed_tokens[issued] = {**grant, "bot_user_id": f"UBOT{team}", "bot_id": f"BBOT{team}"}
+        return {
+            "ok": True,
+            "app_id": self.app_id,
+            "authed_user": {"id": grant["installer"]},
+            "scope": "app_mentions:read,chat:write,im:history,users:read",
+            "token_type": "bot",
+            "access_token": issued,
+            "bot_user_id": f"UBOT{team}",
+            "team": {"id": team, "name": grant["team_name"]},
+            "enterprise": None,
+            "is_enterprise_install": False,
+        }
+
     def _auth_test(self, params: JsonDict, token: str) -> JsonDict:
+        installed = self.installed_tokens.get(token)
+        if installed is not None:
+            return {
+                "ok": True, "url": "https://fake.slack.com/", "team": installed["team_name"], "user": self.bot_name,
+                "team_id": installed["team_id"], "user_id": installed["bot_user_id"], "bot_id": installed["bot_id"],
+                "is_enterprise_install": False,
+            }
         org = {"enterprise_id": self.enterprise_id} if self.enterprise_id else {}
         return {
             **org,

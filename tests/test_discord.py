@@ -230,8 +230,10 @@ async def test_claude_commands_are_synced_at_start(discord_bot: DiscordHarness) 
     [claude] = sync.payload
     names = {o["name"] for o in claude["options"]}
     assert names == {
-        "help", "show", "model", "system", "reset", "usage", "new", "forget", "tools", "effort", "fallback"
+        "help", "show", "model", "system", "reset", "usage", "new", "forget", "tools", "effort", "fallback", "budget"
     }
+    [budget] = [o for o in claude["options"] if o["name"] == "budget"]
+    assert [(o["name"], o.get("required", False)) for o in budget["options"]] == [("limit", False)]
     tools = next(o for o in claude["options"] if o["name"] == "tools")
     assert [option.get("required", False) for option in tools["options"]] == [False]  # `/claude tools` shows
 

@@ -34,6 +34,9 @@ LISTENED_EVENTS: dict[str, set[str]] = {
     "app_home_opened": {"app_home_opened"},
     "app_context_changed": {"app_context_changed"},
     "agent_session_stopped": {"agent_session_stopped"},
+    # Leaving a workspace (OAuth installs): its tokens are deleted.
+    "app_uninstalled": {"app_uninstalled"},
+    "tokens_revoked": {"tokens_revoked"},
 }
 # Listened to for installs still on `assistant_view`; the manifests (agent_view) no longer subscribe them.
 LEGACY_EVENTS = {"assistant_thread_started", "assistant_thread_context_changed"}
@@ -52,6 +55,8 @@ EVENT_SCOPES: dict[str, set[str]] = {
     "app_home_opened": set(),
     "app_context_changed": {"assistant:write"},  # agent_view only, which brings assistant:write
     "agent_session_stopped": {"assistant:write"},
+    "app_uninstalled": set(),
+    "tokens_revoked": set(),
 }
 
 # Every Web API method the adapter calls with the bot token -> the bot scopes it needs.

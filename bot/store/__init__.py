@@ -18,7 +18,9 @@ from bot.store.housekeeping import Housekeeping
 from bot.store.instances import InstanceRegistry
 from bot.store.people import PeopleData
 from bot.store.shown import ShownMessages
+from bot.store.spend import SpendStore
 from bot.store.turns import TurnStore
+from bot.store.workspaces import Departures
 
 __all__ = ["Database", "SettingsRows", "Store", "create_engine"]
 
@@ -35,6 +37,8 @@ class Store:
         self.shown = ShownMessages(self.db)
         self.attachments = AttachmentStore(self.db)
         self.answers = AnswerStore(self.db)
+        self.spend = SpendStore(self.db)
+        self.workspaces = Departures(self.db)
 
     @property
     def engine(self) -> AsyncEngine:
