@@ -51,7 +51,13 @@ the request's total.  The cache has no TTL; `FakeAnthropic.clear_cache` empties 
 Scripting
 ---------
 `FakeAnthropic.queue_reply` scripts replies (FIFO, used before the ``reply``
-callable); `FakeAnthropic.queue_fault`, `FakeAnthropic.fail_always` and the
+callable); `FakeAnthropic.queue_blocks` scripts a reply of content blocks built with
+`fakes.anthropic_tools` (server tool uses and their results, text with citations,
+thinking with a signature, a ``refusal`` with ``stop_details``, ``pause_turn``), streamed
+as the real API streams them, with ``usage.server_tool_use`` counted from its tool uses;
+models may carry ``capabilities``, ``lifecycle`` and deprecation dates, and a request the
+real API would refuse for them (thinking, effort or web search a model lacks, an altered
+thinking signature, a retired model) is refused; `FakeAnthropic.queue_fault`, `FakeAnthropic.fail_always` and the
 ``fault_rate``/``seed`` options inject HTTP errors, mid-stream SSE errors and
 dropped connections.  Run ``python -m fakes.anthropic_server --help`` to
 serve it as a standalone process.
