@@ -71,7 +71,9 @@ async def open_core(config: Config) -> Core:
         max_turn_seconds=config.max_turn_seconds,
         max_retry_wait_seconds=config.max_retry_wait_seconds,
     )
-    defaults = ChannelSettings(config.default_model, config.default_system_prompt, config.max_tokens)
+    defaults = ChannelSettings(
+        config.default_model, config.default_system_prompt, config.max_tokens, web="web" in config.default_tools
+    )
     settings = ChannelSettingsResolver(store.channels, defaults)
     files = Attachments(store.attachments, claude.files, claude.catalog)
     spend = SpendGuard(store.spend, spend_rules(config))
@@ -96,6 +98,7 @@ async def open_core(config: Config) -> Core:
         locks=locks,
         instance_id=instance_id,
         files=files,
+        web_max_uses=config.web_max_uses,
         spend=spend,
     )
     await store.instances.heartbeat(instance_id)  # alive before the first accept (the timer keeps it so)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from bot.domain import CommandInvocation, TokenUsage, now
 from bot.pricing import estimated_cost_usd
+from bot.tool_commands import describe_thinking, describe_tools, model_flag, run_effort, run_fallback, run_tools
 
 if TYPE_CHECKING:
     from bot.channel_settings import ChannelSettingsResolver
@@ -121,8 +122,10 @@ class CommandService:
 
     async def _show(self, invocation: CommandInvocation, _argument: str) -> str:
         current = await self.settings.for_channel(invocation.channel)
+        flag = model_flag(await self.catalog.get(current.model))
         return (
-            f"*Model:* `{current.model}`\n*Max tokens:* {current.max_tokens}\n"
+            f"*Model:* `{current.model}`{flag}\n*Max tokens:* {current.max_tokens}\n"
+            f"{describe_tools(current)}\n{describe_thinking(current)}\n"
             f"*System prompt:*\n>>> {current.system_prompt}"
         )
 
@@ -159,6 +162,7 @@ class CommandService:
         if not rows:
             return "No Claude turns in this channel in the last 30 days."
         lines = ["*Last 30 days in this channel:*"]
+        votes = {f.model: f for f in await self.store.answers.feedback_counts(invocation.channel, now() - USAGE_WINDOW)}
         total_cost = 0.0
         all_priced = True
         for row in rows:
@@ -166,7 +170,9 @@ class CommandService:
             if cost is None:
                 all_priced = False
             total_cost += cost or 0.0
-            lines.append(f"• `{row.model}`: {row.turns} turns, {_tokens(row.usage)}, {_money(cost)}")
+            vote = votes.get(row.model)
+            feedback = f", feedback {vote.up} up / {vote.down} down" if vote else ""
+            lines.append(f"• `{row.model}`: {row.turns} turns, {_tokens(row.usage)}, {_money(cost)}{feedback}")
         total = sum((row.usage for row in rows), TokenUsage())
         lines.append(
             f"*Total:* {sum(r.turns for r in rows)} turns, {_tokens(total)}, "
@@ -226,7 +232,7 @@ async def _help(_service: CommandService, _invocation: CommandInvocation, _argum
 
 
 COMMANDS: tuple[CommandSpec, ...] = (
-    CommandSpec("show", "This channel's model and system prompt", False, CommandService._show),
+    CommandSpec("show", "This channel's model, tools, effort and system prompt", False, CommandService._show),
     CommandSpec(
         "model", "Choose this channel's model", True, CommandService._model,
         CommandArgument("model_id", "<id>", "a model id, e.g. claude-sonnet-5-5", model_id=True),
@@ -234,6 +240,21 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec(
         "system", "Set this channel's system prompt", True, CommandService._system,
         CommandArgument("prompt", "<text>", "the system prompt"),
+    ),
+    CommandSpec(
+        "tools", "Show or choose Claude's tools here (web search and fetch)", False, run_tools,
+        CommandArgument("setting", "[web on|off|allow <domains>|block <domains>|any]", "e.g. web on", optional=True),
+        admin_to_change=True,
+    ),
+    CommandSpec(
+        "effort", "Show or choose how hard Claude thinks here", False, run_effort,
+        CommandArgument("level", "[low|medium|high|max|default]", "low, medium, high, max or default", optional=True),
+        admin_to_change=True,
+    ),
+    CommandSpec(
+        "fallback", "Show or choose the model that answers when Claude declines", False, run_fallback,
+        CommandArgument("model_id", "[<model>|off]", "a model id, or off", model_id=True, optional=True),
+        admin_to_change=True,
     ),
     CommandSpec("reset", "Back to the default model and system prompt", True, CommandService._reset),
     CommandSpec("usage", "This channel's turns, tokens and estimated cost, last 30 days", True, CommandService._usage),
@@ -257,7 +278,7 @@ def help_text() -> str:
     lines = ["*/claude* commands:"]
     for spec in COMMANDS:
         lines.append(f"• `{spec.usage}`: {spec.description[0].lower()}{spec.description[1:]}"
-                     + (" (admins)" if spec.admin_only else ""))
+                     + (" (admins)" if spec.admin_only else " (admins change it)" if spec.admin_to_change else ""))
     return "\n".join(lines)
 
 
@@ -266,10 +287,19 @@ def _listing(ids: list[str]) -> str:
 
 
 def _tokens(usage: TokenUsage) -> str:
+    tools = ""
+    if usage.web_searches or usage.web_fetches:
+        tools = f", {_several(usage.web_searches, 'web search', 'web searches')}, " + _several(
+            usage.web_fetches, "web fetch", "web fetches"
+        )
     return (
         f"{usage.input_tokens:,} input / {usage.output_tokens:,} output / "
-        f"{usage.cache_read_tokens:,} cache read / {usage.cache_write_tokens:,} cache write tokens"
+        f"{usage.cache_read_tokens:,} cache read / {usage.cache_write_tokens:,} cache write tokens{tools}"
     )
+
+
+def _several(count: int, one: str, many: str) -> str:
+    return f"{count:,} {one if count == 1 else many}"
 
 
 def _count(messages: int) -> str:

@@ -61,6 +61,10 @@ class Config(BaseSettings):
     # On SIGTERM, answers under way get this long to finish; the rest end with the interrupted note.
     shutdown_grace_seconds: float = Field(default=30.0, gt=0)
     admin_user_ids: Annotated[frozenset[str], NoDecode] = frozenset()
+    # Claude's own tools on in channels that have not chosen (`/claude tools`): "web" or empty.
+    default_tools: Annotated[frozenset[str], NoDecode] = frozenset()
+    # Web searches and fetches Claude may make for one answer (each tool, each request).
+    web_max_uses: int = Field(default=5, ge=1, le=50)
     # Spend (see bot/spend.py): prices override file, default limits in US$ (unset: none),
     # turns a minute per person and per channel (0: off).
     prices_file: Path | None = None
@@ -121,6 +125,17 @@ class Config(BaseSettings):
                 if not platform or not user:
                     raise ValueError(f"{item!r} is not platform-qualified, e.g. slack:U123 or discord:456")
             return frozenset(ids)
+        return value
+
+    @field_validator("default_tools", mode="before")
+    @classmethod
+    def _split_tools(cls, value: object) -> object:
+        if isinstance(value, str):
+            tools = {part.strip().lower() for part in value.split(",") if part.strip()}
+            unknown = tools - {"web"}
+            if unknown:
+                raise ValueError(f"unknown tool {sorted(unknown)[0]!r}: the one tool is web")
+            return frozenset(tools)
         return value
 
     @field_validator("discord_guild_ids", "discord_shard_ids", mode="before")

@@ -91,7 +91,9 @@ class PriceTable:
             + usage.cache_write_tokens * price.cache_write
         )  # $/Mtok x tokens = micro-dollars
         most_per_use = max(price.server_tools.values(), default=Decimal(0))
-        for tool, uses in (server_tool_uses or {}).items():
+        if server_tool_uses is None:  # the uses counted in the usage itself
+            server_tool_uses = {WEB_SEARCH: usage.web_searches}
+        for tool, uses in server_tool_uses.items():
             per_mtok += uses * price.server_tools.get(tool, most_per_use) * MICROS_PER_USD
         return math.ceil(per_mtok)
 

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 
@@ -99,6 +100,9 @@ messages = Table(
     Column("output_tokens", Integer, nullable=False, default=0),
     Column("cache_read_tokens", Integer, nullable=False, default=0),
     Column("cache_write_tokens", Integer, nullable=False, default=0),
+    # Server tool uses of the answer (priced per use; see bot/pricing.py).
+    Column("web_searches", Integer, nullable=False, default=0),
+    Column("web_fetches", Integer, nullable=False, default=0),
     Column("created_at", UTCDateTime, nullable=False),
     # When the platform says a user turn was posted (None: unknown); orders the turns still
     # waiting for their answer (see policy.in_posting_order).
@@ -108,6 +112,8 @@ messages = Table(
     Column("state", String(16), nullable=True),
     Column("attempts", Integer, nullable=False, default=0),  # answers started for it
     Column("owner", String(64), nullable=True),  # the instance answering it (see `instances`)
+    # An answer replaced by Regenerate: kept (it is still in the chat) but never resent to Claude.
+    Column("superseded", Boolean, nullable=False, default=False, server_default=false()),
     Index("ix_messages_conversation_id", "conversation_id", "id"),
     Index("ix_messages_state", "state", "created_at"),
     Index("ix_messages_platform_message_id", "conversation_id", "platform_message_id"),
@@ -146,6 +152,12 @@ channel_settings = Table(
     Column("model", String(128), nullable=True),
     Column("system_prompt", Text, nullable=True),
     Column("max_tokens", Integer, nullable=True),
+    # Claude's own tools and thinking (see bot/claude/request.py).
+    Column("web", Boolean, nullable=True),
+    Column("web_allowed_domains", Text, nullable=True),  # comma-separated
+    Column("web_blocked_domains", Text, nullable=True),
+    Column("effort", String(16), nullable=True),
+    Column("fallback_model", String(128), nullable=True),
     Column("updated_by", String(128), nullable=True),
     Column("updated_at", UTCDateTime, nullable=False),
 )
@@ -205,6 +217,26 @@ attachments = Table(
     Index("ix_attachments_conversation_sha", "conversation_id", "sha256"),
     Index("ix_attachments_file_id", "file_id"),
 )
+
+# One vote per person per answer (a second click changes it); the answer's model is kept so
+# the counts survive the answer being erased.
+answer_feedback = Table(
+    "answer_feedback",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("message_id", BigInteger, ForeignKey("messages.id", ondelete="CASCADE"), nullable=False),
+    Column("platform", String(32), nullable=False),
+    Column("workspace_id", String(64), nullable=False),
+    Column("channel_id", String(64), nullable=False),
+    Column("user_id", String(64), nullable=False),
+    Column("positive", Boolean, nullable=False),
+    Column("model", String(128), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("message_id", "user_id", name="uq_answer_feedback_vote"),
+    Index("ix_answer_feedback_channel", "platform", "workspace_id", "channel_id", "updated_at"),
+)
+
 
 # Spend limits set with `/claude budget` (see bot/budgets.py): one row per scope; a channel's
 # row has its channel id, the user and workspace rows '*'. micros None: "off".

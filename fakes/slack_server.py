@@ -28,8 +28,11 @@ Methods
 ``chat.postEphemeral``, ``chat.startStream``, ``chat.appendStream``,
 ``chat.stopStream``, ``conversations.replies``, ``users.info``,
 ``reactions.add``, ``reactions.remove``, ``assistant.threads.setStatus``,
-``assistant.threads.setSuggestedPrompts``, ``assistant.threads.setTitle`` and
-``apps.connections.open``.  Anything else answers ``unknown_method``.
+``assistant.threads.setSuggestedPrompts``, ``assistant.threads.setTitle``,
+``apps.connections.open``, ``conversations.history`` and the agent sessions'
+``agents.sessions.setStatus`` / ``agents.sessions.rename`` (recorded in
+`FakeSlack.sessions` and `FakeSlack.session_titles`; a title is kept only from the
+call that created the session, as Slack documents).  Anything else answers ``unknown_method``.
 Files: `FakeSlack.add_file` hosts one at ``url_private_download`` (``GET /files-pri/...``,
 bot token required, each download recorded: see `fakes.slack_files`).
 
@@ -102,6 +105,7 @@ __all__ = [
     "ResponsePost",
     "SlackApiFailure",
     "SlackMessage",
+    "block_actions_body",
     "blocks_text",
     "event_body",
     "previewable_links",
@@ -151,6 +155,9 @@ DEFAULT_USERS: Mapping[str, Mapping[str, Any]] = {
         "is_bot": False,
     },
 }
+
+AGENT_SESSION_STATUSES = frozenset({"active", "processing", "suspended", "closed"})
+MAX_SESSION_TITLE = 200
 
 JSON_FIELDS = frozenset({"blocks", "attachments", "chunks", "metadata", "prompts", "loading_messages"})
 """Arguments that are JSON when sent in a form-encoded body."""
@@ -239,6 +246,37 @@ def slash_command_body(
     )
 
 
+def block_actions_body(
+    action: Mapping[str, Any],
+    *,
+    user_id: str = "U1",
+    channel_id: str = "C1",
+    message_ts: str = "",
+    thread_ts: str | None = None,
+    team_id: str = "T1",
+    response_url: str = "https://hooks.slack.com/actions/T1/1/fake",
+) -> str:
+    """The form-encoded body Slack POSTs when someone clicks an interactive element in a
+    message (``payload`` = a ``block_actions`` JSON; sign it with `sign_request`)."""
+    message: JsonDict = {"type": "message", "ts": message_ts}
+    if thread_ts:
+        message["thread_ts"] = thread_ts
+    payload = {
+        "type": "block_actions",
+        "team": {"id": team_id, "domain": "fake"},
+        "user": {"id": user_id, "username": user_id.lower(), "team_id": team_id},
+        "api_app_id": "A1",
+        "token": "fake-verification-token",
+        "container": {"type": "message", "message_ts": message_ts, "channel_id": channel_id, "is_ephemeral": False},
+        "trigger_id": "1.1.fake-trigger",
+        "channel": {"id": channel_id, "name": "general"},
+        "message": message,
+        "response_url": response_url,
+        "actions": [{"action_ts": str(wall_time()), **action}],
+    }
+    return urlencode({"payload": json.dumps(payload)})
+
+
 def blocks_text(blocks: Iterable[Any]) -> str:
     """The readable text of Block Kit blocks, one block per line (``markdown``, ``section``, ``header``,
     ``context`` and ``rich_text`` blocks; others contribute nothing)."""
@@ -249,11 +287,16 @@ def blocks_text(blocks: Iterable[Any]) -> str:
         if block.get("type") == "markdown":
             text = block.get("text")
             pieces = [text] if isinstance(text, str) else []
+        elif block.get("type") not in _READABLE_BLOCKS:  # buttons and other controls are not text
+            continue
         else:
             pieces = _texts_in(block)
         if pieces:
             lines.append("".join(pieces) if block.get("type") == "rich_text" else "\n".join(pieces))
     return "\n".join(lines)
+
+
+_READABLE_BLOCKS = frozenset({"section", "header", "context", "rich_text"})
 
 
 def _texts_in(node: Any) -> list[str]:
@@ -532,6 +575,11 @@ class FakeSlack(LoopbackServer):
         """``(channel_id, thread_ts)`` -> every assistant status set, in order (``""`` clears)."""
         self.titles: dict[tuple[str, str], str] = {}
         self.suggested_prompts: dict[tuple[str, str | None], list[Any]] = {}
+        self.sessions: dict[tuple[str, str], list[str]] = {}
+        """``(channel_id, thread_ts)`` -> every agent session status set, in order (agents.sessions.setStatus)."""
+        self.session_titles: dict[tuple[str, str], str] = {}
+        """A session's title: the one given when it was created, or by agents.sessions.rename."""
+        self.session_renames: list[tuple[str, str, str]] = []
 
         self._next_ts = FIRST_TS
         self._rate_limits: dict[str, deque[int]] = {}
@@ -568,6 +616,9 @@ class FakeSlack(LoopbackServer):
             "assistant.threads.setSuggestedPrompts": self._assistant_set_prompts,
             "assistant.threads.setTitle": self._assistant_set_title,
             "apps.connections.open": self._apps_connections_open,
+            "conversations.history": self._conversations_history,
+            "agents.sessions.setStatus": self._agents_sessions_set_status,
+            "agents.sessions.rename": self._agents_sessions_rename,
         }
 
     # ------------------------------------------------------------------ lifecycle
@@ -644,6 +695,9 @@ class FakeSlack(LoopbackServer):
         self.statuses.clear()
         self.titles.clear()
         self.suggested_prompts.clear()
+        self.sessions.clear()
+        self.session_titles.clear()
+        self.session_renames.clear()
         self.clear_faults()
 
     def add_user(self, user_id: str, **info: Any) -> None:
@@ -758,6 +812,29 @@ class FakeSlack(LoopbackServer):
     def status(self, channel_id: str, thread_ts: str) -> str:
         """The current assistant status of a thread (``""`` when none, or cleared by a reply)."""
         history = self.statuses.get((channel_id, thread_ts))
+        return history[-1] if history else ""
+
+    def click_stop(self, channel: str, thread_ts: str, user: str = "U1") -> JsonDict:
+        """A person clicks the stop button of a thread's agent session: Slack stops the app's
+        streams in that thread itself and delivers this `agent_session_stopped` event (the
+        session's status is the app's to change)."""
+        stopped = [m.ts for m in self.thread(channel, thread_ts) if m.is_streaming]
+        for ts in stopped:
+            message = self.find_message(channel, ts)
+            if message is not None:
+                message.stream_state = "stopped"
+        return {
+            "type": "agent_session_stopped",
+            "channel": channel,
+            "thread_ts": thread_ts,
+            "user": user,
+            "streaming_message_ts": stopped,
+            "event_ts": self._new_ts(),
+        }
+
+    def session_status(self, channel_id: str, thread_ts: str) -> str:
+        """A thread's agent session status (``""`` when it has no session)."""
+        history = self.sessions.get((channel_id, thread_ts))
         return history[-1] if history else ""
 
     # ------------------------------------------------------------------ app
@@ -1269,6 +1346,48 @@ class FakeSlack(LoopbackServer):
         self._require(params, "channel_id", "thread_ts", "title")
         self.titles[(str(params["channel_id"]), str(params["thread_ts"]))] = str(params["title"])
         return {"ok": True}
+
+    def _conversations_history(self, params: JsonDict, token: str) -> JsonDict:
+        """Top-level messages of a conversation, newest first (one page of `limit`)."""
+        self._require(params, "channel")
+        channel = str(params["channel"])
+        limit = max(1, min(int(params.get("limit") or 100), 1000))
+        top = [
+            m
+            for m in itertools.chain(self.messages, self.seeded)
+            if m.channel == channel and (m.thread_ts is None or m.thread_ts == m.ts)
+        ]
+        top.sort(key=lambda m: _ts_key(m.ts), reverse=True)
+        page = [m.to_api(self._reply_count(m)) for m in top[:limit]]
+        return {"ok": True, "messages": page, "has_more": len(top) > limit}
+
+    def _agents_sessions_set_status(self, params: JsonDict, token: str) -> JsonDict:
+        """As documented: creates the session when new (its `title` is used only then, at most
+        200 characters), else updates its status; thread-based sessions need `thread_ts`."""
+        self._require(params, "channel_id", "thread_ts", "status")
+        status = str(params["status"])
+        if status not in AGENT_SESSION_STATUSES:
+            raise SlackApiFailure("invalid_status")
+        title = params.get("title")
+        if title is not None and len(str(title)) > MAX_SESSION_TITLE:
+            raise SlackApiFailure("invalid_title")
+        key = (str(params["channel_id"]), str(params["thread_ts"]))
+        if key not in self.sessions and title:
+            self.session_titles[key] = str(title)
+        self.sessions.setdefault(key, []).append(status)
+        return {"ok": True, "status": status, "title": self.session_titles.get(key, "")}
+
+    def _agents_sessions_rename(self, params: JsonDict, token: str) -> JsonDict:
+        self._require(params, "channel_id", "thread_ts", "title")
+        key = (str(params["channel_id"]), str(params["thread_ts"]))
+        title = str(params["title"])
+        if key not in self.sessions:
+            raise SlackApiFailure("session_not_found")
+        if not 1 <= len(title) <= MAX_SESSION_TITLE:
+            raise SlackApiFailure("invalid_title")
+        self.session_titles[key] = title
+        self.session_renames.append((key[0], key[1], title))
+        return {"ok": True, "title": title}
 
     def _apps_connections_open(self, params: JsonDict, token: str) -> JsonDict:
         url = self.socket_mode_url or f"ws://{self.host}:{self.port}/link/?ticket=fake-ticket"

@@ -125,3 +125,19 @@ def test_a_bad_prices_file_is_one_clear_error(tmp_path: Path, name: str, content
 def test_a_missing_prices_file_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(PriceFileError, match="cannot read"):
         load_price_table(tmp_path / "nowhere.toml")
+
+
+@pytest.mark.parametrize(
+    ("model", "usage", "cost"),
+    [
+        ("claude-sonnet-5-5", TokenUsage(1_000_000, 0), 3.0),
+        ("claude-sonnet-5-5", TokenUsage(0, 0, web_searches=1000), 10.0),
+        ("claude-haiku-5-5", TokenUsage(0, 1_000_000, web_searches=2, web_fetches=7), 5.02),  # fetches: tokens only
+        ("claude-unknown", TokenUsage(1, 1, web_searches=1), None),
+    ],
+)
+def test_the_usage_report_prices_searches_per_use_and_fetches_by_their_tokens(
+    model: str, usage: TokenUsage, cost: float | None
+) -> None:
+    estimate = estimated_cost_usd(model, usage)
+    assert estimate == cost if cost is None else estimate == pytest.approx(cost)

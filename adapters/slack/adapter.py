@@ -32,7 +32,9 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import changes
+from adapters.slack.agent import AgentHome, AgentSessions
 from adapters.slack.assistant import DEFAULT_PROMPTS, AssistantPane
+from adapters.slack.controls import register_controls
 from adapters.slack.files import SLACK_FILE_HOSTS, SlackFileHost
 from adapters.slack.ingress import LISTENER_FAILED, SlackIngress
 from adapters.slack.oauth import (
@@ -106,6 +108,8 @@ class SlackAdapter:
             pane=AssistantPane(self.client, config.suggested_prompts),
             streaming=StreamingSupport(),
             files=SlackFileHost(config.bot_token, self._file_hosts, lambda: self.client.session),
+            sessions=AgentSessions(self.client),
+            home=AgentHome(self.client, config.suggested_prompts),
         )
         self._ingress = SlackIngress(self.app, config.signing_secret or "")
         self._socket: AsyncSocketModeHandler | None = None
@@ -202,6 +206,8 @@ class SlackAdapter:
             pane=AssistantPane(client, self.config.suggested_prompts),
             streaming=self.slack.streaming,
             files=SlackFileHost(client.token or "", self._file_hosts, lambda: self.client.session),
+            sessions=AgentSessions(client),
+            home=AgentHome(client, self.config.suggested_prompts),
         )
         self._workspaces[team_id] = made
         return made
@@ -249,6 +255,17 @@ class SlackAdapter:
         @app.event("assistant_thread_context_changed")
         async def on_context_changed() -> None:
             return None
+
+        # The agent messaging experience (agent_view); the two above serve assistant_view installs.
+        @app.event("app_home_opened")
+        async def on_home_opened(event: dict[str, Any]) -> None:
+            await self.slack.home.opened(event)  # before the ack, within a short bound
+
+        @app.event("app_context_changed")
+        async def on_app_context_changed() -> None:
+            return None  # what the person looks at; the bot takes its context from the thread
+
+        register_controls(app, self.slack, lambda: self._inbox)
 
         @app.error
         async def on_listener_error(error: Exception) -> BoltResponse:

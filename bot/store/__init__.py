@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.store.answers import AnswerStore
 from bot.store.attachments import AttachmentStore
 from bot.store.changes import MessageChangeStore
 from bot.store.channels import ChannelStore, SettingsRows
@@ -35,6 +36,7 @@ class Store:
         self.changes = MessageChangeStore(self.db)
         self.shown = ShownMessages(self.db)
         self.attachments = AttachmentStore(self.db)
+        self.answers = AnswerStore(self.db)
         self.spend = SpendStore(self.db)
         self.workspaces = Departures(self.db)
 

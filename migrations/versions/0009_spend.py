@@ -3,7 +3,7 @@ installs (slack-sdk's installation and state store tables, token columns wide en
 encrypted tokens).
 
 Revision ID: 0009
-Revises: 0010
+Revises: 0008
 Create Date: 2026-11-30
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 from bot.schema import UTCDateTime
 
 revision: str = "0009"
-down_revision: str | None = "0010"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
