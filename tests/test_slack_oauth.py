@@ -217,3 +217,24 @@ async def workspaces_with_conversations(slack: SlackHarness) -> list[str]:
     async with slack.service.core.store.engine.connect() as conn:
         workspace = conversations.c.workspace_id
         return list((await conn.execute(select(workspace).distinct().order_by(workspace))).scalars())
+
+
+async def test_with_token_rotation_an_expiring_token_is_renewed_and_kept_encrypted(
+    config: Config, fake_slack: FakeSlack, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_slack.token_rotation = True
+    fake_slack.token_lifetime = 60  # less than Bolt's margin (two hours): renewed at the next event
+    async with oauth_service(config, fake_slack) as slack:
+        await install(slack, "T100")
+        [first] = fake_slack.tokens_of("T100")
+        event = await mention_in(slack, "T100", "still me?", channel="C100")
+        [renewed] = fake_slack.tokens_of("T100")
+        assert renewed != first, "the expiring token was rotated (the old one no longer works)"
+        [answer] = fake_slack.bot_messages("C100", event["ts"])
+        assert answer.text.startswith("You said")
+        assert {c.token for c in fake_slack.calls if c.params.get("channel") == "C100"} == {renewed}
+        async with slack.service.core.store.engine.connect() as conn:
+            token, refresh = (await conn.execute(select(slack_bots.c.bot_token, slack_bots.c.bot_refresh_token))).one()
+        cipher = TokenCipher(KEY)
+        assert cipher.open(token) == renewed and token != renewed
+        assert str(cipher.open(refresh)).startswith("xoxe-1-") and not refresh.startswith("xoxe")

@@ -97,6 +97,10 @@ class SlackAdapter:
             process_before_response=True,
             logger=_bolt_logger(),
             oauth_settings=settings,
+            # Given here too, so that Bolt's authorize (and its token rotation) calls Slack through
+            # this client (SLACK_API_URL, the keep-alive session) rather than a default one.
+            installation_store=self._installations,
+            installation_store_bot_only=True if self._installations is not None else None,
         )
         self._workspaces: dict[str, SlackWorkspace] = {}  # OAuth mode: by team id
         users = SlackUsers(self.client)
