@@ -94,9 +94,11 @@ async def open_core(config: Config) -> Core:
 
 async def ensure_schema(engine: AsyncEngine) -> None:
     """SQLite is migrated in place (one file, one process); PostgreSQL is migrated by
-    the release phase (`bot migrate`), so a stale schema there stops start-up."""
+    the release phase (`bot migrate`), so a stale schema there stops start-up. A schema
+    newer than this code (a newer release migrated it) stops start-up on both."""
     if await migrate.is_current(engine):
         return
+    await migrate.refuse_newer_schema(engine)
     if engine.dialect.name == "sqlite":
         await migrate.upgrade(engine)
         return
