@@ -87,6 +87,7 @@ async def open_core(config: Config) -> Core:
         max_concurrent_claude_calls=config.max_concurrent_claude_calls,
         locks=locks,
         instance_id=instance_id,
+        max_background_tasks=config.max_background_tasks,
     )
     await store.instances.heartbeat(instance_id)  # alive before the first accept (the timer keeps it so)
     return Core(config, store, claude, service)

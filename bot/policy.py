@@ -22,6 +22,9 @@ EMPTY_NOTE = "_(Claude returned no text.)_"
 FAILED_NOTE = "Something went wrong on my side while answering. Please try again."
 INTERRUPTED_NOTE = "_(interrupted: the service is restarting. Please send your message again.)_"
 BUSY_NOTE = "_(I'm still busy with an earlier message in this thread; please send yours again in a moment.)_"
+OVERLOADED_NOTE = (
+    "_(I'm answering too many messages right now and could not take yours; please send it again in a minute.)_"
+)
 COMMAND_FAILED_NOTE = "Something went wrong on my side; nothing was changed. Please try again."
 
 WORKSPACE_CHANNEL = "*"  # the channel id of a workspace-wide settings row

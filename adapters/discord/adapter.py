@@ -22,7 +22,7 @@ from adapters.discord.reply import NO_MENTIONS
 from adapters.discord.surface import DiscordCommandSurface, DiscordMessageSurface
 from adapters.discord.translate import PLATFORM, ReplyModeConversations, command_invocation, incoming_message
 from bot.domain import IncomingMessage, PostedMessage
-from bot.errors import ServiceUnavailable, StartupError
+from bot.errors import Overloaded, ServiceUnavailable, StartupError
 from bot.ports import Inbox, MessageSurface
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,12 @@ class DiscordAdapter:
                 log.warning("discord: could not look up channel %s", message.channel.id)
         incoming = incoming_message(message, me, self.reply_mode)
         if incoming is not None and self._inbox is not None:
-            await self._inbox.submit(incoming, DiscordMessageSurface(self.client, message, incoming, self.reply_mode))
+            surface = DiscordMessageSurface(self.client, message, incoming, self.reply_mode)
+            try:
+                await self._inbox.submit(incoming, surface)
+            except Overloaded as busy:  # Discord never delivers a message again: the person is told now
+                reply = await surface.open_reply()
+                await reply.finish(busy.note)
 
     async def on_raw_message_delete(self, event: discord.RawMessageDeleteEvent) -> None:
         await self._deleted(changes.posted(event.guild_id, event.channel_id, event.message_id))
