@@ -12,12 +12,15 @@ import asyncio
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import TextIO
 
-from bot.domain import Actor, CommandInvocation, ContextMessage, IncomingMessage, ThreadKey
+from bot.domain import Actor, CommandInvocation, ContextMessage, FileRef, IncomingMessage, ThreadKey
+from bot.files.download import DownloadFailed, FileTooLarge
 
 PLATFORM = "console"
 COMMAND_PREFIX = "/claude"
+FILE_PREFIX = "/file "
 
 
 class ConsoleReply:
@@ -48,8 +51,12 @@ class ConsoleSurface:
     async def fetch_thread_context(self) -> list[ContextMessage]:
         return []
 
-    async def fetch_later_messages(self) -> list[IncomingMessage]:
+    async def fetch_later_messages(self, after_message_id: str) -> list[IncomingMessage]:
         return []
+
+    async def download_file(self, file: FileRef, limit: int) -> bytes:
+        """A local file (the terminal's "platform" is the machine it runs on)."""
+        return await asyncio.to_thread(_read_limited, Path(file.url), limit)
 
     async def answer(self, text: str) -> None:
         self._out.write(text + "\n")
@@ -66,6 +73,7 @@ class Console:
         self.actor = Actor(PLATFORM, "local", user)
         self.thread = ThreadKey(PLATFORM, "local", "terminal", uuid.uuid4().hex[:12])
         self.surface = ConsoleSurface(out)
+        self._attached: list[FileRef] = []
 
     async def typed(self) -> AsyncIterator[IncomingMessage | CommandInvocation]:
         """Each non-empty line as a message or a `/claude` command, until end of input."""
@@ -82,16 +90,42 @@ class Console:
                 yield CommandInvocation(
                     self.thread.channel, self.actor, text.removeprefix(COMMAND_PREFIX), self.thread, is_direct=True
                 )
+            elif text.startswith(FILE_PREFIX):
+                self._attach(text.removeprefix(FILE_PREFIX).strip())
             elif text:
                 yield self._message(text)
 
+    def _attach(self, typed_path: str) -> None:
+        """`/file PATH`: the file goes with the next message."""
+        path = Path(typed_path).expanduser()
+        if not path.is_file():
+            self._out.write(f"(no such file: {typed_path})\n")
+            return
+        self._attached.append(FileRef(str(path), path.name, str(path.resolve()), path.stat().st_size))
+        self._out.write(f"(attached {path.name}; it goes with your next message)\n")
+        self._out.flush()
+
     def _message(self, text: str) -> IncomingMessage:
         message_id = uuid.uuid4().hex
-        return IncomingMessage(
+        message = IncomingMessage(
             thread=self.thread,
             event_id=message_id,
             message_id=message_id,
             actor=self.actor,
             text=text,
             is_direct=True,
+            files=tuple(self._attached),
         )
+        self._attached = []
+        return message
+
+
+def _read_limited(path: Path, limit: int) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise DownloadFailed(type(exc).__name__) from None
+    if len(data) > limit:
+        raise FileTooLarge(f"more than {limit} bytes")
+    return data

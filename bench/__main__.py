@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.core import cached_share, concurrent_conversations, overhead_per_turn
+from bench.files import file_request_bytes
 from bench.harness import DATABASE_KINDS, database, fake_anthropic_process
 from bench.housekeeping import ignored_per_second, memory_after_many_conversations, prune_million
 from bench.slack import slack_concurrent, slack_overhead
@@ -54,6 +55,13 @@ MEASUREMENTS = [
         "{:.1%}".format,
         reply_words=250,
         quick={"turns": 3},
+    ),
+    Measurement(
+        "file-bytes",
+        "files: MB sent, 10 turns after a 2 MB PDF: file_id / inline (x)",
+        file_request_bytes,
+        lambda v: f"{v[0]:.1f} / {v[1]:.1f} ({v[2]:.1f}x)",
+        quick={"turns": 2, "pdf_kb": 100},
     ),
     Measurement(
         "slack-overhead",

@@ -26,6 +26,7 @@ from bot.config import Config
 from bot.conversation import ConversationService
 from bot.domain import ChannelSettings, IncomingMessage
 from bot.errors import StartupError
+from bot.files.service import Attachments
 from bot.health import DatabaseHealth
 from bot.locks import LeasedThreadLocks, ThreadLocks
 from bot.ports import MessageSurface, Platform, ServesHttp
@@ -69,7 +70,8 @@ async def open_core(config: Config) -> Core:
     )
     defaults = ChannelSettings(config.default_model, config.default_system_prompt, config.max_tokens)
     settings = ChannelSettingsResolver(store.channels, defaults)
-    commands = CommandService(store, settings, claude.catalog, config.admin_user_ids)
+    files = Attachments(store.attachments, claude.files, claude.catalog)
+    commands = CommandService(store, settings, claude.catalog, config.admin_user_ids, after_forget=files.sweep)
     instance_id = f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     wait = config.thread_busy_wait_seconds
     locks = (  # several instances share PostgreSQL; SQLite has one writing process
@@ -88,6 +90,7 @@ async def open_core(config: Config) -> Core:
         locks=locks,
         instance_id=instance_id,
         max_background_tasks=config.max_background_tasks,
+        files=files,
     )
     await store.instances.heartbeat(instance_id)  # alive before the first accept (the timer keeps it so)
     return Core(config, store, claude, service)
@@ -205,7 +208,10 @@ def background_jobs(core: Core, connected: list[Platform]) -> BackgroundJobs:
         ),
     )
     jobs = BackgroundJobs()
-    prune = partial(prune_once, store, config.thread_ttl_days, config.retention_days)
+    async def prune() -> None:
+        await prune_once(store, config.thread_ttl_days, config.retention_days)
+        await service.files.sweep()  # the uploads of what was pruned, forgotten or erased
+
     jobs.every(config.prune_interval_minutes * 60, prune, "prune")
     jobs.every(config.instance_dead_after_seconds / 3, partial(store.instances.heartbeat, service.instance_id), "alive")
     jobs.every(config.recovery_interval_seconds, recovery.run_once, "recovery", now=True)
@@ -261,7 +267,7 @@ async def running_service(config: Config) -> AsyncIterator[RunningService]:
         await metrics_runner.cleanup()
         for platform in reversed(started):
             await platform.stop_intake()
-        await core.service.drain()
+        await core.service.drain(config.shutdown_grace_seconds)
         jobs.stop()
         for platform in reversed(started):
             await platform.close()

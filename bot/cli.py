@@ -16,9 +16,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot import migrate
 from bot.app import ensure_schema, open_core, serve
+from bot.claude import ClaudeClient
 from bot.config import Config, database_secret, load_config, url_password
 from bot.domain import CommandInvocation
 from bot.errors import StartupError
+from bot.files.service import Attachments
 from bot.logs import configure_logging, redact
 from bot.scheduler import prune_once
 from bot.store import Store, create_engine
@@ -71,6 +73,7 @@ async def _prune(config: Config) -> None:
             f"pruned {result.conversations} conversations, {result.messages} messages, {result.events} event claims, "
             f"{result.expired} messages past RETENTION_DAYS"
         )
+        print(await _delete_uploads(config, Store(engine)))
     finally:
         await engine.dispose()
 
@@ -105,8 +108,23 @@ async def _erase(config: Config, args: argparse.Namespace) -> None:
             f"erased {person}: {erased.rows} rows ({erased.turns} turns, {erased.answers} answers, "
             f"{erased.context} thread context) in {erased.conversations} conversations"
         )
+        print(await _delete_uploads(config, Store(engine)))
     finally:
         await engine.dispose()
+
+
+async def _delete_uploads(config: Config, store: Store) -> str:
+    """Delete at the Files API the uploaded files of the turns just deleted (and any left over)."""
+    if config.anthropic_api_key is None:
+        return "uploaded files: ANTHROPIC_API_KEY is not set; the service deletes them at its next pruning run"
+    claude = ClaudeClient(config.anthropic_api_key.get_secret_value(), base_url=config.anthropic_base_url)
+    try:
+        deleted = await Attachments(store.attachments, claude.files, claude.catalog).sweep()
+    except Exception as exc:  # the turns are gone already; the service retries at its next pruning run
+        return f"uploaded files: not deleted now ({type(exc).__name__}); the service retries at its next pruning run"
+    finally:
+        await claude.close()
+    return f"deleted {deleted} uploaded files at the Files API"
 
 
 def _operator() -> str:

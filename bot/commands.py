@@ -72,12 +72,19 @@ def parse_command(text: str) -> Command:
 
 class CommandService:
     def __init__(
-        self, store: Store, settings: ChannelSettingsResolver, catalog: ModelCatalog, admin_user_ids: frozenset[str]
+        self,
+        store: Store,
+        settings: ChannelSettingsResolver,
+        catalog: ModelCatalog,
+        admin_user_ids: frozenset[str],
+        *,
+        after_forget: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.catalog = catalog
         self.admin_user_ids = admin_user_ids
+        self.after_forget = after_forget  # deletes what the forgotten turns left elsewhere (uploaded files)
 
     async def run(self, invocation: CommandInvocation, surface: CommandSurface) -> str:
         """Run a command and return the (ephemeral) answer."""
@@ -170,6 +177,7 @@ class CommandService:
         actor = invocation.actor.qualified_id
         if invocation.is_direct:
             deleted = await self.store.people.forget(invocation.channel, actor_id=actor)
+            await self._forgotten()
             log.info("commands: %s forgot their DM %s (%d messages)", actor, invocation.channel, deleted)
             return (
                 f"Forgotten: I deleted everything I had stored of this DM ({_count(deleted)}). "
@@ -182,11 +190,21 @@ class CommandService:
                 "can delete a person's messages with `bot erase`. Nothing was changed."
             )
         deleted = await self.store.people.forget(invocation.thread, actor_id=actor)
+        await self._forgotten()
         log.info("commands: %s forgot thread %s (%d messages)", actor, invocation.thread, deleted)
         return (
             f"Forgotten: I deleted what I had stored of this thread ({_count(deleted)}). "
             "Messages still shown in the thread stay there; I won't use them again."
         )
+
+
+    async def _forgotten(self) -> None:
+        if self.after_forget is None:
+            return
+        try:
+            await self.after_forget()
+        except Exception:  # the turns are gone; the next pruning run deletes what is left
+            log.exception("commands: cleaning up after forget failed")
 
 
 async def _help(_service: CommandService, _invocation: CommandInvocation, _argument: str) -> str:

@@ -61,6 +61,8 @@ class Config(BaseSettings):
     recovery_window_minutes: float = Field(default=15.0, gt=0)
     # A message waits this long at most for an earlier answer in its thread, then is told it is busy.
     thread_busy_wait_seconds: float = Field(default=300.0, gt=0)
+    # On SIGTERM, answers under way get this long to finish; the rest end with the interrupted note.
+    shutdown_grace_seconds: float = Field(default=30.0, gt=0)
     admin_user_ids: Annotated[frozenset[str], NoDecode] = frozenset()
     port: int = Field(default=8000, ge=0, le=65535)
     host: str = "0.0.0.0"

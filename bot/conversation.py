@@ -37,6 +37,7 @@ from bot.domain import (
     ThreadKey,
 )
 from bot.errors import Overloaded, ServiceUnavailable
+from bot.files.service import Attachments
 from bot.locks import ThreadBusy, ThreadLocks
 from bot.policy import (
     BUSY_NOTE,
@@ -50,6 +51,7 @@ from bot.policy import (
     Addressed,
     already_answered,
     history_budget,
+    in_posting_order,
     is_addressed,
     join_notes,
     may_have_later_replies,
@@ -77,7 +79,6 @@ class AcceptedTurn:
 
     message: IncomingMessage
     needs_thread_context: bool = False  # summoned into a thread mid-way: bring its earlier messages
-    needs_later_replies: bool = False  # a late mention: bring the thread's replies that came first
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +104,7 @@ class ConversationService:
         locks: ThreadLocks | None = None,
         instance_id: str = "",
         max_background_tasks: int | None = None,
+        files: Attachments | None = None,
     ) -> None:
         self.store = store
         self.claude = claude
@@ -111,6 +113,7 @@ class ConversationService:
         self.locks = locks or ThreadLocks()
         self.tasks = TaskSet(max_background_tasks)
         self.instance_id = instance_id  # owns the turns this instance accepts (see bot.recovery)
+        self.files = files or Attachments(store.attachments, claude.files, claude.catalog)
         self._claude_slots = asyncio.Semaphore(max_concurrent_claude_calls)
         self.changes = MessageChanges(store)
 
@@ -163,6 +166,9 @@ class ConversationService:
     async def model_choices(self) -> list[str]:
         return sorted(await self.claude.catalog.models())
 
+    async def conversation_of(self, platform: str, message_id: str) -> ThreadKey | None:
+        return await self.store.shown.conversation_of(platform, message_id)
+
     async def drain(self, grace_seconds: float = 30.0) -> None:
         """Shutting down: let the answers and commands under way finish."""
         await self.tasks.drain(grace_seconds)
@@ -180,14 +186,14 @@ class ConversationService:
         existed = addressed is Addressed.IF_CONVERSATION  # (checked just above)
         if not existed and (summoned_mid_thread(message) or message.redelivered):
             existed = await self.store.turns.conversation_exists(message.thread)
-        if not await self.store.turns.accept_message(message, owner=self.instance_id):
+        read_back = may_have_later_replies(message, existed)
+        if not await self.store.turns.accept_message(message, owner=self.instance_id, read_back=read_back):
             metrics.DUPLICATES.inc()
             log.info("duplicate delivery dropped: event=%s thread=%s", message.event_id, message.thread)
             return None
         return AcceptedTurn(
             message,
             needs_thread_context=summoned_mid_thread(message) and not existed,
-            needs_later_replies=may_have_later_replies(message, existed),
         )
 
     async def answer(self, turn: AcceptedTurn, surface: MessageSurface) -> TurnOutcome:
@@ -207,15 +213,13 @@ class ConversationService:
     async def _answer_in_turn(self, turn: AcceptedTurn, surface: MessageSurface) -> TurnOutcome:
         message = turn.message
         async with self.locks.hold(message.thread):
-            if turn.needs_later_replies:
-                for later in await surface.fetch_later_messages():
-                    await self.store.turns.accept_message(later, owner=self.instance_id)  # claimed: once only
             if turn.needs_thread_context:
                 earlier = await surface.fetch_thread_context()
                 if earlier:
                     await self.store.turns.add_thread_context(
                         message.thread, message.message_id, render_thread_context(earlier)
                     )
+                    message = self.files.with_context_files(message, earlier)
             return await self._answer(message, surface)
 
     async def handle(self, message: IncomingMessage, surface: MessageSurface) -> TurnOutcome:
@@ -236,7 +240,17 @@ class ConversationService:
     async def _answer(self, message: IncomingMessage, surface: MessageSurface) -> TurnOutcome:
         started = time.monotonic()
         settings = await self.settings.for_channel(message.channel)
+        file_notes = await self.files.ingest(message, surface, settings.model)
         history = await self.store.turns.load_history(message.thread)
+        if history.read_back_from is not None:  # replies may have overtaken the mention that started it
+            for later in await surface.fetch_later_messages(history.read_back_from):
+                await self.store.turns.accept_message(later, owner=self.instance_id)  # claimed: once only
+            await self.store.turns.replies_read_back(message.thread)
+            history = await self.store.turns.load_history(message.thread)
+        if moves := in_posting_order(history):  # a retried delivery was stored after a later message
+            await self.store.turns.reposition(moves)
+            history = await self.store.turns.load_history(message.thread)
+        history = await self.files.with_attachments(message.thread, history)
         if already_answered(history, message.message_id):
             log.info("turn already answered along with an earlier one: thread=%s", message.thread)
             return TurnOutcome(answered=False)
@@ -244,7 +258,7 @@ class ConversationService:
         async with self._claude_slots:
             reply_stream = ShownAnswer(await surface.open_reply(), message.thread)
             try:
-                return await self._complete(message, settings, history, reply_stream, started)
+                return await self._complete(message, settings, history, reply_stream, started, surface, file_notes)
             except ClaudeError as error:
                 log.warning(
                     "turn failed: thread=%s model=%s kind=%s status=%s request_id=%s",
@@ -266,6 +280,14 @@ class ConversationService:
         """Close the answer with what was shown and a sentence, and remember the person was told."""
         await reply_stream.finish(join_notes(reply_stream.received, sentence))
         await self._settle(thread, covered, FAILED)
+        await self._remember_shown(thread, reply_stream, None)
+
+    async def _remember_shown(self, thread: ThreadKey, reply_stream: ShownAnswer, answer_id: int | None) -> None:
+        """Store where the answer was shown, so a reply to it continues this conversation."""
+        try:
+            await self.store.shown.remember(thread, reply_stream.shown_message_ids(), answer_id=answer_id)
+        except Exception:  # the person has their answer; only replying to it would start afresh
+            log.exception("recording where an answer was shown failed: thread=%s", thread)
 
     async def _settle(self, thread: ThreadKey, covered: int, state: str) -> None:
         try:
@@ -303,16 +325,20 @@ class ConversationService:
         history: History,
         reply_stream: ShownAnswer,
         started: float,
+        surface: MessageSurface,
+        file_notes: list[str],
     ) -> TurnOutcome:
         """Ask Claude, store the answer, then show its final text."""
-        reply, notes, sent = await self._ask_claude(message.thread, settings, history, reply_stream)
+        reply, notes, sent = await self._ask_claude(message.thread, settings, history, reply_stream, surface)
+        notes = [*file_notes, *notes]
         answer = reply.text if reply.text.strip() else ""  # whitespace alone is no answer
         # A refusal is stored even without text: its stop reason marks the exchange as never resent.
         stored_text = answer or (REFUSAL_PLACEHOLDER if reply.stop_reason == "refusal" else "")
+        answer_id = None
         if not stored_text:
             await self._settle(message.thread, sent[-1].order, ANSWERED)
         else:
-            await self.store.turns.append_answer(
+            answer_id = await self.store.turns.append_answer(
                 message.thread,
                 stored_text,
                 after_order=sent[-1].order,
@@ -323,6 +349,7 @@ class ConversationService:
         if not answer and not notes:
             notes = [EMPTY_NOTE]
         await reply_stream.finish(join_notes(reply.text, *notes))  # extends what was streamed
+        await self._remember_shown(message.thread, reply_stream, answer_id)
         _count(message.thread.platform, reply, time.monotonic() - started)
         log.info(
             "turn: thread=%s model=%s stop=%s in=%d cache_read=%d cache_write=%d out=%d seconds=%.2f",
@@ -333,7 +360,12 @@ class ConversationService:
         return TurnOutcome(answered=True, reply=reply)
 
     async def _ask_claude(
-        self, thread: ThreadKey, settings: ChannelSettings, history: History, reply_stream: ReplyStream
+        self,
+        thread: ThreadKey,
+        settings: ChannelSettings,
+        history: History,
+        reply_stream: ReplyStream,
+        surface: MessageSurface,
     ) -> tuple[ClaudeReply, list[str], list[StoredTurn]]:
         """Fit the history to the window and stream the answer; on "prompt too long", trim
         harder and try once more. Returns the reply, the notes to show and the turns sent."""
@@ -344,23 +376,38 @@ class ConversationService:
 
         plan = fit_context(history.turns, budget)
         trimmed = await self._keep_from(thread, plan)
-        request = ClaudeRequest(settings.model, settings.system_prompt, to_messages(plan.turns), max_tokens)
+        request = await self._request(settings, plan.turns, max_tokens, surface)
         try:
             reply = await self.claude.stream(request, reply_stream.append)
         except ClaudeError as error:
-            if error.kind != "prompt_too_long":
+            # A request with uploaded files refused: the Files API may have lost some (once).
+            renewed = None
+            if error.kind == "bad_request" and request.betas:
+                renewed = await self.files.restore(thread, plan.turns, surface)
+            if renewed:
+                request = await self._request(settings, renewed, max_tokens, surface)
+                reply = await self.claude.stream(request, reply_stream.append)
+            elif error.kind != "prompt_too_long":
                 raise
-            # Our estimate was too low for this text: send at most half of what was refused.
-            plan = fit_context(history.turns, context_tokens(plan.turns) // 2, keep_share=1.0)
-            trimmed = await self._keep_from(thread, plan) or trimmed
-            request = ClaudeRequest(settings.model, settings.system_prompt, to_messages(plan.turns), max_tokens)
-            reply = await self.claude.stream(request, reply_stream.append)
+            else:
+                # Our estimate was too low for this text: send at most half of what was refused.
+                plan = fit_context(history.turns, context_tokens(plan.turns) // 2, keep_share=1.0)
+                trimmed = await self._keep_from(thread, plan) or trimmed
+                request = await self._request(settings, plan.turns, max_tokens, surface)
+                reply = await self.claude.stream(request, reply_stream.append)
 
         if reply.stop_reason == "model_context_window_exceeded":
             hard_trim = fit_context(plan.turns, budget, keep_share=_HARD_TRIM_SHARE)
             await self.store.turns.trim_context(thread, first_kept=hard_trim.turns[0].order)
         notes = [stop_note(reply.stop_reason), TRIMMED_NOTE if trimmed and not history.trim_noticed else None]
         return reply, [note for note in notes if note], plan.turns
+
+    async def _request(
+        self, settings: ChannelSettings, turns: list[StoredTurn], max_tokens: int, surface: MessageSurface
+    ) -> ClaudeRequest:
+        prepared = await self.files.prepare(turns, surface, settings.model)
+        messages = to_messages(turns, prepared.blocks)
+        return ClaudeRequest(settings.model, settings.system_prompt, messages, max_tokens, betas=prepared.betas)
 
     async def _keep_from(self, thread: ThreadKey, plan: ContextPlan) -> bool:
         """Where a plan dropped older turns, stop sending them from now on; True if it did."""

@@ -83,6 +83,30 @@ class Actor:
 
 
 @dataclass(frozen=True, slots=True)
+class FileRef:
+    """A file on a message, as the platform describes it; its bytes are fetched through the
+    event's surface when the turn is answered (and again if the Files API lost its copy)."""
+
+    platform_file_id: str
+    name: str
+    url: str  # where the platform serves it (a local path for the console)
+    size: int | None = None  # as declared by the platform; the download checks it again
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file stored with a turn: what Claude is sent instead of bytes (see bot/files/)."""
+
+    source: FileRef
+    kind: str  # "image", "pdf" or "text"
+    media_type: str
+    size: int
+    sha256: str
+    tokens: int  # its estimated share of the context window
+    file_id: str | None  # the Files API's id; None where the endpoint has no Files API
+
+
+@dataclass(frozen=True, slots=True)
 class IncomingMessage:
     """One message a person posted, already cleaned of the bot's own mention.
 
@@ -101,6 +125,8 @@ class IncomingMessage:
     mentions_bot: bool = False
     is_thread_reply: bool = False
     redelivered: bool = False  # the platform delivered it again (its first delivery failed)
+    sent_at: datetime | None = None  # when the platform says it was posted
+    files: tuple[FileRef, ...] = ()
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
@@ -144,6 +170,7 @@ class ContextMessage:
     author: str
     text: str
     is_bot: bool = False
+    files: tuple[FileRef, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +194,8 @@ class StoredTurn:
     position: int | None = None  # see schema.messages; None: at its own id
     message_id: str | None = None  # the platform's id of a user turn
     stop_reason: str | None = None  # how an answer ended ("refusal": never resent)
+    sent_at: datetime | None = None  # a user turn's time on the platform
+    attachments: tuple[Attachment, ...] = ()
 
     @property
     def order(self) -> int:
@@ -180,6 +209,7 @@ class History:
 
     turns: list[StoredTurn]
     trim_noticed: bool  # the person was already told that older turns were left out
+    read_back_from: str | None = None  # the mention whose later thread replies are still to be read
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,26 +95,45 @@ def resendable(turns: Sequence[StoredTurn]) -> list[StoredTurn]:
     return kept
 
 
-def to_messages(turns: Sequence[StoredTurn]) -> list[dict[str, Any]]:
+def to_messages(
+    turns: Sequence[StoredTurn], file_blocks: Mapping[int, list[dict[str, Any]]] | None = None
+) -> list[dict[str, Any]]:
     """Stored turns -> alternating user/assistant messages that start with a user turn.
 
     Consecutive user turns (several people talking, or a turn whose answer failed)
     merge into one user message; leading assistant turns and refused exchanges are dropped.
+    A turn with files (`file_blocks`, by turn id) becomes content blocks: its files, then
+    its text (as Anthropic advises: the file before the question about it).
     """
     result: list[dict[str, Any]] = []
     for turn in resendable(turns):
         text = _render(turn)
         if not result and turn.role != "user":
             continue
+        blocks = (file_blocks or {}).get(turn.id)
         if result and result[-1]["role"] == turn.role:
-            result[-1]["content"] += "\n\n" + text
+            result[-1]["content"] = _joined(result[-1]["content"], text, blocks)
+        elif blocks:
+            result.append({"role": turn.role, "content": [*blocks, {"type": "text", "text": text}]})
         else:
             result.append({"role": turn.role, "content": text})
     return result
 
 
+def _joined(content: str | list[dict[str, Any]], text: str, blocks: list[dict[str, Any]] | None) -> Any:
+    """A message's content with one more turn merged in; plain text stays a string."""
+    if isinstance(content, str) and not blocks:
+        return content + "\n\n" + text
+    merged = [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
+    if blocks:
+        return [*merged, *blocks, {"type": "text", "text": text}]
+    last = merged[-1]
+    merged[-1] = {**last, "text": last["text"] + "\n\n" + text}
+    return merged
+
+
 def _turn_tokens(turn: StoredTurn) -> int:
-    return estimate_tokens(_render(turn)) + _PER_MESSAGE_OVERHEAD
+    return estimate_tokens(_render(turn)) + _PER_MESSAGE_OVERHEAD + sum(a.tokens for a in turn.attachments)
 
 
 def context_tokens(turns: Sequence[StoredTurn]) -> int:

@@ -23,8 +23,10 @@ Token accounting
 ordered list of *prompt blocks*: each tool definition, then the system prompt
 (a string is one text block, a list gives one block per entry), then the
 content blocks of every message in order (a string content is one text block).
-A text block costs ``estimate_tokens(text)``; an image costs a flat
-`IMAGE_TOKENS`; any other block costs the estimate of its canonical JSON.  There
+A text block costs ``estimate_tokens(text)``; an image or document what its file
+costs (`fakes.anthropic_files.document_tokens`: a PNG by Anthropic's size formula,
+other images a flat `IMAGE_TOKENS`, a PDF per page); any other block costs the estimate
+of its canonical JSON.  There
 is no per-message overhead, so the input total is exactly the sum over blocks.
 
 Prompt caching model
@@ -59,6 +61,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import hashlib
 import inspect
 import itertools
@@ -180,9 +183,29 @@ def _without_cache_control(value: Any) -> Any:
 def _block_tokens(block: Any) -> int:
     if isinstance(block, dict) and block.get("type") == "text" and isinstance(block.get("text"), str):
         return estimate_tokens(block["text"])
-    if isinstance(block, dict) and block.get("type") == "image":
-        return IMAGE_TOKENS
+    if isinstance(block, dict) and block.get("type") in ("image", "document"):
+        return _file_tokens(block)
     return estimate_tokens(_canonical_json(_without_cache_control(block)))
+
+
+def _file_tokens(block: Mapping[str, Any]) -> int:
+    """An image or document block: see `fakes.anthropic_files.document_tokens`; a file
+    reference costs what the file it names costs."""
+    from fakes.anthropic_files import FILE_TOKENS, document_tokens  # (it imports this module)
+
+    source = block.get("source") if isinstance(block.get("source"), dict) else {}
+    assert isinstance(source, dict)
+    fallback = IMAGE_TOKENS if block.get("type") == "image" else 1
+    if source.get("type") == "file":
+        return FILE_TOKENS.get(str(source.get("file_id")), fallback)
+    if source.get("type") == "base64":
+        try:
+            return document_tokens(str(source.get("media_type")), base64.b64decode(str(source.get("data", ""))))
+        except ValueError:
+            return fallback
+    if source.get("type") == "text":
+        return estimate_tokens(str(source.get("data", "")))
+    return fallback
 
 
 @dataclass(frozen=True)
@@ -308,6 +331,9 @@ class ModelSpec:
     max_tokens: int
     created_at: str = "2026-01-01T00:00:00Z"
     lifecycle: str = "active"
+    # What the model reads; both None: the models API says nothing of capabilities.
+    image_input: bool | None = None
+    pdf_input: bool | None = None
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> ModelSpec:
@@ -319,6 +345,8 @@ class ModelSpec:
             max_tokens=int(data.get("max_tokens", 64_000)),
             created_at=str(data.get("created_at", cls.created_at)),
             lifecycle=str(data.get("lifecycle", cls.lifecycle)),
+            image_input=data.get("image_input"),
+            pdf_input=data.get("pdf_input"),
         )
 
     def to_json(self) -> JsonDict:
@@ -332,9 +360,27 @@ class ModelSpec:
             "line": line,
             "max_input_tokens": self.max_input_tokens,
             "max_tokens": self.max_tokens,
-            "capabilities": None,
+            "capabilities": self._capabilities(),
             "deprecated_at": None,
             "retires_at": None,
+        }
+
+
+    def _capabilities(self) -> JsonDict | None:
+        if self.image_input is None and self.pdf_input is None:
+            return None
+        yes, no = {"supported": True}, {"supported": False}
+        return {
+            "batch": yes,
+            "citations": yes,
+            "code_execution": no,
+            "context_management": {"supported": False},
+            "effort": {"supported": False, "low": no, "medium": no, "high": no, "max": no},
+            "image_input": {"supported": self.image_input is not False},
+            "pdf_input": {"supported": self.pdf_input is not False},
+            "server_tools": {"supported": False, "code_execution": no, "web_search": no},
+            "structured_outputs": yes,
+            "thinking": {"supported": False, "types": {"adaptive": no, "enabled": no}},
         }
 
 
@@ -396,6 +442,8 @@ class RecordedRequest:
     request_id: str
     status: int | None = None
     """Status answered; ``None`` while in progress or if the connection was dropped."""
+    size: int = 0
+    """Bytes of the request body as sent."""
 
 
 @dataclass(frozen=True)
@@ -637,6 +685,9 @@ class FakeAnthropic(LoopbackServer):
         self._persistent_fault: Fault | None = None
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
+        from fakes.anthropic_files import FakeFiles  # (it imports this module)
+
+        self.files = FakeFiles()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -746,6 +797,7 @@ class FakeAnthropic(LoopbackServer):
         app.router.add_post("/v1/messages/count_tokens", self._handle_count_tokens)
         app.router.add_get("/v1/models", self._handle_list_models)
         app.router.add_get("/v1/models/{model_id}", self._handle_get_model)
+        self.files.add_routes(app)
         app.router.add_get("/_fake/stats", self._handle_stats)
         app.router.add_post("/_fake/reset", self._handle_reset)
         return app
@@ -757,11 +809,16 @@ class FakeAnthropic(LoopbackServer):
         return bearer == f"Bearer {self.api_key}" or request.headers.get("x-api-key") == self.api_key
 
     async def _record(self, request: web.Request, request_id: str, auth_ok: bool) -> RecordedRequest:
-        raw = await request.read()
-        try:
-            body: Any = json.loads(raw) if raw else None
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            body = raw.decode("utf-8", "replace")
+        body: Any = None
+        size = request.content_length or 0
+        if request.content_type.startswith("multipart/"):  # an upload: its handler reads the stream
+            body = f"<multipart: {request.content_length} bytes>"
+        elif raw := await request.read():
+            size = len(raw)
+            try:
+                body = json.loads(raw)
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                body = raw.decode("utf-8", "replace")
         record = RecordedRequest(
             method=request.method,
             path=request.path,
@@ -771,6 +828,7 @@ class FakeAnthropic(LoopbackServer):
             body=body,
             received_at=time.monotonic(),
             request_id=request_id,
+            size=size,
         )
         self.requests.append(record)
         return record
@@ -864,6 +922,9 @@ class FakeAnthropic(LoopbackServer):
         streaming = body.get("stream") is True
         if fault is not None and (fault.kind == "status" or not streaming):
             return self._fail_before_response(request, fault)
+        model = next((m for m in self.models if m.id == body.get("model")), None)
+        reads = {"image": model.image_input, "pdf": model.pdf_input} if model else None
+        self.files.validate_messages(body, request.headers, reads)
         plan = await self._plan(body, request_id)
         if streaming:
             return await self._stream(request, plan, fault)

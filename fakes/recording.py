@@ -7,7 +7,8 @@ import itertools
 from dataclasses import dataclass, field
 
 from bot.conversation import ConversationService, TurnOutcome
-from bot.domain import Actor, ChannelKey, CommandInvocation, ContextMessage, IncomingMessage, ThreadKey
+from bot.domain import Actor, ChannelKey, CommandInvocation, ContextMessage, FileRef, IncomingMessage, ThreadKey
+from bot.files.download import DownloadFailed, FileTooLarge
 
 _ids = itertools.count(1)
 
@@ -48,6 +49,9 @@ class RecordingPlatform:
         self.admins = admins or set()
         self.thread_context: dict[ThreadKey, list[ContextMessage]] = {}
         self.context_fetches = 0
+        self.later_messages: dict[ThreadKey, list[IncomingMessage]] = {}  # replies the platform shows after a message
+        self.files: dict[str, bytes] = {}  # url -> bytes the platform serves
+        self.downloads: list[str] = []  # urls fetched, in order
 
     def surface(self, message: IncomingMessage) -> RecordingSurface:
         return RecordingSurface(self, message)
@@ -73,6 +77,15 @@ class RecordingPlatform:
         self.context_fetches += 1
         return self.thread_context.get(message.thread, [])
 
+    async def download_file(self, file: FileRef, limit: int) -> bytes:
+        self.downloads.append(file.url)
+        if file.url not in self.files:
+            raise DownloadFailed("404")
+        data = self.files[file.url]
+        if len(data) > limit:
+            raise FileTooLarge(f"more than {limit} bytes")
+        return data
+
     def finals(self, thread: ThreadKey | None = None) -> list[str]:
         return [r.final or "" for r in self.replies if thread is None or r.message.thread == thread]
 
@@ -88,8 +101,12 @@ class RecordingSurface:
     async def fetch_thread_context(self) -> list[ContextMessage]:
         return await self.platform.fetch_thread_context(self.message)
 
-    async def fetch_later_messages(self) -> list[IncomingMessage]:
-        return []
+    async def fetch_later_messages(self, after_message_id: str) -> list[IncomingMessage]:
+        later = self.platform.later_messages.get(self.message.thread, [])
+        return [m for m in later if m.message_id != after_message_id]
+
+    async def download_file(self, file: FileRef, limit: int) -> bytes:
+        return await self.platform.download_file(file, limit)
 
 
 @dataclass

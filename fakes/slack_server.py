@@ -30,6 +30,8 @@ Methods
 ``reactions.add``, ``reactions.remove``, ``assistant.threads.setStatus``,
 ``assistant.threads.setSuggestedPrompts``, ``assistant.threads.setTitle`` and
 ``apps.connections.open``.  Anything else answers ``unknown_method``.
+Files: `FakeSlack.add_file` hosts one at ``url_private_download`` (``GET /files-pri/...``,
+bot token required, each download recorded: see `fakes.slack_files`).
 
 Limits: ``text`` over 40,000 characters, ``markdown_text`` over 12,000, or
 ``markdown`` blocks whose texts add up to more than 12,000 -> ``msg_too_long``;
@@ -87,6 +89,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from fakes.base import LoopbackServer
+from fakes.slack_files import FakeSlackFiles
 
 __all__ = [
     "DEFAULT_USERS",
@@ -537,6 +540,9 @@ class FakeSlack(LoopbackServer):
         self._stream_expiry: tuple[int, str] | None = None
         self._response_ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
+        self.file_host = FakeSlackFiles(team_id)
+        """Files served at ``url_private_download`` (see `fakes.slack_files`); `add_file` hosts one."""
+        self.file_host.accepted_token = bot_token
         self._handlers: dict[str, Handler] = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._chat_post_message,
@@ -752,7 +758,12 @@ class FakeSlack(LoopbackServer):
         app = web.Application(client_max_size=16 * 1024 * 1024)
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_post("/response/{id}", self._handle_response_url)
+        self.file_host.add_routes(app)
         return app
+
+    def add_file(self, name: str, data: bytes, **options: Any) -> JsonDict:
+        """Host a file; returns the file object a message event carries in its `files`."""
+        return self.file_host.add(self.base_url, name, data, **options)
 
     async def _handle_response_url(self, request: web.Request) -> web.Response:
         raw = await request.text()

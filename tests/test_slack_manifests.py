@@ -63,6 +63,8 @@ METHOD_SCOPES: dict[str, set[str]] = {
     "conversations.replies": {"channels:history", "groups:history", "im:history", "mpim:history"},
 }
 COMMAND_SCOPES = {"commands"}  # the `/claude` slash command
+# Files on messages are downloaded from url_private_download with the bot token (not a Web API method).
+FILE_DOWNLOAD_SCOPES = {"files:read"}
 # apps.connections.open (Socket Mode) uses the app-level token's connections:write,
 # which is not part of a manifest.
 
@@ -252,7 +254,7 @@ def test_every_listened_event_is_subscribed(manifest: dict[str, Any]) -> None:
 def test_the_bot_scopes_are_exactly_what_the_adapter_needs(manifest: dict[str, Any]) -> None:
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
     events = manifest["settings"]["event_subscriptions"]["bot_events"]
-    needed = set(COMMAND_SCOPES)
+    needed = set(COMMAND_SCOPES) | FILE_DOWNLOAD_SCOPES
     for method, method_scopes in METHOD_SCOPES.items():
         assert method_scopes <= scopes, f"{method} needs {sorted(method_scopes - scopes)}"
         needed |= method_scopes

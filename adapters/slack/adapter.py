@@ -32,6 +32,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import changes
 from adapters.slack.assistant import DEFAULT_PROMPTS, AssistantPane
+from adapters.slack.files import SLACK_FILE_HOSTS, SlackFileHost
 from adapters.slack.ingress import LISTENER_FAILED, SlackIngress
 from adapters.slack.progress import StreamingSupport
 from adapters.slack.surface import SlackCommandSurface, SlackMessageSurface, SlackWorkspace
@@ -39,6 +40,7 @@ from adapters.slack.translate import PLATFORM, SlackTranslator
 from adapters.slack.users import SlackUsers
 from bot.domain import IncomingMessage
 from bot.errors import ServiceUnavailable, StartupError
+from bot.files.download import with_api_host
 from bot.ports import Inbox, MessageSurface
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,7 @@ class SlackConfig:
     command: str = "/claude"
     suggested_prompts: tuple[dict[str, str], ...] = DEFAULT_PROMPTS
     rate_limit_retries: int = 5
+    file_hosts: tuple[str, ...] = SLACK_FILE_HOSTS  # the only hosts the bot token is sent to for files
 
 
 class SlackAdapter:
@@ -86,6 +89,11 @@ class SlackAdapter:
             translator=SlackTranslator(users, bot_user_id="", team_id=""),
             pane=AssistantPane(self.client, config.suggested_prompts),
             streaming=StreamingSupport(),
+            files=SlackFileHost(
+                config.bot_token,
+                with_api_host(config.file_hosts, config.api_url, "slack.com"),
+                lambda: self.client.session,
+            ),
         )
         self._ingress = SlackIngress(self.app, config.signing_secret or "")
         self._socket: AsyncSocketModeHandler | None = None

@@ -12,11 +12,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from adapters.slack.assistant import AssistantPane
+from adapters.slack.files import SlackFileHost, file_refs
 from adapters.slack.progress import ProgressCue, ReplyWithCue, StreamingSupport
 from adapters.slack.reply import ReplyTarget, SlackReply
 from adapters.slack.translate import SlackTranslator
 from adapters.slack.users import SlackUsers
-from bot.domain import ContextMessage, IncomingMessage
+from bot.domain import ContextMessage, FileRef, IncomingMessage
 from bot.ports import ReplyStream
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ class SlackWorkspace:
     translator: SlackTranslator
     pane: AssistantPane
     streaming: StreamingSupport
+    files: SlackFileHost
 
 
 @dataclass(frozen=True)
@@ -69,13 +71,13 @@ class SlackMessageSurface:
             else:
                 author = await self.slack.users.display_name(str(item.get("user", "")))
             text = await self.slack.translator.plain_text(str(item.get("text", "")))
-            context.append(ContextMessage(str(author), text, is_bot=is_bot))
+            context.append(ContextMessage(str(author), text, is_bot=is_bot, files=file_refs(item)))
         return context
 
-    async def fetch_later_messages(self) -> list[IncomingMessage]:
-        """People's replies in the thread after this message (one page: a late delivery is
+    async def fetch_later_messages(self, after_message_id: str) -> list[IncomingMessage]:
+        """People's replies in the thread after that message (one page: a late delivery is
         minutes late, not days), translated as their own deliveries would have been."""
-        thread, since = self.message.thread, self.message.message_id
+        thread, since = self.message.thread, after_message_id
         try:
             response = await self.slack.client.conversations_replies(
                 channel=thread.channel_id, ts=thread.thread_id, oldest=since, inclusive=False, limit=PAGE_SIZE
@@ -93,6 +95,9 @@ class SlackMessageSurface:
             if message is not None and not message.actor.is_bot:
                 later.append(message)
         return later
+
+    async def download_file(self, file: FileRef, limit: int) -> bytes:
+        return await self.slack.files.download(file, limit)
 
     async def _replies_before(self, channel: str, thread_ts: str, before_ts: str) -> list[dict[str, Any]]:
         """The last `CONTEXT_MESSAGES` of the thread older than `before_ts`, oldest first.

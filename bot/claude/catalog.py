@@ -22,6 +22,8 @@ class ModelInfo:
     id: str
     context_window: int
     max_output_tokens: int
+    image_input: bool | None = None  # from the models API's capabilities; None: not said
+    pdf_input: bool | None = None
 
 
 def _fallback_models() -> list[ModelInfo]:
@@ -73,5 +75,12 @@ class ModelCatalog:
     async def _list_models(self) -> dict[str, ModelInfo]:
         fetched: dict[str, ModelInfo] = {}
         async for info in self._client.models.list(limit=100):
-            fetched[info.id] = ModelInfo(info.id, info.max_input_tokens or 200_000, info.max_tokens or 64_000)
+            caps = info.capabilities
+            fetched[info.id] = ModelInfo(
+                info.id,
+                info.max_input_tokens or 200_000,
+                info.max_tokens or 64_000,
+                image_input=caps.image_input.supported if caps else None,
+                pdf_input=caps.pdf_input.supported if caps else None,
+            )
         return fetched or {m.id: m for m in FALLBACK_MODELS}

@@ -45,6 +45,7 @@ from typing_extensions import override
 from bot import metrics
 from bot.claude.catalog import ModelCatalog
 from bot.claude.errors import ClaudeError, classify
+from bot.claude.files import FilesApi
 from bot.domain import TokenUsage
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ class ClaudeRequest:
     system: str
     messages: list[dict[str, Any]]
     max_tokens: int
+    betas: tuple[str, ...] = ()  # e.g. the Files API's, when a message references an uploaded file
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +131,7 @@ class ClaudeClient:
         self._client.max_retry_wait_seconds = max_retry_wait_seconds
         # A reply can wait for the model list; the built-in table is good enough until it comes back.
         self.catalog = ModelCatalog(self._client.with_options(max_retries=0))
+        self.files = FilesApi(self._client)
 
     async def close(self) -> None:
         await self._client.close()
@@ -167,6 +170,7 @@ class ClaudeClient:
                         system=request.system,
                         messages=request.messages,  # type: ignore[arg-type]
                         cache_control={"type": "ephemeral"},
+                        extra_headers={"anthropic-beta": ",".join(request.betas)} if request.betas else None,
                     ) as started:
                         return await _read(started, show, self._silence_seconds)
             except ClaudeError:
