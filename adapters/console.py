@@ -51,7 +51,7 @@ class ConsoleSurface:
     async def fetch_thread_context(self) -> list[ContextMessage]:
         return []
 
-    async def fetch_later_messages(self) -> list[IncomingMessage]:
+    async def fetch_later_messages(self, after_message_id: str) -> list[IncomingMessage]:
         return []
 
     async def download_file(self, file: FileRef, limit: int) -> bytes:

@@ -27,6 +27,7 @@ from bot.conversation import ConversationService
 from bot.domain import ChannelSettings, IncomingMessage
 from bot.errors import StartupError
 from bot.files.service import Attachments
+from bot.health import DatabaseHealth
 from bot.locks import LeasedThreadLocks, ThreadLocks
 from bot.ports import MessageSurface, Platform, ServesHttp
 from bot.recovery import Recovery, RecoveryPolicy
@@ -156,25 +157,29 @@ def discord_config(config: Config) -> DiscordConfig:
     )
 
 
-def web_app(core: Core, connected: list[Platform]) -> web.Application:
-    """The one HTTP server: `/healthz`, `/metrics` and whatever routes the platforms serve."""
+def web_app(connected: list[Platform], health: DatabaseHealth) -> web.Application:
+    """The public HTTP server: `/healthz` and whatever routes the platforms serve."""
     app = web.Application(client_max_size=4 * 1024 * 1024)
     for platform in connected:
         if isinstance(platform, ServesHttp):
             app.router.add_routes(platform.routes())
 
     async def healthz(_request: web.Request) -> web.Response:
-        try:
-            await asyncio.wait_for(core.store.db.ping(), timeout=5)
-        except Exception as exc:  # any failure means "not healthy", said without details
-            log.warning("health check failed: %s", type(exc).__name__)
+        if not await health.is_healthy():
             return web.json_response({"status": "unavailable", "database": "down"}, status=503)
         return web.json_response({"status": "ok"})
+
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+def metrics_app() -> web.Application:
+    """`/metrics` on a port of its own (`METRICS_PORT`), so the events port need not expose it."""
 
     async def prometheus(_request: web.Request) -> web.Response:
         return web.Response(body=metrics.exposition(), content_type="text/plain", charset="utf-8")
 
-    app.router.add_get("/healthz", healthz)
+    app = web.Application()
     app.router.add_get("/metrics", prometheus)
     return app
 
@@ -215,6 +220,8 @@ class RunningService:
     core: Core
     platforms: list[Platform]
     port: int
+    health: DatabaseHealth
+    metrics_port: int | None = None  # None: `/metrics` is not served
 
 
 @contextlib.asynccontextmanager
@@ -226,10 +233,18 @@ async def running_service(config: Config) -> AsyncIterator[RunningService]:
     connected = platforms(config)
     core = await open_core(config)
     jobs = background_jobs(core, connected)
-    runner = web.AppRunner(web_app(core, connected), handle_signals=False, access_log=None)
+    health = DatabaseHealth(core.store.db.ping)
+    runner = web.AppRunner(web_app(connected, health), handle_signals=False, access_log=None)
+    metrics_runner = web.AppRunner(metrics_app(), handle_signals=False, access_log=None)
+    metrics_port: int | None = None
     started: list[Platform] = []
     try:
         await runner.setup()
+        if config.metrics_port is not None:
+            await metrics_runner.setup()
+            await web.TCPSite(metrics_runner, config.host, config.metrics_port).start()
+            metrics_port = int(metrics_runner.addresses[0][1])
+            log.info("serving /metrics on %s:%s", config.host, metrics_port)
         for platform in connected:  # before the port opens: events need a started platform
             await platform.start(core.service)
             started.append(platform)
@@ -243,12 +258,13 @@ async def running_service(config: Config) -> AsyncIterator[RunningService]:
             )
         port = int(runner.addresses[0][1])
         log.info("serving on %s:%s", config.host, port)
-        yield RunningService(core, started, port)
+        yield RunningService(core, started, port, health, metrics_port)
     finally:
         await runner.cleanup()
+        await metrics_runner.cleanup()
         for platform in reversed(started):
             await platform.stop_intake()
-        await core.service.drain()
+        await core.service.drain(config.shutdown_grace_seconds)
         jobs.stop()
         for platform in reversed(started):
             await platform.close()

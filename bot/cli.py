@@ -7,6 +7,7 @@ import asyncio
 import getpass
 import json
 import sys
+import traceback
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
@@ -16,11 +17,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot import migrate
 from bot.app import ensure_schema, open_core, serve
 from bot.claude import ClaudeClient
-from bot.config import Config, database_secret, load_config
+from bot.config import Config, database_secret, load_config, url_password
 from bot.domain import CommandInvocation
 from bot.errors import StartupError
 from bot.files.service import Attachments
-from bot.logs import configure_logging
+from bot.logs import configure_logging, redact
 from bot.scheduler import prune_once
 from bot.store import Store, create_engine
 from bot.store.people import Person
@@ -35,8 +36,8 @@ def _secrets(config: Config) -> list[str]:
         config.discord_token,
     ]
     secrets = [v.get_secret_value() for v in values if v is not None]
-    password = database_secret(config.database_url)
-    return [*secrets, password] if password else secrets
+    passwords = [database_secret(config.database_url), url_password(config.anthropic_base_url)]
+    return [*secrets, *(p for p in passwords if p)]
 
 
 async def _migrate(config: Config) -> None:
@@ -155,27 +156,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         if name in NEEDS_USER:
             command.add_argument("--user", required=True, metavar="PLATFORM:ID", help="e.g. slack:U123 or discord:456")
     args = parser.parse_args(argv)
+    secrets: list[str] = []  # what the printed errors mask, besides token shapes and URL passwords
+
+    def fail(text: str) -> None:
+        print(redact(f"bot {args.command}: {text}", secrets), file=sys.stderr)
+
     try:
         config = load_config()
+        secrets = _secrets(config)
         if args.command in NEEDS_CLAUDE:
             config.require_anthropic_key()
         level = config.log_level if args.command != "chat" else "WARNING"
-        configure_logging(level, _secrets(config), config.log_format)
+        configure_logging(level, secrets, config.log_format)
         run = COMMANDS[args.command][0]
         asyncio.run(run(config, args) if args.command in NEEDS_USER else run(config))
     except StartupError as exc:
-        print(f"bot {args.command}: {exc}", file=sys.stderr)
+        fail(str(exc))
         return 2
     except (SQLAlchemyError, asyncpg.PostgresError) as exc:
         # The database refused us: say so in one line, without the URL.
-        reason = f"{type(exc).__name__}: {_first_line(exc)}"
-        print(f"bot {args.command}: cannot use the database ({reason})", file=sys.stderr)
+        fail(f"cannot use the database ({type(exc).__name__}: {_first_line(exc)})")
         return 1
     except OSError as exc:  # an unreachable database or platform, or a port already in use
-        print(f"bot {args.command}: cannot start ({type(exc).__name__}: {_first_line(exc)})", file=sys.stderr)
+        fail(f"cannot start ({type(exc).__name__}: {_first_line(exc)})")
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception:  # a bug: the traceback helps, with the secrets masked as in the logs
+        fail(f"failed unexpectedly\n{traceback.format_exc()}")
+        return 1
     return 0
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -57,9 +58,13 @@ class Config(BaseSettings):
     recovery_window_minutes: float = Field(default=15.0, gt=0)
     # A message waits this long at most for an earlier answer in its thread, then is told it is busy.
     thread_busy_wait_seconds: float = Field(default=300.0, gt=0)
+    # On SIGTERM, answers under way get this long to finish; the rest end with the interrupted note.
+    shutdown_grace_seconds: float = Field(default=30.0, gt=0)
     admin_user_ids: Annotated[frozenset[str], NoDecode] = frozenset()
     port: int = Field(default=8000, ge=0, le=65535)
     host: str = "0.0.0.0"
+    # `/metrics` on a port of its own (0: any free port); None ("off", the default): not served.
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
 
@@ -118,6 +123,13 @@ class Config(BaseSettings):
             raise ValueError("DISCORD_SHARD_IDS must be between 0 and DISCORD_SHARD_COUNT - 1")
         return self
 
+    @field_validator("metrics_port", mode="before")
+    @classmethod
+    def _metrics_off(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() in {"", "off", "none", "false", "no"}:
+            return None
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _check_level(cls, value: str) -> str:
@@ -155,6 +167,14 @@ def database_secret(url: str) -> str | None:
     try:
         return make_url(url).password
     except (ArgumentError, ValueError):
+        return None
+
+
+def url_password(url: str | None) -> str | None:
+    """The password inside a URL such as ANTHROPIC_BASE_URL, so the log filter can hide it."""
+    try:
+        return urlsplit(url).password if url else None
+    except ValueError:
         return None
 
 

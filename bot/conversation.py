@@ -23,10 +23,19 @@ import time
 from dataclasses import dataclass
 
 from bot import metrics
+from bot.changes import MessageChanges
 from bot.channel_settings import ChannelSettingsResolver
 from bot.claude import DEFAULT_CONTEXT_WINDOW, ClaudeClient, ClaudeError, ClaudeReply, ClaudeRequest
 from bot.commands import CommandService
-from bot.domain import ChannelSettings, CommandInvocation, History, IncomingMessage, StoredTurn, ThreadKey
+from bot.domain import (
+    ChannelSettings,
+    CommandInvocation,
+    History,
+    IncomingMessage,
+    PostedMessage,
+    StoredTurn,
+    ThreadKey,
+)
 from bot.errors import ServiceUnavailable
 from bot.files.service import Attachments
 from bot.locks import ThreadBusy, ThreadLocks
@@ -41,6 +50,7 @@ from bot.policy import (
     Addressed,
     already_answered,
     history_budget,
+    in_posting_order,
     is_addressed,
     join_notes,
     may_have_later_replies,
@@ -68,7 +78,6 @@ class AcceptedTurn:
 
     message: IncomingMessage
     needs_thread_context: bool = False  # summoned into a thread mid-way: bring its earlier messages
-    needs_later_replies: bool = False  # a late mention: bring the thread's replies that came first
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +113,7 @@ class ConversationService:
         self.instance_id = instance_id  # owns the turns this instance accepts (see bot.recovery)
         self.files = files or Attachments(store.attachments, claude.files, claude.catalog)
         self._claude_slots = asyncio.Semaphore(max_concurrent_claude_calls)
+        self.changes = MessageChanges(store)
 
     # --- Inbox --------------------------------------------------------------
 
@@ -124,8 +134,20 @@ class ConversationService:
     async def submit_command(self, invocation: CommandInvocation, surface: CommandSurface) -> None:
         self.tasks.spawn(self.run_command(invocation, surface))
 
+    async def message_deleted(self, posted: PostedMessage) -> bool:
+        deleted = await self.changes.deleted(posted)
+        if deleted:  # its files go from the Files API too, after the platform's ack
+            self.tasks.spawn(self.files.sweep())
+        return deleted
+
+    async def message_edited(self, posted: PostedMessage, text: str) -> bool:
+        return await self.changes.edited(posted, text)
+
     async def model_choices(self) -> list[str]:
         return sorted(await self.claude.catalog.models())
+
+    async def conversation_of(self, platform: str, message_id: str) -> ThreadKey | None:
+        return await self.store.shown.conversation_of(platform, message_id)
 
     async def drain(self, grace_seconds: float = 30.0) -> None:
         """Shutting down: let the answers and commands under way finish."""
@@ -144,14 +166,14 @@ class ConversationService:
         existed = addressed is Addressed.IF_CONVERSATION  # (checked just above)
         if not existed and (summoned_mid_thread(message) or message.redelivered):
             existed = await self.store.turns.conversation_exists(message.thread)
-        if not await self.store.turns.accept_message(message, owner=self.instance_id):
+        read_back = may_have_later_replies(message, existed)
+        if not await self.store.turns.accept_message(message, owner=self.instance_id, read_back=read_back):
             metrics.DUPLICATES.inc()
             log.info("duplicate delivery dropped: event=%s thread=%s", message.event_id, message.thread)
             return None
         return AcceptedTurn(
             message,
             needs_thread_context=summoned_mid_thread(message) and not existed,
-            needs_later_replies=may_have_later_replies(message, existed),
         )
 
     async def answer(self, turn: AcceptedTurn, surface: MessageSurface) -> TurnOutcome:
@@ -171,9 +193,6 @@ class ConversationService:
     async def _answer_in_turn(self, turn: AcceptedTurn, surface: MessageSurface) -> TurnOutcome:
         message = turn.message
         async with self.locks.hold(message.thread):
-            if turn.needs_later_replies:
-                for later in await surface.fetch_later_messages():
-                    await self.store.turns.accept_message(later, owner=self.instance_id)  # claimed: once only
             if turn.needs_thread_context:
                 earlier = await surface.fetch_thread_context()
                 if earlier:
@@ -202,7 +221,16 @@ class ConversationService:
         started = time.monotonic()
         settings = await self.settings.for_channel(message.channel)
         file_notes = await self.files.ingest(message, surface, settings.model)
-        history = await self.files.with_attachments(message.thread, await self.store.turns.load_history(message.thread))
+        history = await self.store.turns.load_history(message.thread)
+        if history.read_back_from is not None:  # replies may have overtaken the mention that started it
+            for later in await surface.fetch_later_messages(history.read_back_from):
+                await self.store.turns.accept_message(later, owner=self.instance_id)  # claimed: once only
+            await self.store.turns.replies_read_back(message.thread)
+            history = await self.store.turns.load_history(message.thread)
+        if moves := in_posting_order(history):  # a retried delivery was stored after a later message
+            await self.store.turns.reposition(moves)
+            history = await self.store.turns.load_history(message.thread)
+        history = await self.files.with_attachments(message.thread, history)
         if already_answered(history, message.message_id):
             log.info("turn already answered along with an earlier one: thread=%s", message.thread)
             return TurnOutcome(answered=False)
@@ -232,6 +260,14 @@ class ConversationService:
         """Close the answer with what was shown and a sentence, and remember the person was told."""
         await reply_stream.finish(join_notes(reply_stream.received, sentence))
         await self._settle(thread, covered, FAILED)
+        await self._remember_shown(thread, reply_stream, None)
+
+    async def _remember_shown(self, thread: ThreadKey, reply_stream: ShownAnswer, answer_id: int | None) -> None:
+        """Store where the answer was shown, so a reply to it continues this conversation."""
+        try:
+            await self.store.shown.remember(thread, reply_stream.shown_message_ids(), answer_id=answer_id)
+        except Exception:  # the person has their answer; only replying to it would start afresh
+            log.exception("recording where an answer was shown failed: thread=%s", thread)
 
     async def _settle(self, thread: ThreadKey, covered: int, state: str) -> None:
         try:
@@ -278,10 +314,11 @@ class ConversationService:
         answer = reply.text if reply.text.strip() else ""  # whitespace alone is no answer
         # A refusal is stored even without text: its stop reason marks the exchange as never resent.
         stored_text = answer or (REFUSAL_PLACEHOLDER if reply.stop_reason == "refusal" else "")
+        answer_id = None
         if not stored_text:
             await self._settle(message.thread, sent[-1].order, ANSWERED)
         else:
-            await self.store.turns.append_answer(
+            answer_id = await self.store.turns.append_answer(
                 message.thread,
                 stored_text,
                 after_order=sent[-1].order,
@@ -292,6 +329,7 @@ class ConversationService:
         if not answer and not notes:
             notes = [EMPTY_NOTE]
         await reply_stream.finish(join_notes(reply.text, *notes))  # extends what was streamed
+        await self._remember_shown(message.thread, reply_stream, answer_id)
         _count(message.thread.platform, reply, time.monotonic() - started)
         log.info(
             "turn: thread=%s model=%s stop=%s in=%d cache_read=%d cache_write=%d out=%d seconds=%.2f",

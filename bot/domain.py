@@ -125,12 +125,27 @@ class IncomingMessage:
     mentions_bot: bool = False
     is_thread_reply: bool = False
     redelivered: bool = False  # the platform delivered it again (its first delivery failed)
+    sent_at: datetime | None = None  # when the platform says it was posted
     files: tuple[FileRef, ...] = ()
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
     def channel(self) -> ChannelKey:
         return self.thread.channel
+
+
+@dataclass(frozen=True, slots=True)
+class PostedMessage:
+    """A person's message as the platform names it when it is deleted or edited: enough to
+    find its stored turn. `channel_id` is where it was posted (a channel, or on Discord a
+    thread, which a conversation stores as its thread id); `event_id` is the id its delivery
+    is claimed under, so a delivery arriving after the deletion is not taken."""
+
+    platform: str
+    workspace_id: str
+    channel_id: str
+    message_id: str
+    event_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +194,7 @@ class StoredTurn:
     position: int | None = None  # see schema.messages; None: at its own id
     message_id: str | None = None  # the platform's id of a user turn
     stop_reason: str | None = None  # how an answer ended ("refusal": never resent)
+    sent_at: datetime | None = None  # a user turn's time on the platform
     attachments: tuple[Attachment, ...] = ()
 
     @property
@@ -193,6 +209,7 @@ class History:
 
     turns: list[StoredTurn]
     trim_noticed: bool  # the person was already told that older turns were left out
+    read_back_from: str | None = None  # the mention whose later thread replies are still to be read
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,11 @@ class StartupError(Exception):
     line: a bad configuration value, a platform refusing our token, a stale schema."""
 
 
+NOT_STORED_NOTE = (
+    "I couldn't take this message: my storage is unavailable right now. Please send it again in a few minutes."
+)
+
+
 class ServiceUnavailable(Exception):
     """The service cannot take a message right now (its database is unreachable): the
     platform is asked to deliver it again later (Slack: 503), and nothing is lost."""

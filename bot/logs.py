@@ -7,10 +7,23 @@ import logging
 import re
 from collections.abc import Iterable
 
+# Slack tokens of every kind (bot, user, app-level, client and refresh tokens, rotated ones
+# such as `xoxe.xoxp-1-...`), Anthropic keys, and Authorization header values.
 _TOKEN_PATTERNS = re.compile(
-    r"(xox[abposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|sk-ant-[A-Za-z0-9_-]+|"
-    r"(?i:authorization)[\"']?\s*[:=]\s*[\"']?(?:(?i:bearer|bot)\s+)?[^\s\"',}]+)"
+    r"(xox[a-z](?:\.xox[a-z])?-[A-Za-z0-9%-]+|xapp-[A-Za-z0-9-]+|sk-ant-[A-Za-z0-9_-]+|"
+    r"(?i:authorization)[\"']?\s*[:=]\s*[\"']?(?:(?i:bearer|bot|basic)\s+)?[^\s\"',}]+)"
 )
+# A password inside a URL (`postgresql://user:password@host/db`, an ANTHROPIC_BASE_URL with
+# credentials): the user and host stay readable.
+_URL_PASSWORD = re.compile(r"(?P<start>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*):[^@\s]+@")
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """`text` with the given secrets, known token shapes and URL passwords masked."""
+    for secret in sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True):
+        text = text.replace(secret, "[redacted]")
+    text = _URL_PASSWORD.sub(r"\g<start>:[redacted]@", text)
+    return _TOKEN_PATTERNS.sub("[redacted]", text)
 
 
 class RedactingFilter(logging.Filter):
@@ -21,9 +34,7 @@ class RedactingFilter(logging.Filter):
         self._secrets = sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True)
 
     def redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "[redacted]")
-        return _TOKEN_PATTERNS.sub("[redacted]", text)
+        return redact(text, self._secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()

@@ -13,6 +13,9 @@ REGISTRY = CollectorRegistry()
 REPLIES = Counter("bot_replies_total", "Answers shown in a thread", ["platform"], registry=REGISTRY)
 ERRORS = Counter("bot_errors_total", "Turns that ended in an error, by kind", ["kind"], registry=REGISTRY)
 DUPLICATES = Counter("bot_duplicates_dropped_total", "Deliveries of an already claimed event", registry=REGISTRY)
+MESSAGE_CHANGES = Counter(
+    "bot_message_changes_total", "Stored turns deleted or edited by their authors", ["kind"], registry=REGISTRY
+)
 TOKENS = Counter("bot_claude_tokens_total", "Claude tokens, by kind", ["kind"], registry=REGISTRY)
 CLAUDE_LATENCY = Histogram(
     "bot_claude_seconds",

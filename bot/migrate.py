@@ -34,9 +34,13 @@ def _is_current(connection: Connection) -> bool:
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    """Bring the schema to `revision`, the newest by default (a no-op when it is there)."""
-    async with engine.begin() as conn:
+    """Bring the schema to `revision`, the newest by default (a no-op when it is there).
+
+    The connection comes in outside a transaction: Alembic runs each revision in one of its
+    own, so a revision may step out of it (PostgreSQL's CREATE INDEX CONCURRENTLY)."""
+    async with engine.connect() as conn:
         await conn.run_sync(_upgrade, revision)
+        await conn.commit()
 
 
 async def is_current(engine: AsyncEngine) -> bool:

@@ -11,7 +11,7 @@ import enum
 from collections.abc import Mapping
 from typing import Any
 
-from bot.domain import SETTING_NAMES, ChannelSettings, History, IncomingMessage
+from bot.domain import SETTING_NAMES, ChannelSettings, History, IncomingMessage, StoredTurn
 
 CUT_OFF_NOTE = "_(cut off: the answer reached its length limit)_"
 CONTEXT_FULL_NOTE = "_(cut off: the conversation filled the model's context window; older turns will be dropped)_"
@@ -53,9 +53,13 @@ def summoned_mid_thread(message: IncomingMessage) -> bool:
 
 
 def may_have_later_replies(message: IncomingMessage, conversation_existed: bool) -> bool:
-    """A mention delivered again may arrive after people already replied in its thread: those
-    replies found no conversation then and were not taken; they are brought in now."""
-    return message.redelivered and message.mentions_bot and not conversation_existed
+    """A mention that starts a conversation in a channel may be stored after people already
+    replied in its thread: Slack delivers the next message without waiting for the mention's
+    ack, so a reply can overtake the mention's first delivery (both in flight at once) as well
+    as its retry after a crash. Those replies found no conversation then and were not taken;
+    they are brought in now. (One read of the thread per new channel conversation; a DM is
+    always addressed, so nothing there can be left behind.)"""
+    return message.mentions_bot and not conversation_existed and not message.is_direct
 
 
 def effective_settings(
@@ -82,6 +86,30 @@ def already_answered(history: History, message_id: str) -> bool:
     if mine is None:
         return True
     return any(t.role == "assistant" for t in history.turns[mine + 1 :])
+
+
+def in_posting_order(history: History) -> dict[int, int]:
+    """The new positions (by turn id) that put the turns waiting for an answer in the order
+    people posted them; empty when they already are.
+
+    Turns are stored as they arrive, so a message whose delivery was retried can be stored
+    after a later one. Only the tail after the last answer moves: what was answered, and so
+    the prefix resent to Claude, stays as it was. Each message takes one of the tail's own
+    positions; the quoted thread context before a mention moves with it.
+    """
+    last_answer = max((i for i, t in enumerate(history.turns) if t.role == "assistant"), default=-1)
+    tail = history.turns[last_answer + 1 :]
+    posted = [t for t in tail if t.message_id is not None]
+    if len(posted) < 2 or any(t.sent_at is None for t in posted):
+        return {}
+    wanted = sorted(posted, key=lambda t: (t.sent_at, t.order))
+    new_order = {turn.order: slot.order for turn, slot in zip(wanted, posted, strict=True)}
+    moves = {t.id: new_order[t.order] for t in tail if t.order in new_order}
+    return {turn_id: position for turn_id, position in moves.items() if position != _order_of(tail, turn_id)}
+
+
+def _order_of(turns: list[StoredTurn], turn_id: int) -> int:
+    return next(t.order for t in turns if t.id == turn_id)
 
 
 def stop_note(stop_reason: str | None) -> str | None:

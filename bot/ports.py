@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from bot.domain import CommandInvocation, ContextMessage, FileRef, IncomingMessage
+from bot.domain import CommandInvocation, ContextMessage, FileRef, IncomingMessage, PostedMessage, ThreadKey
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -37,6 +37,16 @@ class ReplyStream(Protocol):
     async def finish(self, text: str) -> None: ...
 
 
+@runtime_checkable
+class ShownInMessages(Protocol):
+    """A reply whose messages people can reply to, continuing its conversation (Discord's
+    reply mode): the core stores their ids with the answer."""
+
+    def shown_message_ids(self) -> list[str]:
+        """The platform ids of the messages the answer is shown in, in order."""
+        ...
+
+
 class MessageSurface(Protocol):
     """The platform side of one incoming message."""
 
@@ -49,8 +59,8 @@ class MessageSurface(Protocol):
         ([] where there are none or the platform has no threads)."""
         ...
 
-    async def fetch_later_messages(self) -> list[IncomingMessage]:
-        """People's messages posted in the thread after this one, oldest first, translated
+    async def fetch_later_messages(self, after_message_id: str) -> list[IncomingMessage]:
+        """People's messages posted in this thread after `after_message_id`, oldest first, translated
         as if delivered ([] where the platform cannot say or has no threads)."""
         ...
 
@@ -89,8 +99,24 @@ class Inbox(Protocol):
         """Schedule a command; it is answered through `surface`. Returns at once."""
         ...
 
+    async def message_deleted(self, posted: PostedMessage) -> bool:
+        """A person deleted their message: its turn leaves the stored history and every later
+        request, and it is not answered if it was still waiting. True if a turn was stored.
+        Awaited before the ack; raises `ServiceUnavailable` as `submit` does."""
+        ...
+
+    async def message_edited(self, posted: PostedMessage, text: str) -> bool:
+        """A person edited their message (`text`: the new text, translated as for `submit`):
+        its stored turn gets the new text. Never starts an answer. True if a turn changed."""
+        ...
+
     async def model_choices(self) -> list[str]:
         """The model ids `/claude model` accepts (for autocomplete)."""
+        ...
+
+    async def conversation_of(self, platform: str, message_id: str) -> ThreadKey | None:
+        """The conversation whose answer was shown in that platform message (see
+        `ShownInMessages`), if any: a reply to it continues that conversation."""
         ...
 
 

@@ -65,16 +65,33 @@ def _render(turn: StoredTurn) -> str:
     return turn.content
 
 
-def without_refused(turns: Sequence[StoredTurn]) -> list[StoredTurn]:
-    """Leave out each refused answer and the user turns it answered (as Anthropic advises, a
-    refused exchange is not resent: it would only make later answers refuse too)."""
+def resendable(turns: Sequence[StoredTurn]) -> list[StoredTurn]:
+    """The turns a request may carry again.
+
+    A refused answer and the user turns it answered are left out (as Anthropic advises, a
+    refused exchange is not resent: it would only make later answers refuse too).
+
+    So is an answer with no user turn since the previous answer: every turn it answered was
+    deleted by its author (or erased, or expired). Its text may quote them, so it goes too:
+    deleted means deleted for Claude as well, the messages stay user/assistant alternating,
+    and everything before the deleted turn is sent byte for byte as before (the cached
+    prefix holds up to there). A tombstone in place of the turn would keep the answer, and
+    with it whatever the answer repeated of the deleted message.
+    """
     kept: list[StoredTurn] = []
+    asked = True  # a user turn was kept since the previous answer (before the first: unknown;
+    # `to_messages` drops leading answers anyway)
     for turn in turns:
-        if turn.role == "assistant" and turn.stop_reason == "refusal":
+        if turn.role != "assistant":
+            kept.append(turn)
+            asked = True
+            continue
+        if turn.stop_reason == "refusal":
             while kept and kept[-1].role == "user":
                 kept.pop()
-        else:
+        elif asked:
             kept.append(turn)
+        asked = False
     return kept
 
 
@@ -89,7 +106,7 @@ def to_messages(
     its text (as Anthropic advises: the file before the question about it).
     """
     result: list[dict[str, Any]] = []
-    for turn in without_refused(turns):
+    for turn in resendable(turns):
         text = _render(turn)
         if not result and turn.role != "user":
             continue
@@ -140,9 +157,9 @@ def fit_context(
     the budget (half by default); the unanswered user turns at the end are always
     kept, and the kept part starts with a user turn. If the newest user turn alone
     does not fit, it is cut short so the request can still be made. Refused exchanges
-    are left out first (see `without_refused`).
+    and answers to deleted turns are left out first (see `resendable`).
     """
-    turns = without_refused(turns)
+    turns = resendable(turns)
     sizes = [_turn_tokens(t) for t in turns]
     if keep_share is None and sum(sizes) <= budget_tokens:
         return ContextPlan(list(turns), trimmed=False)

@@ -64,6 +64,9 @@ conversations = Table(
     # The instance answering in this thread right now (see bot/locks.py), and since when.
     Column("answering_by", String(64), nullable=True),
     Column("answering_since", UTCDateTime, nullable=True),
+    # A mention that started the conversation: the thread's replies after it are still to be
+    # read back (they may have overtaken its delivery); cleared once they were.
+    Column("read_back_from", String(64), nullable=True),
     UniqueConstraint("platform", "workspace_id", "channel_id", "thread_id", name="uq_conversations_thread"),
     Index("ix_conversations_last_activity_at", "last_activity_at"),
     Index("ix_conversations_channel", "platform", "workspace_id", "channel_id"),
@@ -97,6 +100,9 @@ messages = Table(
     Column("cache_read_tokens", Integer, nullable=False, default=0),
     Column("cache_write_tokens", Integer, nullable=False, default=0),
     Column("created_at", UTCDateTime, nullable=False),
+    # When the platform says a user turn was posted (None: unknown); orders the turns still
+    # waiting for their answer (see policy.in_posting_order).
+    Column("sent_at", UTCDateTime, nullable=True),
     # A user turn's answer: "pending" until it is answered or an error was shown ("failed");
     # None for answers and thread context (and for turns stored before revision 0003).
     Column("state", String(16), nullable=True),
@@ -105,6 +111,29 @@ messages = Table(
     Index("ix_messages_conversation_id", "conversation_id", "id"),
     Index("ix_messages_state", "state", "created_at"),
     Index("ix_messages_platform_message_id", "conversation_id", "platform_message_id"),
+    Index("ix_messages_platform_message", "platform_message_id"),  # deletions and edits
+    Index("ix_messages_created_at", "created_at"),  # RETENTION_DAYS
+)
+
+# The platform's ids of the messages an answer was shown in, where replying to one of them
+# continues the conversation (Discord's reply mode, where the bot may not open threads).
+# In the database, so the link survives restarts and holds on every instance and shard.
+shown_messages = Table(
+    "shown_messages",
+    metadata,
+    Column("platform", String(32), primary_key=True),
+    Column("platform_message_id", String(64), primary_key=True),
+    Column(
+        "conversation_id",
+        BigInteger,
+        ForeignKey("conversations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    # The stored answer shown (None: a note alone, e.g. an error); forgetting it forgets the link.
+    Column("answer_id", BigInteger, ForeignKey("messages.id", ondelete="CASCADE"), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_shown_messages_conversation_id", "conversation_id"),
+    Index("ix_shown_messages_answer_id", "answer_id"),
 )
 
 channel_settings = Table(

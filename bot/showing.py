@@ -14,7 +14,7 @@ import asyncio
 import logging
 
 from bot.domain import ThreadKey
-from bot.ports import ReplyStream
+from bot.ports import ReplyStream, ShownInMessages
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,10 @@ class ShownAnswer:
         self._closing = False
         self._broken = False
         self._pump: asyncio.Task[None] | None = None
+
+    def shown_message_ids(self) -> list[str]:
+        """Where the platform showed the answer, if it says (`ShownInMessages`)."""
+        return self._stream.shown_message_ids() if isinstance(self._stream, ShownInMessages) else []
 
     @property
     def received(self) -> str:

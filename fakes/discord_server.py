@@ -67,6 +67,9 @@ known path with another method), recorded in `FakeDiscord.unhandled`.
 
 Behaviour worth knowing
 -----------------------
+* Link previews: a link in a message the bot sends or edits without ``SUPPRESS_EMBEDS``
+  (flag ``1 << 2``) is unfurled as Discord's crawler would (recorded in
+  `FakeDiscord.link_previews`, added as a ``link`` embed); ``<https://...>`` is not.
 * Messages: ``content`` over 2,000 characters, more than 10 embeds or embeds over
   6,000 characters -> 400/50035; nothing to show -> 400/50006 "Cannot send an
   empty message"; ``allowed_mentions`` with ``parse: ["users"]`` *and* a
@@ -141,6 +144,7 @@ __all__ = [
     "FakeDiscord",
     "FakeMessage",
     "InteractionResponse",
+    "LinkPreview",
     "MessageEdit",
     "RequestRecord",
     "ThreadRecord",
@@ -231,6 +235,7 @@ DEFAULT_BOT_PERMISSIONS = (
 """The permissions of a bot's managed role in `guild_payload` (``bot_permissions``)."""
 
 # Message flags.
+FLAG_SUPPRESS_EMBEDS = 1 << 2
 FLAG_HAS_THREAD = 1 << 5
 FLAG_EPHEMERAL = 1 << 6
 FLAG_LOADING = 1 << 7
@@ -923,6 +928,18 @@ class RequestRecord:
     response: Any = None
 
 
+_LINK = re.compile(r"(?<!<)https?://[^\s<>]+")
+"""A link Discord would unfurl (``<https://...>`` is never previewed)."""
+
+
+@dataclass(frozen=True)
+class LinkPreview:
+    """A URL Discord's crawler would have fetched for a message."""
+
+    message_id: int
+    url: str
+
+
 @dataclass
 class MessageEdit:
     """One accepted edit of a message."""
@@ -1253,6 +1270,14 @@ class FakeDiscord(LoopbackServer):
         self.users: dict[int, JsonDict] = {int(self.bot_user["id"]): self.bot_user}
         self.reactions: dict[int, list[str]] = {}
         """Message id -> emoji the bot currently has on it."""
+        self.gateway_address: str | None = None
+        """What ``GET /gateway/bot`` answers (a `FakeGateway` sets it); ``None``: a URL nothing serves."""
+        self.gateway_listeners: list[Callable[[str, JsonDict], None]] = []
+        """Called with what Discord would dispatch to the bot for the bot's own actions (its
+        messages: MESSAGE_CREATE, MESSAGE_UPDATE; threads it starts: THREAD_CREATE)."""
+        self.link_previews: list[LinkPreview] = []
+        """URLs Discord's crawler would have fetched: a link in a message the bot sent or edited
+        without ``SUPPRESS_EMBEDS`` (flag 1 << 2), outside ``<...>``."""
 
         self._messages: dict[int, FakeMessage] = {}
         self._by_channel: dict[int, list[int]] = {}
@@ -1280,8 +1305,12 @@ class FakeDiscord(LoopbackServer):
 
     @property
     def gateway_url(self) -> str:
-        """What ``GET /gateway/bot`` answers (nothing serves it)."""
-        return f"ws://{self.host}:{self.port}/gateway"
+        """What ``GET /gateway/bot`` answers: `gateway_address`, else a URL nothing serves."""
+        return self.gateway_address or f"ws://{self.host}:{self.port}/gateway"
+
+    def _emit(self, event: str, data: Mapping[str, Any]) -> None:
+        for listener in self.gateway_listeners:
+            listener(event, dict(data))
 
     @property
     def bot_user_id(self) -> int:
@@ -1426,6 +1455,7 @@ class FakeDiscord(LoopbackServer):
         self.commands_synced.clear()
         self.commands.clear()
         self.reactions.clear()
+        self.link_previews.clear()
         self._messages.clear()
         self._by_channel.clear()
         self._typing.clear()
@@ -1948,7 +1978,22 @@ class FakeDiscord(LoopbackServer):
             self._store(message)
         else:  # an interaction of unknown channel: reachable by id only
             self._messages[message.id] = message
+        self._preview_links(message)
+        if interaction is None and channel_id is not None:
+            self._emit("MESSAGE_CREATE", message.data)
         return message
+
+    def _preview_links(self, message: FakeMessage) -> None:
+        """Discord unfurls every link of a message unless it suppresses embeds: its crawler
+        fetches the URL (what a crafted URL would leak) and the message gets a link embed."""
+        if message.flags & FLAG_SUPPRESS_EMBEDS:
+            message.data["embeds"] = [e for e in message.data.get("embeds", []) if e.get("type") != "link"]
+            return
+        embeds = message.data.setdefault("embeds", [])
+        for url in _LINK.findall(message.content):
+            if not any(e.get("type") == "link" and e.get("url") == url for e in embeds):
+                self.link_previews.append(LinkPreview(message.id, url))
+                embeds.append({"type": "link", "url": url})
 
     def _attachment(self, channel_id: int, index: int, upload: Mapping[str, Any]) -> JsonDict:
         aid = snowflake()
@@ -1986,6 +2031,9 @@ class FakeDiscord(LoopbackServer):
             data["content"], allowed, replied_author
         )
         data["edited_timestamp"] = iso_timestamp()
+        self._preview_links(message)
+        if message.interaction_id is None and not data.get("flags", 0) & FLAG_EPHEMERAL:
+            self._emit("MESSAGE_UPDATE", data)
         message.edits.append(
             MessageEdit(
                 time=monotonic(),
@@ -2186,6 +2234,7 @@ class FakeDiscord(LoopbackServer):
             time=monotonic(),
         )
         self.threads.append(record)
+        self._emit("THREAD_CREATE", record.thread_create_payload())
         return record
 
     def _check_thread_parent(self, channel_id: int) -> None:
@@ -2338,8 +2387,10 @@ class FakeDiscord(LoopbackServer):
         body = self._body(call)
         original = self._messages.get(state.original_id) if state.original_id is not None else None
         if state.callback_type == 5 and original is not None and not state.original_edited and original.loading:
-            # The first followup to a deferred response replaces the "thinking" message.
-            self._apply_edit(original, {k: v for k, v in body.items() if k != "flags"}, files=call.files)
+            # The first followup to a deferred response replaces the "thinking" message (whose
+            # ephemerality the deferral chose; the followup's other flags apply).
+            flags = int(body.get("flags") or 0) & ~FLAG_EPHEMERAL
+            self._apply_edit(original, {**body, "flags": flags}, files=call.files)
             state.original_edited = True
             message = original
         else:

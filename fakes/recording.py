@@ -51,6 +51,7 @@ class RecordingPlatform:
         self.context_fetches = 0
         self.files: dict[str, bytes] = {}  # url -> bytes the platform serves
         self.downloads: list[str] = []  # urls fetched, in order
+        self.later_messages: dict[ThreadKey, list[IncomingMessage]] = {}  # replies the platform shows after a message
 
     def surface(self, message: IncomingMessage) -> RecordingSurface:
         return RecordingSurface(self, message)
@@ -100,8 +101,9 @@ class RecordingSurface:
     async def fetch_thread_context(self) -> list[ContextMessage]:
         return await self.platform.fetch_thread_context(self.message)
 
-    async def fetch_later_messages(self) -> list[IncomingMessage]:
-        return []
+    async def fetch_later_messages(self, after_message_id: str) -> list[IncomingMessage]:
+        later = self.platform.later_messages.get(self.message.thread, [])
+        return [m for m in later if m.message_id != after_message_id]
 
     async def download_file(self, file: FileRef, limit: int) -> bytes:
         return await self.platform.download_file(file, limit)

@@ -12,7 +12,11 @@ config = context.config
 
 
 def run_on(connection: Connection) -> None:
-    context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+    # One transaction per revision: a revision with an autocommit block (a concurrent index
+    # build) commits what came before it, so each revision must stand on its own.
+    context.configure(
+        connection=connection, target_metadata=metadata, render_as_batch=True, transaction_per_migration=True
+    )
     with context.begin_transaction():
         context.run_migrations()
 
@@ -22,8 +26,9 @@ async def run_from_settings() -> None:
     from bot.store import create_engine
 
     engine = create_engine(load_config().database_url)
-    async with engine.begin() as connection:
+    async with engine.connect() as connection:
         await connection.run_sync(run_on)
+        await connection.commit()
     await engine.dispose()
 
 

@@ -120,10 +120,10 @@ async def settled(core: Core) -> None:
 
 
 @asynccontextmanager
-async def discord_service(core: Core) -> AsyncIterator[DiscordHarness]:
+async def discord_service(core: Core, **config: Any) -> AsyncIterator[DiscordHarness]:
     previous_base = discord.http.Route.BASE
     async with FakeDiscord() as fake:
-        adapter = DiscordAdapter(DiscordConfig(token="fake-token", api_url=fake.api_base))
+        adapter = DiscordAdapter(DiscordConfig(token="fake-token", api_url=fake.api_base, **config))
         try:
             await adapter.log_in(core.service)
             guild_id = int(discord.utils.time_snowflake(discord.utils.utcnow()))

@@ -81,9 +81,21 @@ def scratch_env(home: Path, **variables: str) -> dict[str, str]:
     return {"PATH": path, "HOME": str(home), "LANG": "C.UTF-8", **variables}
 
 
+URL_PASSWORD = "url-password-canary-4711"  # put into DATABASE_URL / ANTHROPIC_BASE_URL by some tests
+OUTPUT_CANARIES = (API_KEY, URL_PASSWORD, "xoxe-1-refresh-canary-8080", "xoxp-1-user-canary-9090")
+
+
 def assert_key_not_leaked(result: Result) -> None:
-    assert API_KEY not in result.stdout, "the API key was printed on stdout"
-    assert API_KEY not in result.stderr, "the API key was printed on stderr"
+    """No key, token or password given to a command reaches its stdout or stderr (its logs)."""
+    for canary in OUTPUT_CANARIES:
+        assert canary not in result.stdout, f"{canary} was printed on stdout"
+        assert canary not in result.stderr, f"{canary} was printed on stderr"
+
+
+def with_password(url: str) -> str:
+    """`url` with URL_PASSWORD as its password (the test PostgreSQL trusts any password)."""
+    parsed = make_url(url)
+    return parsed.set(username=parsed.username or "bot", password=URL_PASSWORD).render_as_string(hide_password=False)
 
 
 async def run_bot(
@@ -296,6 +308,8 @@ def test_migrate_creates_the_schema_on_an_empty_sqlite_path_and_is_idempotent(tm
 
 async def test_migrate_twice_on_the_test_database_exits_zero(database_url: str, workdir: Path) -> None:
     env = scratch_env(workdir, DATABASE_URL=database_url, LOG_LEVEL="DEBUG")
+    if is_postgres(database_url):  # a password in the URL, logged at DEBUG nowhere
+        env["DATABASE_URL"] = with_password(database_url)
     for _ in range(2):
         result = await run_bot("migrate", env=env, cwd=workdir)
         assert result.returncode == 0, result.stderr
@@ -380,7 +394,7 @@ async def test_serve_without_platform_credentials_serves_healthz_and_stops_on_si
         workdir,
         ANTHROPIC_API_KEY=API_KEY,
         ANTHROPIC_BASE_URL=fake_anthropic.base_url,
-        DATABASE_URL=database_url,
+        DATABASE_URL=with_password(database_url) if is_postgres(database_url) else database_url,
         LOG_LEVEL="DEBUG",
         HOST="127.0.0.1",
         PORT=str(port),
@@ -426,3 +440,28 @@ async def test_serve_without_platform_credentials_serves_healthz_and_stops_on_si
         assert variable in credentials_line
     assert f"127.0.0.1:{port}" in result.stderr
     assert fake_anthropic.message_requests == []
+
+
+DEAD_DATABASE = f"postgresql://bot:{URL_PASSWORD}@127.0.0.1:{{port}}/chat"  # nothing listens there
+DEAD_PROXY = f"http://proxy:{URL_PASSWORD}@127.0.0.1:{{port}}"
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [
+        {"DATABASE_URL": DEAD_DATABASE},
+        {"DATABASE_URL": DEAD_DATABASE, "SLACK_BOT_TOKEN": OUTPUT_CANARIES[2]},
+        {"ANTHROPIC_BASE_URL": DEAD_PROXY, "SLACK_APP_TOKEN": OUTPUT_CANARIES[3]},
+    ],
+)
+def test_a_failing_command_prints_no_secret_even_inside_a_url(variables: dict[str, str], workdir: Path) -> None:
+    port = str(free_port())
+    env = scratch_env(
+        workdir,
+        ANTHROPIC_API_KEY=API_KEY,
+        LOG_LEVEL="DEBUG",
+        **{"DATABASE_URL": f"sqlite:///{workdir}/bot.db", **{k: v.format(port=port) for k, v in variables.items()}},
+    )
+    result = run_bot_sync("migrate", env=env, cwd=workdir)  # asserts that no canary was printed
+    if "DATABASE_URL" in variables:
+        result.assert_error("migrate", "cannot")

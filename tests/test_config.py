@@ -266,3 +266,17 @@ def test_discord_shard_ids_need_a_count_and_must_fit_it() -> None:
         load_config(discord_shard_ids="1")
     with pytest.raises(StartupError, match="between 0 and"):
         load_config(discord_shard_count=2, discord_shard_ids="5")
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"), [("off", None), ("OFF", None), ("", None), ("9464", 9464), ("0", 0)]
+)
+def test_metrics_port_is_a_port_or_off(given: str, expected: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("METRICS_PORT", given)
+    assert load_config().metrics_port == expected
+
+
+@pytest.mark.parametrize("given", ["metrics", "70000", "-1"])
+def test_a_bad_metrics_port_is_one_line_naming_it(given: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("METRICS_PORT", given)
+    assert "METRICS_PORT" in one_line_error()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 from bot.app import Core, open_core
 from bot.config import Config
@@ -236,3 +238,48 @@ async def test_a_platform_slow_to_show_does_not_hold_up_reading_claude(
     assert stored_while_the_platform_waited == [True], "Claude's answer was read and stored meanwhile"
     assert outcome.reply is not None and platform.finals() == [outcome.reply.text]
     assert len(platform.replies[0].deltas) < 10, "what arrived meanwhile was shown in a few larger pieces"
+
+
+async def test_an_earlier_message_stored_after_a_later_one_is_sent_to_claude_first(
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
+) -> None:
+    """The delivery of "my laptop..." was retried, so "it beeps..." (posted after it) was stored
+    first. Claude reads them as they were posted, and later requests keep that order."""
+    where = thread()
+    await adapter.deliver(core.service, message(where, "hello"))
+    start = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    earlier = replace(message(where, "my laptop will not boot", mention=False), sent_at=start)
+    later = replace(message(where, "it beeps three times", mention=False), sent_at=start + timedelta(seconds=5))
+    assert await core.service.accept(later) is not None
+    turn = await core.service.accept(earlier)  # the retry arrives
+    assert turn is not None
+
+    await core.service.answer(turn, adapter.surface(turn.message))
+    await adapter.deliver(core.service, message(where, "any idea?", mention=False))
+
+    second, third = fake_anthropic.message_requests[1:]
+    asked = second["messages"][-1]["content"]
+    assert asked.index("my laptop will not boot") < asked.index("it beeps three times"), asked
+    assert third["messages"][:3] == second["messages"], "the order holds in later requests (cached prefix)"
+
+
+async def test_replies_that_overtook_the_mention_are_read_back_even_when_its_own_answer_was_lost(
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
+) -> None:
+    """A reply overtook the mention that starts the conversation (acked, not taken: no conversation
+    yet). The mention is stored, but its answer is lost (the instance died). Whichever answer
+    comes next in the thread reads the reply back first: it is in the request, once."""
+    where = thread()
+    mention = message(where, "what is the capital of France?")
+    overtaking = message(where, "and of Spain?", mention=False)
+    assert await core.service.accept(overtaking) is None  # no conversation yet: acked, not taken
+    assert await core.service.accept(mention) is not None  # stored; its answer never runs
+    adapter.later_messages[where] = [overtaking]
+
+    await adapter.deliver(core.service, message(where, "hello?", mention=False))
+    await adapter.deliver(core.service, message(where, "thanks", mention=False))
+
+    first, second = fake_anthropic.message_requests
+    assert "and of Spain?" in first["messages"][-1]["content"]
+    asked = [m["content"] for m in second["messages"] if m["role"] == "user"]
+    assert json.dumps(asked).count("and of Spain?") == 1, "read back once"

@@ -13,6 +13,9 @@ CANARIES = {
     "anthropic": "sk-ant-api03-canary-0123456789abcdef",
     "slack bot": "xoxb-1111-2222-canarycanary",
     "slack app": "xapp-1-A111-canary-333",
+    "slack user": "xoxp-1111-2222-usercanary",
+    "slack refresh": "xoxe-1-My0xLTIyMjI-refreshcanary",
+    "database password": "db-password-canary-77",
     "signing secret": "8f14e45fceea167a5a36dedd4bea2543",
     "discord": "MTAxNjM4.canary.discord-token-value",
 }
@@ -29,10 +32,13 @@ def captured() -> io.StringIO:
     return stream
 
 
+@pytest.mark.parametrize("logger", ["bot.test", "", "slack_sdk.web", "aiohttp.server"])  # "": the root logger
 @pytest.mark.parametrize("name", sorted(CANARIES))
-def test_a_configured_secret_is_masked_in_messages_arguments_and_tracebacks(captured: io.StringIO, name: str) -> None:
+def test_a_configured_secret_is_masked_in_messages_arguments_and_tracebacks(
+    captured: io.StringIO, name: str, logger: str
+) -> None:
     secret = CANARIES[name]
-    log = logging.getLogger("bot.test")
+    log = logging.getLogger(logger)
     log.debug("token is %s", secret)
     log.info(f"inline {secret}")
     try:
@@ -52,16 +58,48 @@ def test_a_configured_secret_is_masked_in_messages_arguments_and_tracebacks(capt
         "posting with xoxb-9999-8888-notconfigured",
         "socket xapp-1-A9-notconfigured",
         "authorization=Bot MTAxNjM4.other.token",
+        "user token xoxp-9999-8888-notconfigured",
+        "client token xoxc-9999-8888-notconfigured",
+        "refresh token xoxe-1-notconfigured-9999",
+        "rotated token xoxe.xoxp-1-notconfigured-9999",
+        "cookie xoxd-notconfigured%2F9999",
+        "Authorization: Basic bm90Y29uZmlndXJlZA==",
     ],
 )
 def test_token_shapes_are_masked_even_when_not_configured(line: str) -> None:
     redacted = RedactingFilter().redact(line)
     assert "[redacted]" in redacted
-    for fragment in ("sk-ant-unknown", "abc.def.ghi", "xoxb-9999", "xapp-1-A9", "MTAxNjM4.other"):
+    for fragment in ("sk-ant-unknown", "abc.def.ghi", "xoxb-9999", "xapp-1-A9", "MTAxNjM4.other", "notconfigured"):
         assert fragment not in redacted
 
 
-def test_ordinary_text_is_left_alone() -> None:
-    assert RedactingFilter(["secret-value-1"]).redact("turn: thread=slack:T1:C1:1.2 tokens=42") == (
-        "turn: thread=slack:T1:C1:1.2 tokens=42"
-    )
+@pytest.mark.parametrize(
+    ("line", "shown"),
+    [
+        ("connecting to postgresql+asyncpg://bot:pass-word@db.internal:5432/chat", "postgresql+asyncpg://bot:[redacted]@db.internal:5432/chat"),
+        ("HTTP Request: POST http://proxy-user:pa%40ss@127.0.0.1:9/v1/messages", "http://proxy-user:[redacted]@127.0.0.1:9/v1/messages"),
+        ("DATABASE_URL=postgres://:only-a-password@db/x", "postgres://:[redacted]@db/x"),
+    ],
+)
+def test_a_password_inside_a_url_is_masked_and_the_rest_stays_readable(line: str, shown: str) -> None:
+    redacted = RedactingFilter().redact(line)
+    assert shown in redacted
+    assert "pass-word" not in redacted and "pa%40ss" not in redacted and "only-a-password" not in redacted
+
+
+@pytest.mark.parametrize("line", ["http://host:8000/path", "sqlite:///./data/bot.db", "see https://example.com/a:b"])
+def test_urls_without_a_password_are_left_alone(line: str) -> None:
+    assert RedactingFilter().redact(line) == line
+
+
+@pytest.mark.parametrize("logger", ["bot.test", "", "asyncpg", "aiohttp.client"])  # "": the root logger
+def test_a_url_password_nobody_configured_is_masked_on_every_logger(captured: io.StringIO, logger: str) -> None:
+    url = "postgresql://bot:unconfigured-pw-31@db.internal:5432/chat"
+    logging.getLogger(logger).warning("cannot reach %s", url)
+    try:
+        raise ConnectionError(f"connect to {url} failed")
+    except ConnectionError:
+        logging.getLogger(logger).exception("database")
+    output = captured.getvalue()
+    assert "unconfigured-pw-31" not in output
+    assert output.count("postgresql://bot:[redacted]@db.internal:5432/chat") == 2

@@ -14,11 +14,13 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from bot.config import Config
+from bot.health import HEALTH_TTL_SECONDS
 from fakes.anthropic_server import FakeAnthropic
 from fakes.slack_server import FakeSlack
 from fakes.tcp_proxy import CuttableProxy
 from tests.conftest import POSTGRES_URL
 from tests.slack_harness import SlackHarness, mention, slack_service
+from tests.test_observability import FakeClock
 
 pytestmark = pytest.mark.skipif(POSTGRES_URL is None, reason="needs PostgreSQL (TEST_DATABASE_URL)")
 
@@ -108,3 +110,17 @@ async def test_a_database_restart_under_50_conversations_answers_each_once_or_sa
             break
         await asyncio.sleep(0.1)
     assert await health(slack) == 200, "healthy again by itself"
+
+
+async def test_healthz_keeps_a_healthy_answer_two_seconds_and_never_keeps_a_failure(
+    slack_through_proxy: SlackHarness, proxy: CuttableProxy
+) -> None:
+    slack = slack_through_proxy
+    clock = slack.service.health.clock = FakeClock()
+    assert await health(slack) == 200
+    proxy.cut()
+    clock.now += HEALTH_TTL_SECONDS
+    assert await health(slack) == 503, "honest once the kept answer is two seconds old"
+    assert await health(slack) == 503
+    proxy.restore()
+    assert await health(slack) == 200, "a failure is not kept: back as soon as the database is"

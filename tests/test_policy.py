@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from bot.policy import (
     already_answered,
     effective_settings,
     history_budget,
+    in_posting_order,
     is_addressed,
     join_notes,
     may_have_later_replies,
@@ -136,16 +138,50 @@ def test_notes_follow_the_answer_separated_by_a_blank_line(parts: tuple[str | No
 
 
 @pytest.mark.parametrize(
-    ("redelivered", "mention", "existed", "expected"),
+    ("redelivered", "mention", "direct", "existed", "expected"),
     [
-        (True, True, False, True),  # a late mention that starts a conversation: replies may have come first
-        (False, True, False, False),  # on time: nothing can have overtaken it
-        (True, True, True, False),  # the thread was a conversation: its replies were taken as they came
-        (True, False, False, False),  # a reply delivered again reads no thread
+        (True, True, False, False, True),  # a late mention that starts a conversation: replies may have come first
+        (False, True, False, False, True),  # on time, yet a reply can overtake its first delivery in flight
+        (True, True, False, True, False),  # the thread was a conversation: its replies were taken as they came
+        (False, True, False, True, False),
+        (True, False, False, False, False),  # a reply delivered again reads no thread
+        (False, True, True, False, False),  # a DM is always addressed: nothing was left behind
     ],
 )
-def test_only_a_mention_delivered_again_into_a_new_conversation_reads_the_replies_after_it(
-    redelivered: bool, mention: bool, existed: bool, expected: bool
+def test_a_mention_starting_a_channel_conversation_reads_the_replies_that_may_have_overtaken_it(
+    redelivered: bool, mention: bool, direct: bool, existed: bool, expected: bool
 ) -> None:
-    incoming = replace(message(thread(), "hi", mention=mention), redelivered=redelivered)
+    incoming = replace(message(thread(), "hi", mention=mention), redelivered=redelivered, is_direct=direct)
     assert may_have_later_replies(incoming, existed) is expected
+
+
+def posted(number: int, second: int | None, *, role: str = "user", position: int | None = None) -> StoredTurn:
+    """A turn stored as the `number`th row, posted at `second` (None: time unknown)."""
+    sent_at = None if second is None else datetime(2026, 11, 30, 12, 0, second, tzinfo=UTC)
+    message_id = f"m{number}" if role == "user" else None
+    return StoredTurn(number, role, None, f"turn {number}", position, message_id, sent_at=sent_at)
+
+
+def quoted_context(number: int, before: int) -> StoredTurn:
+    """The thread's earlier messages, quoted before the mention stored as row `before`."""
+    return StoredTurn(number, "user", None, "<thread_context>...", before)
+
+
+@pytest.mark.parametrize(
+    ("turns", "expected"),
+    [
+        ([posted(1, 10), posted(2, 20)], {}),  # stored as posted
+        ([posted(1, 20), posted(2, 10)], {1: 2, 2: 1}),  # a retried earlier message was stored second
+        ([posted(1, 30), posted(2, 10), posted(3, 20)], {1: 3, 2: 1, 3: 2}),
+        # what was answered never moves, even when a later delivery was posted before it
+        ([posted(1, 20), posted(2, 0, role="assistant", position=1), posted(3, 10)], {}),
+        ([posted(1, 5), posted(2, 0, role="assistant", position=1), posted(3, 30), posted(4, 20)], {3: 4, 4: 3}),
+        ([posted(1, 20), posted(2, None)], {}),  # a time unknown (stored before it was recorded): left alone
+        # the quoted context before a mention moves with it
+        ([posted(1, 20), quoted_context(3, before=2), posted(2, 10)], {1: 2, 3: 1, 2: 1}),
+    ],
+)
+def test_turns_waiting_for_an_answer_are_put_in_the_order_they_were_posted(
+    turns: list[StoredTurn], expected: dict[int, int]
+) -> None:
+    assert in_posting_order(History(turns, False)) == expected

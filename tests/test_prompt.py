@@ -83,3 +83,29 @@ def test_a_refusal_of_the_first_question_leaves_only_what_came_after() -> None:
         StoredTurn(3, "user", "Alice", "something else"),
     ]
     assert to_messages(turns) == [{"role": "user", "content": '<message from="Alice">something else</message>'}]
+
+
+def _turns(spec: str) -> list[StoredTurn]:
+    """'u1 a1 u3 a3': user and assistant turns with their ids; an answer sits after the turn before it."""
+    turns = []
+    previous = 0
+    for token in spec.split():
+        role, number = ("user" if token[0] == "u" else "assistant"), int(token[1:])
+        position = previous if role == "assistant" else None
+        turns.append(StoredTurn(number, role, None, token, position))  # no author: sent as stored
+        previous = number
+    return turns
+
+
+@pytest.mark.parametrize(
+    ("stored", "sent"),
+    [
+        ("u1 a2 u3 a4 u5", ["u1", "a2", "u3", "a4", "u5"]),
+        ("u1 a2 a4 u5", ["u1", "a2", "u5"]),  # u3 deleted: its answer a4 goes with it
+        ("a2 u3 a4 u5", ["u3", "a4", "u5"]),  # u1 deleted: a leading answer goes
+        ("u1 a2 a4 a6 u7", ["u1", "a2", "u7"]),  # two deleted exchanges in a row
+        ("u1 a2 u3 u4 a5 u6", ["u1", "a2", "u3\n\nu4", "a5", "u6"]),  # one of two answered turns kept
+    ],
+)
+def test_an_answer_whose_every_question_was_deleted_is_not_resent(stored: str, sent: list[str]) -> None:
+    assert [m["content"] for m in to_messages(_turns(stored))] == sent

@@ -172,3 +172,20 @@ async def test_a_thread_with_several_turns_past_the_window_gets_one_note(
 
     assert result.told == 1 and adapter.finals(where) == [RESTARTED_NOTE], "one note for the thread"
     assert [state for state, _ in await states(core)] == ["failed", "failed"]
+
+
+async def test_replies_that_overtook_a_mention_whose_instance_died_are_answered_with_it(
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
+) -> None:
+    """The instance stored the mention and died before reading back the thread's replies that had
+    overtaken it (acked then, not taken: the thread was no conversation yet): recovery reads them."""
+    where = thread()
+    mention = message(where, "what is the capital of France?")
+    assert await core.store.turns.accept_message(mention, owner=DEAD, read_back=True)
+    adapter.later_messages[where] = [message(where, "and of Spain?", mention=False)]
+
+    result = await recovery(core, adapter).run_once()
+
+    assert result.answered == 1
+    assert "and of Spain?" in str(fake_anthropic.message_requests[-1]["messages"])
+    assert await states(core) == [("answered", 2), ("answered", 1)]

@@ -16,16 +16,21 @@ from typing import Any
 import discord
 from discord import app_commands
 
+from adapters.discord import changes
 from adapters.discord.commands import claude_group
+from adapters.discord.gateway import use_api_gateway, why_the_gateway_stopped
+from adapters.discord.outage import RETRY_DELAYS, HeldMessages
 from adapters.discord.reply import NO_MENTIONS
 from adapters.discord.surface import DISCORD_FILE_HOSTS, DiscordCommandSurface, DiscordMessageSurface
-from adapters.discord.translate import PLATFORM, ReplyModeConversations, command_invocation, incoming_message
-from bot.domain import IncomingMessage
-from bot.errors import StartupError
+from adapters.discord.translate import PLATFORM, command_invocation, incoming_message, replied_to_bot
+from bot.domain import IncomingMessage, PostedMessage, ThreadKey
+from bot.errors import ServiceUnavailable, StartupError
 from bot.files.download import with_api_host
 from bot.ports import Inbox, MessageSurface
 
 log = logging.getLogger(__name__)
+
+READY_WAIT_SECONDS = 60.0  # start-up waits this long for READY, then goes on (discord.py keeps trying)
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,7 @@ class DiscordConfig:
     guild_ids: tuple[int, ...] = ()  # sync /claude to these servers only (instant), else globally
     shard_count: int | None = None
     shard_ids: tuple[int, ...] = ()
+    outage_retry_delays: tuple[float, ...] = RETRY_DELAYS  # holding a message the core cannot store yet
 
 
 def make_client(config: DiscordConfig) -> discord.Client:
@@ -69,17 +75,36 @@ class DiscordAdapter:
         self.tree.add_command(claude_group(self._run_command, self._model_choices))
         self.client.setup_hook = self._sync_commands  # type: ignore[method-assign]
         self.client.event(self.on_message)
-        self.reply_mode = ReplyModeConversations()
         self.file_hosts = with_api_host(DISCORD_FILE_HOSTS, config.api_url, "discord.com")
+        for handler in (self.on_raw_message_delete, self.on_raw_bulk_message_delete, self.on_raw_message_edit):
+            self.client.event(handler)
+        self.held = HeldMessages(config.outage_retry_delays)
         self._inbox: Inbox | None = None
-        self._gateway: asyncio.Task[None] | None = None
+        self._gateway: asyncio.Task[str | None] | None = None
+        self._starting = False
 
     # --- lifecycle --------------------------------------------------------
 
     async def start(self, inbox: Inbox) -> None:
-        """Log in (a bad token stops start-up with one line) and connect to the gateway."""
+        """Log in, then connect to the gateway the API names and wait for READY: a refused
+        token or intent stops start-up with one line."""
         await self.log_in(inbox)
+        await use_api_gateway(self.client)
+        self._starting = True
         self._gateway = asyncio.create_task(self._connect())
+        ready = asyncio.ensure_future(self.client.wait_until_ready())
+        try:
+            done, _ = await asyncio.wait(
+                {self._gateway, ready}, timeout=READY_WAIT_SECONDS, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            ready.cancel()
+            self._starting = False
+        if self._gateway in done and (failure := self._gateway.result()) is not None:
+            await self.client.close()
+            raise StartupError(failure)
+        if not done:
+            log.warning("discord: no READY from the gateway after %.0f s; still trying", READY_WAIT_SECONDS)
 
     async def log_in(self, inbox: Inbox) -> None:
         """Log in over REST; events flow once the gateway is connected (`start` does it)."""
@@ -90,16 +115,17 @@ class DiscordAdapter:
             await self.client.close()
             raise StartupError("DISCORD_TOKEN was rejected by Discord") from None
 
-    async def _connect(self) -> None:
+    async def _connect(self) -> str | None:
+        """Run the gateway connection (discord.py reconnects and resumes by itself); the line
+        saying why it ended for good, logged unless start-up raises it."""
         try:
             await self.client.connect(reconnect=True)
-        except discord.PrivilegedIntentsRequired:
-            log.error(
-                "discord refused the Message Content intent: enable it in the Developer Portal "
-                "(your application -> Bot -> Privileged Gateway Intents -> MESSAGE CONTENT INTENT)"
-            )
-        except discord.DiscordException as exc:
-            log.error("discord gateway stopped: %s", type(exc).__name__)
+            return None
+        except (discord.DiscordException, OSError) as exc:
+            failure = why_the_gateway_stopped(exc)
+        if not self._starting:
+            log.error("%s", failure)
+        return failure
 
     async def stop_intake(self) -> None:
         self._inbox = None
@@ -134,10 +160,43 @@ class DiscordAdapter:
                 message.channel = await self.client.fetch_channel(message.channel.id)  # type: ignore[assignment]
             except discord.HTTPException:
                 log.warning("discord: could not look up channel %s", message.channel.id)
-        incoming = incoming_message(message, me, self.reply_mode)
+        incoming = incoming_message(message, me, await self._continued(message, me))
         if incoming is not None and self._inbox is not None:
-            surface = DiscordMessageSurface(self.client, message, incoming, self.reply_mode, self.file_hosts)
-            await self._inbox.submit(incoming, surface)
+            surface = DiscordMessageSurface(self.client, message, incoming, self.file_hosts)
+            await self.held.submit(self._inbox, incoming, surface)
+
+    async def _continued(self, message: discord.Message, me: discord.ClientUser) -> ThreadKey | None:
+        """The conversation a reply to one of our answers continues (reply mode), from the core."""
+        replied = replied_to_bot(message, me)
+        if replied is None or self._inbox is None:
+            return None
+        return await self._inbox.conversation_of(PLATFORM, replied)
+
+    async def on_raw_message_delete(self, event: discord.RawMessageDeleteEvent) -> None:
+        await self._deleted(changes.posted(event.guild_id, event.channel_id, event.message_id))
+
+    async def on_raw_bulk_message_delete(self, event: discord.RawBulkMessageDeleteEvent) -> None:
+        for message_id in sorted(event.message_ids):
+            await self._deleted(changes.posted(event.guild_id, event.channel_id, message_id))
+
+    async def on_raw_message_edit(self, event: discord.RawMessageUpdateEvent) -> None:
+        me = self.client.user
+        edited = changes.edit(event, me) if me is not None else None
+        if edited is None or self._inbox is None:
+            return
+        try:
+            await self._inbox.message_edited(*edited)
+        except ServiceUnavailable:  # Discord delivers an event once: say what was not applied
+            log.warning("discord: the edit of message %s could not be stored (database unavailable)", event.message_id)
+
+    async def _deleted(self, posted: PostedMessage) -> None:
+        if self._inbox is None:
+            return
+        try:
+            await self._inbox.message_deleted(posted)
+        except ServiceUnavailable:
+            log.warning("discord: the deletion of message %s could not be applied (database unavailable)",
+                        posted.message_id)
 
     async def surface_for_stored(self, message: IncomingMessage) -> MessageSurface | None:
         """A stored message's surface: the message fetched again by id, from its thread (or
@@ -152,8 +211,8 @@ class DiscordAdapter:
                 original = await channel.fetch_message(int(message.message_id))
             except (discord.HTTPException, ValueError, AttributeError):
                 continue
-            again = incoming_message(original, me, self.reply_mode) if me is not None else None
-            return DiscordMessageSurface(self.client, original, again or message, self.reply_mode, self.file_hosts)
+            again = incoming_message(original, me, await self._continued(original, me)) if me is not None else None
+            return DiscordMessageSurface(self.client, original, again or message, self.file_hosts)
         return None
 
     async def _run_command(self, interaction: discord.Interaction, name: str, argument: str) -> None:

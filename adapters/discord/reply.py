@@ -2,8 +2,9 @@
 at most once per `edit_interval` per message, ending with the complete text.
 
 Answers longer than 2,000 characters continue in further messages (see
-`adapters.streaming`). Every send and edit says `allowed_mentions` none: an edit
-re-parses mentions, so it must repeat what the send said.
+`adapters.streaming`). Every send and edit says `allowed_mentions` none (an edit
+re-parses mentions, so it must repeat what the send said) and suppresses embeds, so
+no link the model writes makes Discord fetch it (a crafted URL could carry the thread).
 """
 
 from __future__ import annotations
@@ -63,9 +64,12 @@ class DiscordReply(StreamedReply[discord.Message]):
 
     async def _post_part(self, index: int, text: str) -> discord.Message:
         message: discord.Message = await self._channel.send(
-            text, allowed_mentions=NO_MENTIONS, reference=self._reference if index == 0 else None
+            text,
+            allowed_mentions=NO_MENTIONS,
+            suppress_embeds=True,
+            reference=self._reference if index == 0 else None,
         )
         return message
 
     async def _edit_part(self, handle: discord.Message, text: str) -> None:
-        await handle.edit(content=text, allowed_mentions=NO_MENTIONS)
+        await handle.edit(content=text, allowed_mentions=NO_MENTIONS, suppress=True)

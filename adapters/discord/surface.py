@@ -11,9 +11,9 @@ import aiohttp
 import discord
 
 from adapters.discord.reply import MESSAGE_LIMIT, NO_MENTIONS, DiscordReply
-from adapters.discord.translate import SPOKEN_TYPES, ReplyModeConversations, attachment_refs
+from adapters.discord.translate import SPOKEN_TYPES, attachment_refs
 from adapters.streaming import split_all
-from bot.domain import ContextMessage, FileRef, IncomingMessage, ThreadKey
+from bot.domain import ContextMessage, FileRef, IncomingMessage
 from bot.files.download import fetch_limited
 from bot.ports import ReplyStream
 
@@ -31,7 +31,6 @@ class DiscordMessageSurface:
     client: discord.Client
     original: discord.Message
     message: IncomingMessage
-    reply_mode: ReplyModeConversations
     file_hosts: tuple[str, ...] = DISCORD_FILE_HOSTS
 
     async def open_reply(self) -> ReplyStream:
@@ -49,7 +48,7 @@ class DiscordMessageSurface:
         reply.start_typing()
         if reference is None:
             return reply
-        return _RememberedReply(reply, self.reply_mode, self.message.thread)
+        return ReplyModeAnswer(reply)
 
     async def _open_thread(self) -> discord.Thread | None:
         try:
@@ -65,7 +64,7 @@ class DiscordMessageSurface:
             log.info("discord: cannot open a thread here (%s); answering as a reply", exc.status)
             return None
 
-    async def fetch_later_messages(self) -> list[IncomingMessage]:
+    async def fetch_later_messages(self, after_message_id: str) -> list[IncomingMessage]:
         return []  # Discord does not deliver a message again: nothing can overtake it
 
     async def download_file(self, file: FileRef, limit: int) -> bytes:
@@ -89,20 +88,21 @@ class DiscordMessageSurface:
         ]
 
 
-class _RememberedReply:
-    """A reply-mode answer: once shown, replies to any of its messages continue the conversation."""
+class ReplyModeAnswer:
+    """A reply-mode answer: it tells the core the ids of its messages (`ShownInMessages`), so
+    that replying to any of them continues the conversation."""
 
-    def __init__(self, reply: DiscordReply, reply_mode: ReplyModeConversations, thread: ThreadKey) -> None:
+    def __init__(self, reply: DiscordReply) -> None:
         self._reply = reply
-        self._reply_mode = reply_mode
-        self._thread = thread
 
     async def append(self, delta: str) -> None:
         await self._reply.append(delta)
 
     async def finish(self, text: str) -> None:
         await self._reply.finish(text)
-        self._reply_mode.remember([sent.id for sent in self._reply.sent], self._thread)
+
+    def shown_message_ids(self) -> list[str]:
+        return [str(sent.id) for sent in self._reply.sent]
 
 
 @dataclass(frozen=True)
@@ -110,10 +110,12 @@ class DiscordCommandSurface:
     interaction: discord.Interaction
 
     async def answer(self, text: str) -> None:
-        parts = split_all(text, MESSAGE_LIMIT) or ["(no answer)"]
-        await self.interaction.edit_original_response(content=parts[0], allowed_mentions=NO_MENTIONS)
-        for part in parts[1:]:
-            await self.interaction.followup.send(part, ephemeral=True, allowed_mentions=NO_MENTIONS)
+        """As followups: the first replaces the deferred "thinking…" message. (Editing the
+        original response cannot suppress embeds; a followup can.)"""
+        for part in split_all(text, MESSAGE_LIMIT) or ["(no answer)"]:
+            await self.interaction.followup.send(
+                part, ephemeral=True, allowed_mentions=NO_MENTIONS, suppress_embeds=True
+            )
 
     async def actor_is_admin(self) -> bool:
         """Manage Server or Administrator, from the interaction's resolved permissions

@@ -5,13 +5,13 @@ Conversations: a mention in a text channel opens a public thread on that message
 is known before the thread exists: `discord:<guild>:<channel>:<message id>`);
 inside a thread, the thread is the conversation; a DM channel is one
 conversation. Where no thread can be made, the answer is a reply, and replying
-to the bot's answer continues that conversation (`ReplyModeConversations`).
+to the bot's answer continues that conversation: the core stores where each answer
+was shown and says which conversation a replied-to message belongs to.
 """
 
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 
 import discord
 
@@ -22,34 +22,25 @@ DM_WORKSPACE = "@me"
 SPOKEN_TYPES = {discord.MessageType.default, discord.MessageType.reply}
 
 
-class ReplyModeConversations:
-    """Which conversation each of our reply-mode answers belongs to (newest 10,000).
-
-    Kept in memory: lost on restart and unknown to other instances. Issue 16 moves
-    this link into the database with the answer's platform message ids."""
-
-    def __init__(self, capacity: int = 10_000) -> None:
-        self._capacity = capacity
-        self._threads: OrderedDict[int, ThreadKey] = OrderedDict()
-
-    def remember(self, answer_message_ids: list[int], thread: ThreadKey) -> None:
-        for message_id in answer_message_ids:
-            self._threads[message_id] = thread
-        while len(self._threads) > self._capacity:
-            self._threads.popitem(last=False)
-
-    def continued_by(self, message: discord.Message) -> ThreadKey | None:
-        """The conversation a reply to one of our answers continues, if it is one."""
-        reference = message.reference
-        if reference is None or reference.message_id is None:
-            return None
-        return self._threads.get(reference.message_id)
+def replied_to_bot(message: discord.Message, me: discord.ClientUser) -> str | None:
+    """The id of the message a channel message replies to, when that may be one of our
+    answers (the core knows which conversation it belongs to); None otherwise."""
+    reference = message.reference
+    if message.guild is None or isinstance(message.channel, discord.Thread):
+        return None
+    if reference is None or reference.message_id is None:
+        return None
+    resolved = reference.resolved
+    if isinstance(resolved, discord.Message) and resolved.author.id != me.id:
+        return None
+    return str(reference.message_id)
 
 
 def incoming_message(
-    message: discord.Message, me: discord.ClientUser, reply_mode: ReplyModeConversations
+    message: discord.Message, me: discord.ClientUser, continued: ThreadKey | None = None
 ) -> IncomingMessage | None:
-    """A Discord message as the core's IncomingMessage (None: not a person speaking)."""
+    """A Discord message as the core's IncomingMessage (None: not a person speaking);
+    `continued`: the conversation of the answer it replies to (see `replied_to_bot`)."""
     if message.type not in SPOKEN_TYPES:
         return None
     is_bot = message.author.bot or message.webhook_id is not None or message.author.id == me.id
@@ -63,10 +54,9 @@ def incoming_message(
         thread = ThreadKey(PLATFORM, str(guild.id), str(channel.parent_id), str(channel.id))
         is_thread_reply = True
     else:
-        continued = reply_mode.continued_by(message)
         is_thread_reply = continued is not None
         thread = continued or ThreadKey(PLATFORM, str(guild.id), str(channel.id), str(message.id))
-    text = re.sub(rf"\s*<@!?{me.id}>\s*", " ", message.content).strip()
+    text = without_own_mention(message.content, me)
     return IncomingMessage(
         thread=thread,
         event_id=str(message.id),
@@ -76,12 +66,17 @@ def incoming_message(
         is_direct=guild is None,
         mentions_bot=mentions_bot,
         is_thread_reply=is_thread_reply,
+        sent_at=message.created_at,  # from the snowflake: Discord's own clock
         files=attachment_refs(message),
     )
 
 
 def attachment_refs(message: discord.Message) -> tuple[FileRef, ...]:
     return tuple(FileRef(str(a.id), a.filename, a.url, a.size) for a in message.attachments)
+
+
+def without_own_mention(content: str, me: discord.ClientUser) -> str:
+    return re.sub(rf"\s*<@!?{me.id}>\s*", " ", content).strip()
 
 
 def command_invocation(interaction: discord.Interaction, text: str) -> CommandInvocation:

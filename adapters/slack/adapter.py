@@ -30,6 +30,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack import changes
 from adapters.slack.assistant import DEFAULT_PROMPTS, AssistantPane
 from adapters.slack.files import SLACK_FILE_HOSTS, SlackFileHost
 from adapters.slack.ingress import LISTENER_FAILED, SlackIngress
@@ -202,6 +203,9 @@ class SlackAdapter:
     async def _on_message(
         self, event: dict[str, Any], body: dict[str, Any], *, mentioned: bool, redelivered: bool
     ) -> None:
+        if event.get("subtype") in changes.CHANGE_SUBTYPES:
+            await self._on_change(event, body)
+            return
         try:
             message = await self.slack.translator.message(event, body, mentioned=mentioned)
             if message is not None and redelivered:
@@ -212,6 +216,23 @@ class SlackAdapter:
         if message is not None and self._inbox is not None:
             with _ours():
                 await self._inbox.submit(message, SlackMessageSurface(self.slack, message, event))
+
+    async def _on_change(self, event: dict[str, Any], body: dict[str, Any]) -> None:
+        """A person deleted or edited a message: the core forgets or updates its turn before
+        the ack (an outage answers 503, so Slack delivers the change again)."""
+        try:
+            deleted = changes.deletion(event, body, self.slack.translator)
+            edited = None if deleted is not None else await changes.edit(event, body, self.slack.translator)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            log.warning("slack: dropped a malformed %s event (%s)", event.get("subtype"), type(exc).__name__)
+            return
+        if self._inbox is None:
+            return
+        with _ours():
+            if deleted is not None:
+                await self._inbox.message_deleted(deleted)
+            elif edited is not None:
+                await self._inbox.message_edited(*edited)
 
     async def _on_command(self, command: dict[str, Any]) -> None:
         try:

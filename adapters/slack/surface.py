@@ -74,10 +74,10 @@ class SlackMessageSurface:
             context.append(ContextMessage(str(author), text, is_bot=is_bot, files=file_refs(item)))
         return context
 
-    async def fetch_later_messages(self) -> list[IncomingMessage]:
-        """People's replies in the thread after this message (one page: a late delivery is
+    async def fetch_later_messages(self, after_message_id: str) -> list[IncomingMessage]:
+        """People's replies in the thread after that message (one page: a late delivery is
         minutes late, not days), translated as their own deliveries would have been."""
-        thread, since = self.message.thread, self.message.message_id
+        thread, since = self.message.thread, after_message_id
         try:
             response = await self.slack.client.conversations_replies(
                 channel=thread.channel_id, ts=thread.thread_id, oldest=since, inclusive=False, limit=PAGE_SIZE

@@ -4,6 +4,7 @@ message markup as a person reads it."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from adapters.slack.files import file_refs
@@ -62,6 +63,7 @@ class SlackTranslator:
             mentions_bot=mentions_bot,
             is_thread_reply=is_thread_reply,
             files=file_refs(event),
+            sent_at=posted_at(ts),
         )
 
     def command(self, payload: dict[str, Any]) -> CommandInvocation:
@@ -95,3 +97,11 @@ def readable(text: str, names: dict[str, str]) -> str:
         return f"{label} ({target})" if label and label != target else target
 
     return _SLACK_REFERENCE.sub(plain, text).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def posted_at(ts: str) -> datetime | None:
+    """A message's `ts` is its posting time in seconds (and its id): None if it is not one."""
+    try:
+        return datetime.fromtimestamp(float(ts), UTC)
+    except (ValueError, OverflowError, OSError):
+        return None

@@ -86,8 +86,8 @@ class Attachments:
         returns a line for each file not read."""
         notes: list[str] = []
         files = message.files
-        if files and await self.store.turn_has_files(message.thread, message.message_id):
-            return notes  # read before (an answer started again after a restart)
+        if files and await self.store.turn_has_files(message.thread, message.message_id) is not False:
+            return notes  # read before (an answer started again after a restart), or the turn is gone
         if len(files) > self.limits.files_per_message:
             notes.append(rules.too_many_files_note(len(files), self.limits))
             files = files[: self.limits.files_per_message]
@@ -153,7 +153,8 @@ class Attachments:
         window = info.context_window if info is not None else DEFAULT_CONTEXT_WINDOW
         if not rules.fits_window(attachment.tokens, window):
             return rules.too_long_note(ref.name, model)
-        await self.store.add(message.thread, message.message_id, attachment)
+        if not await self.store.add(message.thread, message.message_id, attachment) and same is None and file_id:
+            await self.files.delete(file_id)  # the turn was deleted while its file was uploading
         return None
 
     async def _upload(self, name: str, data: bytes, media_type: str) -> str | None:

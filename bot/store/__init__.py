@@ -1,19 +1,22 @@
 """The service's memory, by concern: `db` (engine, write transactions, exclusive jobs),
 `turns` (conversations, claimed events, history), `channels` (settings rows and their
-audit trail), `housekeeping` (usage reports, pruning, retention) and `people` (one
-person's data: export, erase; forgetting a conversation). Persistence only: the rules
-that read these values live in `bot.policy`."""
+audit trail), `housekeeping` (usage reports, pruning, retention), `people` (one
+person's data: export, erase; forgetting a conversation), `changes` (people deleting
+and editing their messages) and `shown` (the platform messages each answer was shown
+in). Persistence only: the rules that read these values live in `bot.policy`."""
 
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.store.attachments import AttachmentStore
+from bot.store.changes import MessageChangeStore
 from bot.store.channels import ChannelStore, SettingsRows
 from bot.store.db import Database, create_engine
 from bot.store.housekeeping import Housekeeping
 from bot.store.instances import InstanceRegistry
 from bot.store.people import PeopleData
+from bot.store.shown import ShownMessages
 from bot.store.turns import TurnStore
 
 __all__ = ["Database", "SettingsRows", "Store", "create_engine"]
@@ -28,6 +31,8 @@ class Store:
         self.instances = InstanceRegistry(self.db)
         self.people = PeopleData(self.db)
         self.attachments = AttachmentStore(self.db)
+        self.changes = MessageChangeStore(self.db)
+        self.shown = ShownMessages(self.db)
 
     @property
     def engine(self) -> AsyncEngine:

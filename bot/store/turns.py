@@ -19,9 +19,10 @@ class TurnStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def accept_message(self, message: IncomingMessage, *, owner: str = "") -> bool:
+    async def accept_message(self, message: IncomingMessage, *, owner: str = "", read_back: bool = False) -> bool:
         """Claim the message's event and store it as a pending user turn owned by the
-        instance `owner`, in one transaction.
+        instance `owner`, in one transaction; with `read_back`, the thread's replies after
+        it are to be read back before the conversation's next answer.
 
         False (and nothing written) when the event was already claimed. Doing both
         at once means a crash can never leave a claimed event whose turn is lost.
@@ -30,6 +31,12 @@ class TurnStore:
             if not await self._claim(conn, message.thread.platform, message.event_id):
                 return False
             conversation_id = await self._touch_conversation(conn, message.thread)
+            if read_back:
+                await conn.execute(
+                    update(conversations)
+                    .where(conversations.c.id == conversation_id)
+                    .values(read_back_from=message.message_id)
+                )
             await conn.execute(
                 messages.insert().values(
                     conversation_id=conversation_id,
@@ -39,6 +46,7 @@ class TurnStore:
                     content=storable(message.text),
                     platform_message_id=message.message_id,
                     created_at=now(),
+                    sent_at=message.sent_at,
                     state=PENDING,
                     attempts=1,
                     owner=owner or None,
@@ -249,7 +257,10 @@ class TurnStore:
             row = (
                 await conn.execute(
                     select(
-                        conversations.c.id, conversations.c.context_start_id, conversations.c.trim_noticed
+                        conversations.c.id,
+                        conversations.c.context_start_id,
+                        conversations.c.trim_noticed,
+                        conversations.c.read_back_from,
                     ).where(thread_filter(thread))
                 )
             ).first()
@@ -264,15 +275,28 @@ class TurnStore:
                 messages.c.position,
                 messages.c.platform_message_id,
                 messages.c.stop_reason,
+                messages.c.sent_at,
             ).where(messages.c.conversation_id == row.id)
             if row.context_start_id is not None:
                 query = query.where(order >= row.context_start_id)
             result = await conn.execute(query.order_by(order, messages.c.rank, messages.c.id))
             turns = [
-                StoredTurn(r.id, r.role, r.author, r.content, r.position, r.platform_message_id, r.stop_reason)
+                StoredTurn(
+                    r.id, r.role, r.author, r.content, r.position, r.platform_message_id, r.stop_reason, r.sent_at
+                )
                 for r in result
             ]
-            return History(turns, bool(row.trim_noticed))
+            return History(turns, bool(row.trim_noticed), row.read_back_from)
+
+    async def replies_read_back(self, thread: ThreadKey) -> None:
+        async with self._db.write() as conn:
+            await conn.execute(update(conversations).where(thread_filter(thread)).values(read_back_from=None))
+
+    async def reposition(self, moves: dict[int, int]) -> None:
+        """Give turns (by id) new positions (see policy.in_posting_order)."""
+        async with self._db.write() as conn:
+            for turn_id, position in moves.items():
+                await conn.execute(update(messages).where(messages.c.id == turn_id).values(position=position))
 
     async def trim_context(self, thread: ThreadKey, *, first_kept: int) -> None:
         """Stop sending turns ordered before `first_kept` (they stay stored), and remember

@@ -1,0 +1,64 @@
+"""Holding a message the core could not store.
+
+Slack delivers an event again when it is answered 503; Discord never delivers a message
+twice. So while the core's database is unreachable (`ServiceUnavailable`), the adapter
+keeps the message in memory and hands it over again, and if the outage outlasts the
+retries it tells the person in the channel instead of dropping the message silently.
+(Own code: discord.py has no redelivery to lean on.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import replace
+
+from bot.domain import IncomingMessage
+from bot.errors import NOT_STORED_NOTE, ServiceUnavailable
+from bot.ports import Inbox, MessageSurface
+
+log = logging.getLogger(__name__)
+
+RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 15.0) + (30.0,) * 9  # about five minutes in all
+MAX_HELD = 1000  # messages held at once; past this, people are told at once (bounded memory)
+
+
+class HeldMessages:
+    def __init__(self, delays: tuple[float, ...] = RETRY_DELAYS, limit: int = MAX_HELD) -> None:
+        self._delays = delays
+        self._limit = limit
+        self.held = 0
+
+    async def submit(self, inbox: Inbox, message: IncomingMessage, surface: MessageSurface) -> None:
+        """Hand the message to the core; while it cannot be stored, try again, then tell."""
+        try:
+            await inbox.submit(message, surface)
+            return
+        except ServiceUnavailable:
+            pass
+        if self.held >= self._limit:
+            log.warning("discord: storage unavailable and %d messages already held; telling the person", self.held)
+            await _tell(surface, message)
+            return
+        self.held += 1
+        try:
+            for delay in self._delays:
+                await asyncio.sleep(delay)
+                try:
+                    await inbox.submit(replace(message, redelivered=True), surface)
+                    log.info("discord: a message held during an outage was taken: %s", message.thread)
+                    return
+                except ServiceUnavailable:
+                    continue
+            log.warning("discord: storage still unavailable; telling the person: %s", message.thread)
+            await _tell(surface, message)
+        finally:
+            self.held -= 1
+
+
+async def _tell(surface: MessageSurface, message: IncomingMessage) -> None:
+    try:
+        reply = await surface.open_reply()
+        await reply.finish(NOT_STORED_NOTE)
+    except Exception:  # the platform is failing too: the log line is all that is left
+        log.exception("discord: could not tell the person their message was not taken: %s", message.thread)

@@ -1,0 +1,57 @@
+"""Where each answer was shown: the platform's message ids, so that replying to any of
+them continues that conversation (Discord's reply mode), after a restart and on every
+instance."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from bot.domain import ThreadKey, now
+from bot.schema import conversations, shown_messages
+from bot.store.db import Database, thread_filter
+
+
+class ShownMessages:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def remember(self, thread: ThreadKey, message_ids: list[str], *, answer_id: int | None = None) -> None:
+        """The messages `thread`'s answer (`answer_id`, if it was stored) was shown in."""
+        if not message_ids:
+            return
+        async with self._db.write() as conn:
+            conversation_id = (await conn.execute(select(conversations.c.id).where(thread_filter(thread)))).scalar()
+            if conversation_id is None:  # forgotten or pruned meanwhile: nothing to continue
+                return
+            moment = now()
+            rows = [
+                {
+                    "platform": thread.platform,
+                    "platform_message_id": message_id,
+                    "conversation_id": conversation_id,
+                    "answer_id": answer_id,
+                    "created_at": moment,
+                }
+                for message_id in dict.fromkeys(message_ids)
+            ]
+            await conn.execute(
+                self._db.insert(shown_messages)
+                .values(rows)
+                .on_conflict_do_nothing(index_elements=["platform", "platform_message_id"])
+            )
+
+    async def conversation_of(self, platform: str, message_id: str) -> ThreadKey | None:
+        """The conversation whose answer was shown in that platform message, if any."""
+        query = (
+            select(
+                conversations.c.platform,
+                conversations.c.workspace_id,
+                conversations.c.channel_id,
+                conversations.c.thread_id,
+            )
+            .select_from(shown_messages.join(conversations))
+            .where(shown_messages.c.platform == platform, shown_messages.c.platform_message_id == message_id)
+        )
+        async with self._db.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return ThreadKey(row.platform, row.workspace_id, row.channel_id, row.thread_id) if row is not None else None
