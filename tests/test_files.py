@@ -261,3 +261,18 @@ async def test_an_answer_started_again_does_not_read_the_files_twice(
 
     assert len(adapter.downloads) == 1
     assert len(blocks_of(fake_anthropic.message_requests[-1], "image")) == 1
+
+
+async def test_the_file_of_a_reply_that_overtook_the_mention_is_read_with_it(
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
+) -> None:
+    where = thread()
+    mention = message(where, "what is in this picture?")
+    overtaking = with_files(adapter, message(where, "here it is", mention=False), ("p.png", samples.png()))
+    assert await core.service.accept(overtaking) is None  # no conversation yet: acked, not taken
+    adapter.later_messages[where] = [overtaking]
+
+    await adapter.deliver(core.service, mention)
+
+    [file_id] = uploads(fake_anthropic)
+    assert blocks_of(fake_anthropic.message_requests[-1], "image")[0]["source"]["file_id"] == file_id
