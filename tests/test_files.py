@@ -276,3 +276,17 @@ async def test_the_file_of_a_reply_that_overtook_the_mention_is_read_with_it(
 
     [file_id] = uploads(fake_anthropic)
     assert blocks_of(fake_anthropic.message_requests[-1], "image")[0]["source"]["file_id"] == file_id
+
+
+async def test_a_request_keeps_the_newest_files_within_what_one_request_may_carry(
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
+) -> None:
+    core.service.files.limits = dataclasses.replace(core.service.files.limits, images_per_request=2)
+    where = thread()
+    for n in range(3):
+        sent = with_files(adapter, message(where, f"image {n}", mention=n == 0), (f"{n}.png", samples.png(50 + n, 50)))
+        await adapter.deliver(core.service, sent)
+
+    _oldest, second, third = uploads(fake_anthropic)
+    images = blocks_of(fake_anthropic.message_requests[-1], "image")
+    assert [i["source"]["file_id"] for i in images] == [second, third], "the oldest image is left out"

@@ -185,24 +185,26 @@ class Attachments:
         return History(turns, history.trim_noticed)
 
     async def prepare(self, turns: Sequence[StoredTurn], surface: MessageSurface, model: str) -> PreparedFiles:
-        """The blocks of the attachments of `turns`; inline bytes from memory or the platform
-        (a file the platform no longer serves is left out, and so are images or PDFs posted
-        before the channel switched to a model that cannot read them)."""
+        """The blocks of the attachments of `turns`; inline bytes from memory or the platform.
+        Left out: a file the platform no longer serves, images or PDFs posted before the channel
+        switched to a model that cannot read them, and the oldest files past what one request
+        may carry (`limits.RequestAllowance`)."""
         prepared = PreparedFiles()
-        for turn in turns:
+        allowance = rules.RequestAllowance.of(self.limits)
+        for turn in reversed(turns):  # newest first: the allowance keeps the newest files
             blocks = []
-            for attachment in turn.attachments:
-                if not await self._model_reads(model, FileKind(attachment.kind)):
+            for attachment in reversed(turn.attachments):
+                kind = FileKind(attachment.kind)
+                inline_size = 0 if attachment.file_id is not None else attachment.size
+                if not await self._model_reads(model, kind) or not allowance.take(kind, inline_size):
                     continue
                 if attachment.file_id is not None:
                     prepared.file_ids.add(attachment.file_id)
                     blocks.append(file_block(attachment))
-                    continue
-                data = await self._bytes_of(attachment, surface)
-                if data is not None:
+                elif (data := await self._bytes_of(attachment, surface)) is not None:
                     blocks.append(file_block(attachment, data))
             if blocks:
-                prepared.blocks[turn.id] = blocks
+                prepared.blocks[turn.id] = blocks[::-1]
         return prepared
 
     async def _bytes_of(self, attachment: Attachment, surface: MessageSurface) -> bytes | None:
