@@ -151,3 +151,17 @@ async def test_deleting_the_message_deletes_its_file_at_the_files_api(
     await slack.send_event(channel_message("and now?", thread_ts=root["ts"]))
     await slack.settle()
     assert blocks(fake_anthropic.message_requests[-1], "image") == []
+
+
+async def test_a_file_a_slack_connect_event_only_names_is_located_with_files_info(
+    slack: SlackHarness, fake_anthropic: FakeAnthropic
+) -> None:
+    shot = slack.slack.add_file("shared.png", samples.png())
+    event = mention("from the partner", files=[slack.slack.file_host.as_shared_externally(shot)])
+    await slack.send_event(event)
+    await slack.settle()
+
+    assert [c.params["file"] for c in slack.slack.calls_to("files.info")] == [shot["id"]]
+    [download] = slack.slack.file_host.downloads
+    assert download.served and download.token == slack.slack.bot_token
+    assert len(blocks(fake_anthropic.message_requests[-1], "image")) == 1

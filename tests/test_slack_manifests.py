@@ -59,6 +59,7 @@ METHOD_SCOPES: dict[str, set[str]] = {
     "assistant.threads.setSuggestedPrompts": {"assistant:write"},
     "assistant.threads.setTitle": {"assistant:write"},
     "users.info": {"users:read"},
+    "files.info": {"files:read"},  # where a Slack Connect event only names a file
     # Thread context is read wherever the bot is mentioned mid-thread: any conversation type.
     "conversations.replies": {"channels:history", "groups:history", "im:history", "mpim:history"},
 }

@@ -90,9 +90,7 @@ class SlackAdapter:
             pane=AssistantPane(self.client, config.suggested_prompts),
             streaming=StreamingSupport(),
             files=SlackFileHost(
-                config.bot_token,
-                with_api_host(config.file_hosts, config.api_url, "slack.com"),
-                lambda: self.client.session,
+                self.client, config.bot_token, with_api_host(config.file_hosts, config.api_url, "slack.com")
             ),
         )
         self._ingress = SlackIngress(self.app, config.signing_secret or "")
