@@ -234,6 +234,8 @@ class ConversationService:
         history = await self.files.with_attachments(message.thread, history)
         if already_answered(history, message.message_id):
             log.info("turn already answered along with an earlier one: thread=%s", message.thread)
+            if file_notes:  # what was said of its files must still reach the person
+                await (await surface.open_reply()).finish(join_notes(*file_notes))
             return TurnOutcome(answered=False)
         covered = history.turns[-1].order  # the newest turn: this answer covers every pending one
         async with self._claude_slots:

@@ -13,6 +13,8 @@ from fakes import sample_files as samples
 from fakes.anthropic_server import FakeAnthropic
 from fakes.recording import RecordingPlatform, message, thread
 
+READS = "I read images (PNG, JPEG, GIF, WebP), PDFs and text files."
+
 
 def with_files(platform: RecordingPlatform, incoming: IncomingMessage, *files: tuple[str, bytes]) -> IncomingMessage:
     refs = []
@@ -290,3 +292,21 @@ async def test_a_request_keeps_the_newest_files_within_what_one_request_may_carr
     _oldest, second, third = uploads(fake_anthropic)
     images = blocks_of(fake_anthropic.message_requests[-1], "image")
     assert [i["source"]["file_id"] for i in images] == [second, third], "the oldest image is left out"
+
+
+async def test_a_message_answered_along_with_an_earlier_one_still_gets_the_lines_about_its_files(
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
+) -> None:
+    where = thread()
+    first = message(where, "hello")
+    second = with_files(adapter, message(where, "and this", mention=False), ("tool.exe", samples.EXE))
+    first_turn = await core.service.accept(first)
+    second_turn = await core.service.accept(second)
+    assert first_turn is not None and second_turn is not None
+    await core.service.answer(first_turn, adapter.surface(first))  # covers the second message too
+
+    outcome = await core.service.answer(second_turn, adapter.surface(second))
+
+    assert not outcome.answered
+    assert len(fake_anthropic.message_requests) == 1
+    assert adapter.finals()[-1] == f"(I can't read `tool.exe`: {READS})"
