@@ -234,6 +234,7 @@ async def test_a_file_too_long_for_the_models_window_gets_a_line_not_a_silent_cu
     final = adapter.finals()[-1]
     assert "(I didn't read `book.pdf`: it is too long for the context window of the model" in final
     assert final.startswith("You said:")
+    assert uploads(fake_anthropic) == [], "nothing uploaded that no request will carry"
     assert blocks_of(fake_anthropic.message_requests[-1], "document") == []
 
 

@@ -19,7 +19,7 @@ from bot.domain import Attachment, ContextMessage, FileRef, History, IncomingMes
 from bot.files import limits as rules
 from bot.files.blocks import file_block
 from bot.files.download import DownloadError, FileTooLarge, HostRefused
-from bot.files.kinds import FileKind, image_size, pdf_pages, sniff
+from bot.files.kinds import FileKind, Sniffed, image_size, pdf_pages, sniff
 from bot.ports import MessageSurface
 from bot.store.attachments import AttachmentStore
 
@@ -130,10 +130,10 @@ class Attachments:
             return rules.model_cannot_note(ref.name, sniffed.kind, model)
         sha256 = hashlib.sha256(data).hexdigest()
         same = await self.store.same_file(message.thread, sha256)
-        if same is not None:
-            file_id = same.file_id
-        else:
-            file_id = await self._upload(ref.name, data, sniffed.media_type)
+        tokens = same.tokens if same is not None else await self._measure(model, sniffed, ref.name, data, pages)
+        if not rules.fits_window(tokens, await self._window(model)):
+            return rules.too_long_note(ref.name, model)
+        file_id = same.file_id if same is not None else await self._upload(ref.name, data, sniffed.media_type)
         if file_id is None:
             self._inline.put(sha256, data)
         attachment = Attachment(
@@ -142,20 +142,26 @@ class Attachments:
             media_type=sniffed.media_type,
             size=len(data),
             sha256=sha256,
-            tokens=same.tokens if same is not None else _tokens(sniffed.kind, data, pages),
+            tokens=tokens,
             file_id=file_id,
         )
-        if same is None and sniffed.kind is FileKind.PDF and pages is None:
-            # No page objects to count (compressed object streams): ask the API what it costs.
-            counted = await self.files.count_tokens(model, file_block(attachment, data))
-            attachment = replace(attachment, tokens=counted or attachment.tokens)
-        info = await self.catalog.get(model)
-        window = info.context_window if info is not None else DEFAULT_CONTEXT_WINDOW
-        if not rules.fits_window(attachment.tokens, window):
-            return rules.too_long_note(ref.name, model)
         if not await self.store.add(message.thread, message.message_id, attachment) and same is None and file_id:
             await self.files.delete(file_id)  # the turn was deleted while its file was uploading
         return None
+
+    async def _measure(self, model: str, sniffed: Sniffed, name: str, data: bytes, pages: int | None) -> int:
+        """The file's tokens: estimated, or for a PDF whose pages cannot be counted
+        (compressed object streams), as the API counts it."""
+        if sniffed.kind is FileKind.PDF and pages is None:
+            probe = Attachment(FileRef("", name, ""), sniffed.kind.value, sniffed.media_type, len(data), "", 0, None)
+            counted = await self.files.count_tokens(model, file_block(probe, data))
+            if counted:
+                return counted
+        return _tokens(sniffed.kind, data, pages)
+
+    async def _window(self, model: str) -> int:
+        info = await self.catalog.get(model)
+        return info.context_window if info is not None else DEFAULT_CONTEXT_WINDOW
 
     async def _upload(self, name: str, data: bytes, media_type: str) -> str | None:
         try:
@@ -182,7 +188,7 @@ class Attachments:
         if not found:
             return history
         turns = [replace(t, attachments=tuple(found[t.id])) if t.id in found else t for t in history.turns]
-        return History(turns, history.trim_noticed)
+        return replace(history, turns=turns)
 
     async def prepare(self, turns: Sequence[StoredTurn], surface: MessageSurface, model: str) -> PreparedFiles:
         """The blocks of the attachments of `turns`; inline bytes from memory or the platform.
