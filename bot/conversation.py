@@ -170,7 +170,10 @@ class ConversationService:
         room.spawn(self.run_command(invocation, surface))
 
     async def message_deleted(self, posted: PostedMessage) -> bool:
-        return await self.changes.deleted(posted)
+        deleted = await self.changes.deleted(posted)
+        if deleted:  # its files go from the Files API too, after the platform's ack
+            self.tasks.spawn(self.files.sweep())
+        return deleted
 
     async def message_edited(self, posted: PostedMessage, text: str) -> bool:
         return await self.changes.edited(posted, text)
@@ -259,7 +262,8 @@ class ConversationService:
         history = await self.store.turns.load_history(message.thread)
         if history.read_back_from is not None:  # replies may have overtaken the mention that started it
             for later in await surface.fetch_later_messages(history.read_back_from):
-                await self.store.turns.accept_message(later, owner=self.instance_id)  # claimed: once only
+                if await self.store.turns.accept_message(later, owner=self.instance_id):  # claimed: once only
+                    file_notes += await self.files.ingest(later, surface, settings.model)
             await self.store.turns.replies_read_back(message.thread)
             history = await self.store.turns.load_history(message.thread)
         if moves := in_posting_order(history):  # a retried delivery was stored after a later message
@@ -268,6 +272,8 @@ class ConversationService:
         history = await self.files.with_attachments(message.thread, history)
         if already_answered(history, message.message_id):
             log.info("turn already answered along with an earlier one: thread=%s", message.thread)
+            if file_notes:  # what was said of its files must still reach the person
+                await (await surface.open_reply()).finish(join_notes(*file_notes))
             return TurnOutcome(answered=False)
         covered = history.turns[-1].order  # the newest turn: this answer covers every pending one
         admission = await self.spend.admit(message, settings, history) if self.spend else None
