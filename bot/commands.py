@@ -166,7 +166,7 @@ class CommandService:
         total_cost = 0.0
         all_priced = True
         for row in rows:
-            cost = estimated_cost_usd(row.model, row.usage)
+            cost = estimated_cost_usd(row.model, row.usage, self.spend.rules.prices if self.spend else None)
             if cost is None:
                 all_priced = False
             total_cost += cost or 0.0

@@ -108,9 +108,12 @@ class PriceTable:
 DEFAULT_TABLE = PriceTable(DEFAULT_PRICES)
 
 
-def estimated_cost_usd(model: str, usage: TokenUsage) -> float | None:
-    """Estimated price of `usage` on `model` from the built-in table, or None for a model
-    of no known family (for `/claude usage`)."""
+def estimated_cost_usd(model: str, usage: TokenUsage, table: PriceTable | None = None) -> float | None:
+    """Estimated price of `usage` on `model` (for `/claude usage`): at the operator's prices
+    when given (as spend limits count it), else from the built-in table, or None for a model
+    of no known family."""
+    if table is not None:
+        return table.cost_micros(model, usage) / MICROS_PER_USD
     if not any(family in model for family in DEFAULT_PRICES) and model not in DEFAULT_PRICES:
         return None
     return DEFAULT_TABLE.cost_micros(model, usage) / MICROS_PER_USD

@@ -167,7 +167,8 @@ class SpendGuard:
         self, message: IncomingMessage, place: SpendPlace, limit: Limit, moment: datetime
     ) -> Admission:
         metrics.LIMITED.labels(f"spend_{limit.scope.value}").inc()
-        key = f"limit:{message.thread}:{limit.scope.value}:{period_key(limit.period, moment)}"
+        # A raised limit reached again is news: the key names the amount too.
+        key = f"limit:{message.thread}:{limit.scope.value}:{limit.micros}:{period_key(limit.period, moment)}"
         first = await self.store.claim_notice(key, period_end(limit.period, moment), moment)
         log.info("spend limit reached: %s in %s (told: %s)", describe(limit), message.thread, first)
         return Admission(None, place, refusal=limit_line(limit, moment) if first else "")

@@ -83,6 +83,8 @@ async def test_each_answer_adds_its_usage_at_the_models_prices(
         assert await spent(core, where.channel, scope, period) == expected
     shown = await budget(core, adapter, where.channel, "", who=MEMBER)
     assert f"This channel spent ${expected / USD:,.2f} today" in shown
+    usage = await adapter.run_command(core.service, command(where.channel, "usage", who=ADMIN))
+    assert f"≈ ${expected / USD:,.2f} (estimate)" in usage, "/claude usage prices as the limits do"
     assert "This channel: no limit (default)" in shown
 
 
@@ -109,6 +111,10 @@ async def test_a_channel_limit_reached_by_answers_stops_the_next_message_with_on
     await adapter.deliver(core.service, message(elsewhere, "me too?"))
     assert adapter.finals(elsewhere) == [line], "another thread gets the line once"
     assert len(fake_anthropic.message_requests) == requests, "no request was made at the limit"
+    await budget(core, adapter, channel, "channel 0.01/day")  # lowered: a new limit, said once more
+    await adapter.deliver(core.service, message(stopped.thread, "and now?", mention=False))
+    assert "$0.01 daily" in adapter.finals(stopped.thread)[-1] and len(adapter.finals(stopped.thread)) == 2
+    assert len(fake_anthropic.message_requests) == requests
     other_channel = thread("5.5", channel="C-OTHER")
     await adapter.deliver(core.service, message(other_channel, "hi"))
     assert adapter.finals(other_channel)[0].startswith("You said"), "other channels are not limited"
