@@ -97,6 +97,7 @@ async def open_core(config: Config) -> Core:
         max_concurrent_claude_calls=config.max_concurrent_claude_calls,
         locks=locks,
         instance_id=instance_id,
+        max_background_tasks=config.max_background_tasks,
         files=files,
         web_max_uses=config.web_max_uses,
         spend=spend,
@@ -127,9 +128,11 @@ def spend_rules(config: Config) -> SpendRules:
 
 async def ensure_schema(engine: AsyncEngine) -> None:
     """SQLite is migrated in place (one file, one process); PostgreSQL is migrated by
-    the release phase (`bot migrate`), so a stale schema there stops start-up."""
+    the release phase (`bot migrate`), so a stale schema there stops start-up. A schema
+    newer than this code (a newer release migrated it) stops start-up on both."""
     if await migrate.is_current(engine):
         return
+    await migrate.refuse_newer_schema(engine)
     if engine.dialect.name == "sqlite":
         await migrate.upgrade(engine)
         return

@@ -51,6 +51,9 @@ class Config(BaseSettings):
     retention_days: int | None = Field(default=None, ge=1)
     prune_interval_minutes: int = Field(default=60, ge=1)
     max_concurrent_claude_calls: int = Field(default=256, ge=1)
+    # Answers and commands under way or waiting, per instance; past it a message is refused
+    # before it is stored (Slack: 503, delivered again; Discord: the person is told).
+    max_background_tasks: int = Field(default=1000, ge=1)
     # Answering what a dead instance accepted (see bot/recovery.py): how often to look,
     # when a silent instance counts as dead, and how old a turn may be to still get an answer.
     recovery_interval_seconds: float = Field(default=60.0, gt=0)

@@ -40,7 +40,7 @@ from bot.domain import (
     StoredTurn,
     ThreadKey,
 )
-from bot.errors import ServiceUnavailable
+from bot.errors import Overloaded, ServiceUnavailable
 from bot.files.service import Attachments
 from bot.locks import ThreadBusy, ThreadLocks
 from bot.policy import (
@@ -49,6 +49,7 @@ from bot.policy import (
     EMPTY_NOTE,
     FAILED_NOTE,
     INTERRUPTED_NOTE,
+    OVERLOADED_NOTE,
     REFUSAL_PLACEHOLDER,
     TRIMMED_NOTE,
     Addressed,
@@ -108,6 +109,7 @@ class ConversationService:
         max_concurrent_claude_calls: int = 256,
         locks: ThreadLocks | None = None,
         instance_id: str = "",
+        max_background_tasks: int | None = None,
         files: Attachments | None = None,
         web_max_uses: int = 5,
         spend: SpendGuard | None = None,
@@ -117,7 +119,7 @@ class ConversationService:
         self.commands = commands
         self.settings = settings
         self.locks = locks or ThreadLocks()
-        self.tasks = TaskSet()
+        self.tasks = TaskSet(max_background_tasks)
         self.instance_id = instance_id  # owns the turns this instance accepts (see bot.recovery)
         self.files = files or Attachments(store.attachments, claude.files, claude.catalog)
         self._claude_slots = asyncio.Semaphore(max_concurrent_claude_calls)
@@ -130,24 +132,48 @@ class ConversationService:
     # --- Inbox --------------------------------------------------------------
 
     async def submit(self, message: IncomingMessage, surface: MessageSurface) -> bool:
+        room = self.tasks.reserve()  # before anything is stored: see bot.tasks
         try:
+            if room is None:
+                if await self._would_answer(message):
+                    log.warning("too much work under way; the message is not taken: thread=%s", message.thread)
+                    metrics.ERRORS.labels("overloaded").inc()
+                    raise Overloaded(OVERLOADED_NOTE)
+                return False
             turn = await self.accept(message)
         except Exception as error:
+            if room is not None:
+                room.release()
             if is_outage(error):
                 log.warning("database unavailable; the message is not taken: %s", type(error).__name__)
                 metrics.ERRORS.labels("database").inc()
                 raise ServiceUnavailable("the database is unavailable") from error
             raise
         if turn is None:
+            room.release()
             return False
-        self.tasks.spawn(self.answer(turn, surface))
+        room.spawn(self.answer(turn, surface))
         return True
 
+    async def _would_answer(self, message: IncomingMessage) -> bool:
+        addressed = is_addressed(message)
+        if addressed is Addressed.IF_CONVERSATION:
+            return await self.store.turns.conversation_exists(message.thread)
+        return addressed is Addressed.YES
+
     async def submit_command(self, invocation: CommandInvocation, surface: CommandSurface) -> None:
-        self.tasks.spawn(self.run_command(invocation, surface))
+        room = self.tasks.reserve()
+        if room is None:  # the command was acked already: say so at once, in place of its answer
+            metrics.ERRORS.labels("overloaded").inc()
+            await surface.answer(OVERLOADED_NOTE)
+            return
+        room.spawn(self.run_command(invocation, surface))
 
     async def message_deleted(self, posted: PostedMessage) -> bool:
-        return await self.changes.deleted(posted)
+        deleted = await self.changes.deleted(posted)
+        if deleted:  # its files go from the Files API too, after the platform's ack
+            self.tasks.spawn(self.files.sweep())
+        return deleted
 
     async def message_edited(self, posted: PostedMessage, text: str) -> bool:
         return await self.changes.edited(posted, text)
@@ -236,7 +262,8 @@ class ConversationService:
         history = await self.store.turns.load_history(message.thread)
         if history.read_back_from is not None:  # replies may have overtaken the mention that started it
             for later in await surface.fetch_later_messages(history.read_back_from):
-                await self.store.turns.accept_message(later, owner=self.instance_id)  # claimed: once only
+                if await self.store.turns.accept_message(later, owner=self.instance_id):  # claimed: once only
+                    file_notes += await self.files.ingest(later, surface, settings.model)
             await self.store.turns.replies_read_back(message.thread)
             history = await self.store.turns.load_history(message.thread)
         if moves := in_posting_order(history):  # a retried delivery was stored after a later message
@@ -245,6 +272,8 @@ class ConversationService:
         history = await self.files.with_attachments(message.thread, history)
         if already_answered(history, message.message_id):
             log.info("turn already answered along with an earlier one: thread=%s", message.thread)
+            if file_notes:  # what was said of its files must still reach the person
+                await (await surface.open_reply()).finish(join_notes(*file_notes))
             return TurnOutcome(answered=False)
         covered = history.turns[-1].order  # the newest turn: this answer covers every pending one
         admission = await self.spend.admit(message, settings, history) if self.spend else None

@@ -35,6 +35,9 @@ REFUSAL_CATEGORIES = {
     "reasoning_extraction": "it asks Claude to reveal its internal reasoning",
     "general_harms": "it touches an area judged harmful",
 }
+OVERLOADED_NOTE = (
+    "_(I'm answering too many messages right now and could not take yours; please send it again in a minute.)_"
+)
 COMMAND_FAILED_NOTE = "Something went wrong on my side; nothing was changed. Please try again."
 
 WORKSPACE_CHANNEL = "*"  # the channel id of a workspace-wide settings row

@@ -43,6 +43,7 @@ class FakeSlackFiles:
         self.team_id = team_id
         self.accepted_token: str | None = None
         self.files: dict[str, HostedFile] = {}
+        self.objects: dict[str, dict[str, Any]] = {}  # file id -> its file object (for files.info)
         self.downloads: list[FileDownload] = []
         self._ids = itertools.count(1)
 
@@ -62,10 +63,11 @@ class FakeSlackFiles:
     ) -> dict[str, Any]:
         """Host a file; returns its file object as Slack puts it in a message event's `files`."""
         file_id = f"F{next(self._ids):07d}"
+        self.objects[file_id] = {}
         self.files[file_id] = HostedFile(file_id, name, data, redirect_to, chunked or bool(generated_bytes),
                                          generated_bytes)
         download = f"{base_url}/files-pri/{self.team_id}-{file_id}/download/{name}"
-        return {
+        self.objects[file_id] = {
             "id": file_id,
             "name": name,
             "title": name,
@@ -76,6 +78,18 @@ class FakeSlackFiles:
             "url_private": download.replace("/download/", "/"),
             "url_private_download": download,
         }
+        return dict(self.objects[file_id])
+
+    def info(self, file_id: str) -> dict[str, Any] | None:
+        """The file object ``files.info`` answers with (None: no such file)."""
+        found = self.objects.get(file_id)
+        return dict(found) if found else None
+
+    @staticmethod
+    def as_shared_externally(file: dict[str, Any]) -> dict[str, Any]:
+        """The file as Slack puts it in events of a Slack Connect channel: only its id and
+        ``file_access: check_file_info`` (the app must call ``files.info`` for the rest)."""
+        return {"id": file["id"], "file_access": "check_file_info", "created": 0, "timestamp": 0, "user": "U1"}
 
     async def _download(self, request: web.Request) -> web.StreamResponse:
         team_file = request.match_info["team_file"]

@@ -24,7 +24,7 @@ Wire format (as the real API, and as ``slack_sdk`` 3.47 sends it)
 
 Methods
 -------
-``auth.test``, ``chat.postMessage``, ``chat.update``, ``chat.delete``,
+``auth.test``, ``files.info``, ``chat.postMessage``, ``chat.update``, ``chat.delete``,
 ``chat.postEphemeral``, ``chat.startStream``, ``chat.appendStream``,
 ``chat.stopStream``, ``conversations.replies``, ``users.info``,
 ``reactions.add``, ``reactions.remove``, ``assistant.threads.setStatus``,
@@ -614,6 +614,7 @@ class FakeSlack(LoopbackServer):
             "chat.stopStream": self._chat_stop_stream,
             "conversations.replies": self._conversations_replies,
             "users.info": self._users_info,
+            "files.info": self._files_info,
             "reactions.add": self._reactions_add,
             "reactions.remove": self._reactions_remove,
             "assistant.threads.setStatus": self._assistant_set_status,
@@ -1312,6 +1313,13 @@ class FakeSlack(LoopbackServer):
             next_cursor = base64.b64encode(f"offset:{start + limit}".encode()).decode()
             answer["response_metadata"] = {"next_cursor": next_cursor}
         return answer
+
+    def _files_info(self, params: JsonDict, token: str) -> JsonDict:
+        self._require(params, "file")
+        found = self.file_host.info(str(params["file"]))
+        if found is None:
+            raise SlackApiFailure("file_not_found")
+        return {"ok": True, "file": found}
 
     def _users_info(self, params: JsonDict, token: str) -> JsonDict:
         self._require(params, "user")

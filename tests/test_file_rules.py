@@ -196,3 +196,16 @@ def test_the_newest_few_files_of_a_thread_come_along_newest_first(
     earlier: list[ContextMessage], brought: list[str]
 ) -> None:
     assert [ref.name for ref in rules.files_from_context(earlier, rules.FileLimits(context_files=3))] == brought
+
+
+def test_a_request_carries_at_most_so_many_images_and_inline_bytes() -> None:
+    allowance = rules.RequestAllowance.of(rules.FileLimits(images_per_request=2, inline_bytes_per_request=100))
+    taken = [
+        allowance.take(FileKind.IMAGE, 0),  # by file_id: no bytes
+        allowance.take(FileKind.PDF, 60),
+        allowance.take(FileKind.PDF, 60),  # over the inline bytes
+        allowance.take(FileKind.IMAGE, 40),
+        allowance.take(FileKind.IMAGE, 0),  # a third image
+        allowance.take(FileKind.TEXT, 0),
+    ]
+    assert taken == [True, True, False, True, False, True]

@@ -13,6 +13,8 @@ from fakes import sample_files as samples
 from fakes.anthropic_server import FakeAnthropic
 from fakes.recording import RecordingPlatform, message, thread
 
+READS = "I read images (PNG, JPEG, GIF, WebP), PDFs and text files."
+
 
 def with_files(platform: RecordingPlatform, incoming: IncomingMessage, *files: tuple[str, bytes]) -> IncomingMessage:
     refs = []
@@ -232,6 +234,7 @@ async def test_a_file_too_long_for_the_models_window_gets_a_line_not_a_silent_cu
     final = adapter.finals()[-1]
     assert "(I didn't read `book.pdf`: it is too long for the context window of the model" in final
     assert final.startswith("You said:")
+    assert uploads(fake_anthropic) == [], "nothing uploaded that no request will carry"
     assert blocks_of(fake_anthropic.message_requests[-1], "document") == []
 
 
@@ -261,3 +264,50 @@ async def test_an_answer_started_again_does_not_read_the_files_twice(
 
     assert len(adapter.downloads) == 1
     assert len(blocks_of(fake_anthropic.message_requests[-1], "image")) == 1
+
+
+async def test_the_file_of_a_reply_that_overtook_the_mention_is_read_with_it(
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
+) -> None:
+    where = thread()
+    mention = message(where, "what is in this picture?")
+    overtaking = with_files(adapter, message(where, "here it is", mention=False), ("p.png", samples.png()))
+    assert await core.service.accept(overtaking) is None  # no conversation yet: acked, not taken
+    adapter.later_messages[where] = [overtaking]
+
+    await adapter.deliver(core.service, mention)
+
+    [file_id] = uploads(fake_anthropic)
+    assert blocks_of(fake_anthropic.message_requests[-1], "image")[0]["source"]["file_id"] == file_id
+
+
+async def test_a_request_keeps_the_newest_files_within_what_one_request_may_carry(
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
+) -> None:
+    core.service.files.limits = dataclasses.replace(core.service.files.limits, images_per_request=2)
+    where = thread()
+    for n in range(3):
+        sent = with_files(adapter, message(where, f"image {n}", mention=n == 0), (f"{n}.png", samples.png(50 + n, 50)))
+        await adapter.deliver(core.service, sent)
+
+    _oldest, second, third = uploads(fake_anthropic)
+    images = blocks_of(fake_anthropic.message_requests[-1], "image")
+    assert [i["source"]["file_id"] for i in images] == [second, third], "the oldest image is left out"
+
+
+async def test_a_message_answered_along_with_an_earlier_one_still_gets_the_lines_about_its_files(
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
+) -> None:
+    where = thread()
+    first = message(where, "hello")
+    second = with_files(adapter, message(where, "and this", mention=False), ("tool.exe", samples.EXE))
+    first_turn = await core.service.accept(first)
+    second_turn = await core.service.accept(second)
+    assert first_turn is not None and second_turn is not None
+    await core.service.answer(first_turn, adapter.surface(first))  # covers the second message too
+
+    outcome = await core.service.answer(second_turn, adapter.surface(second))
+
+    assert not outcome.answered
+    assert len(fake_anthropic.message_requests) == 1
+    assert adapter.finals()[-1] == f"(I can't read `tool.exe`: {READS})"

@@ -9,6 +9,7 @@ from fakes import sample_files as samples
 from fakes.anthropic_server import FakeAnthropic
 from fakes.slack_server import FakeSlack
 from tests.slack_harness import SlackHarness, channel_message, dm, mention, next_ts
+from tests.test_message_changes import deleted
 
 READS = "I read images (PNG, JPEG, GIF, WebP), PDFs and text files."
 
@@ -129,3 +130,38 @@ async def test_summoned_mid_thread_the_newest_earlier_files_come_along_with_the_
     assert "the build is red" in content[0]["text"], "the quoted context comes first"
     assert [b["type"] for b in content[1:-1]] == ["image", "image", "image"]
     assert content[-1]["text"] == '<message from="mel">why?</message>'
+
+
+async def test_deleting_the_message_deletes_its_file_at_the_files_api(
+    slack: SlackHarness, fake_anthropic: FakeAnthropic
+) -> None:
+    root = mention("hello")
+    await slack.send_event(root)
+    await slack.settle()
+    shot = slack.slack.add_file("secret.png", samples.png())
+    posted = channel_message("see this", thread_ts=root["ts"], files=[shot])
+    await slack.send_event(posted)
+    await slack.settle()
+    [file_id] = fake_anthropic.files.uploads
+
+    await slack.send_event(deleted(posted["ts"], thread_ts=root["ts"]))
+    await slack.settle()
+
+    assert fake_anthropic.files.deleted == [file_id]
+    await slack.send_event(channel_message("and now?", thread_ts=root["ts"]))
+    await slack.settle()
+    assert blocks(fake_anthropic.message_requests[-1], "image") == []
+
+
+async def test_a_file_a_slack_connect_event_only_names_is_located_with_files_info(
+    slack: SlackHarness, fake_anthropic: FakeAnthropic
+) -> None:
+    shot = slack.slack.add_file("shared.png", samples.png())
+    event = mention("from the partner", files=[slack.slack.file_host.as_shared_externally(shot)])
+    await slack.send_event(event)
+    await slack.settle()
+
+    assert [c.params["file"] for c in slack.slack.calls_to("files.info")] == [shot["id"]]
+    [download] = slack.slack.file_host.downloads
+    assert download.served and download.token == slack.slack.bot_token
+    assert len(blocks(fake_anthropic.message_requests[-1], "image")) == 1

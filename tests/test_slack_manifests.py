@@ -77,6 +77,7 @@ METHOD_SCOPES: dict[str, set[str]] = {
     "chat.postEphemeral": {"chat:write"},  # "only ... can do this" to who pressed a button they may not
     "agents.sessions.setStatus": {"chat:write"},  # thread-based sessions (docs: agent sessions)
     "conversations.history": {"im:history"},  # only on the app's DM: has it greeted there yet?
+    "files.info": {"files:read"},  # where a Slack Connect event only names a file
     # Thread context is read wherever the bot is mentioned mid-thread: any conversation type.
     "conversations.replies": {"channels:history", "groups:history", "im:history", "mpim:history"},
 }

@@ -111,7 +111,7 @@ class SlackAdapter:
             translator=SlackTranslator(users, bot_user_id="", team_id=""),
             pane=AssistantPane(self.client, config.suggested_prompts),
             streaming=StreamingSupport(),
-            files=SlackFileHost(config.bot_token, self._file_hosts, lambda: self.client.session),
+            files=SlackFileHost(self.client, config.bot_token, self._file_hosts),
             sessions=AgentSessions(self.client),
             home=AgentHome(self.client, config.suggested_prompts),
         )
@@ -209,7 +209,7 @@ class SlackAdapter:
             translator=SlackTranslator(users, bot_user_id=bot_user_id or "", team_id=team_id),
             pane=AssistantPane(client, self.config.suggested_prompts),
             streaming=self.slack.streaming,
-            files=SlackFileHost(client.token or "", self._file_hosts, lambda: self.client.session),
+            files=SlackFileHost(client, client.token or "", self._file_hosts),
             sessions=AgentSessions(client),
             home=AgentHome(client, self.config.suggested_prompts),
         )

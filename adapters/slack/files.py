@@ -4,13 +4,14 @@ Slack's own file hosts (`bot.files.download` holds that rule and the size limit)
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain import FileRef
-from bot.files.download import fetch_limited
+from bot.files.download import DownloadFailed, fetch_limited
 
 SLACK_FILE_HOSTS = ("files.slack.com", "files-origin.slack.com", ".slack-edge.com")
 """Where Slack serves `url_private_download` (and may redirect it to)."""
@@ -24,6 +25,9 @@ def file_refs(event: dict[str, Any]) -> tuple[FileRef, ...]:
     for item in event.get("files") or []:
         if not isinstance(item, dict) or item.get("mode") in _NOT_SERVED:
             continue
+        if item.get("file_access") == "check_file_info" and item.get("id"):  # Slack Connect: ask files.info
+            refs.append(FileRef(str(item["id"]), str(item.get("name") or item["id"]), ""))
+            continue
         url = item.get("url_private_download") or item.get("url_private")
         if not url or not item.get("id"):
             continue
@@ -36,19 +40,30 @@ def file_refs(event: dict[str, Any]) -> tuple[FileRef, ...]:
 class SlackFileHost:
     """Downloads with the bot token, over the adapter's keep-alive session."""
 
-    def __init__(
-        self, token: str, hosts: tuple[str, ...], session: Callable[[], aiohttp.ClientSession | None]
-    ) -> None:
+    def __init__(self, client: AsyncWebClient, token: str, hosts: tuple[str, ...]) -> None:
+        self._client = client
         self._token = token
         self._hosts = hosts
-        self._session = session
 
     async def download(self, file: FileRef, limit: int) -> bytes:
-        session = self._session()
+        if not file.url:  # a file the event only named: files.info says where it is
+            file = await self._located(file)
+        session = self._client.session
         if session is not None and not session.closed:
             return await self._fetch(session, file, limit)
         async with aiohttp.ClientSession() as own:
             return await self._fetch(own, file, limit)
+
+    async def _located(self, file: FileRef) -> FileRef:
+        try:
+            response = await self._client.files_info(file=file.platform_file_id)
+        except SlackApiError as exc:
+            raise DownloadFailed(f"files.info: {exc.response.get('error')}") from None
+        found = response.get("file") or {}
+        url = found.get("url_private_download") or found.get("url_private")
+        if not url:
+            raise DownloadFailed("files.info gave no download URL")
+        return FileRef(file.platform_file_id, file.name, str(url), found.get("size"))
 
     async def _fetch(self, session: aiohttp.ClientSession, file: FileRef, limit: int) -> bytes:
         # Slack answers a download it refuses (bad token, no files:read) with its sign-in page.

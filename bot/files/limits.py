@@ -25,6 +25,8 @@ class FileLimits:
     text_bytes: int = 1 * MB
     files_per_message: int = 10
     context_files: int = 3  # files of earlier messages brought along when summoned mid-thread
+    images_per_request: int = 100  # the Messages API's limit
+    inline_bytes_per_request: int = 22 * MB  # base64 grows it by a third: within the API's 32 MB request
 
     def max_bytes(self, kind: FileKind | None = None) -> int:
         """The most a download may bring; before the kind is known, the largest of them."""
@@ -35,6 +37,28 @@ class FileLimits:
         if kind is FileKind.TEXT:
             return self.text_bytes
         return max(self.image_bytes, self.pdf_bytes, self.text_bytes)
+
+
+@dataclass(slots=True)
+class RequestAllowance:
+    """What one request may still carry, taken newest file first: images (the API takes at
+    most 100) and bytes sent inline (its 32 MB request limit). Files by `file_id` cost no
+    request bytes."""
+
+    images: int
+    inline_bytes: int
+
+    @classmethod
+    def of(cls, limits: FileLimits) -> RequestAllowance:
+        return cls(limits.images_per_request, limits.inline_bytes_per_request)
+
+    def take(self, kind: FileKind, inline_size: int) -> bool:
+        """Whether one more file fits (and if so, count it)."""
+        if (kind is FileKind.IMAGE and self.images <= 0) or inline_size > self.inline_bytes:
+            return False
+        self.images -= kind is FileKind.IMAGE
+        self.inline_bytes -= inline_size
+        return True
 
 
 READABLE = "images (PNG, JPEG, GIF, WebP), PDFs and text files"

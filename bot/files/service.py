@@ -19,7 +19,7 @@ from bot.domain import Attachment, ContextMessage, FileRef, History, IncomingMes
 from bot.files import limits as rules
 from bot.files.blocks import file_block
 from bot.files.download import DownloadError, FileTooLarge, HostRefused
-from bot.files.kinds import FileKind, image_size, pdf_pages, sniff
+from bot.files.kinds import FileKind, Sniffed, image_size, pdf_pages, sniff
 from bot.ports import MessageSurface
 from bot.store.attachments import AttachmentStore
 
@@ -86,8 +86,8 @@ class Attachments:
         returns a line for each file not read."""
         notes: list[str] = []
         files = message.files
-        if files and await self.store.turn_has_files(message.thread, message.message_id):
-            return notes  # read before (an answer started again after a restart)
+        if files and await self.store.turn_has_files(message.thread, message.message_id) is not False:
+            return notes  # read before (an answer started again after a restart), or the turn is gone
         if len(files) > self.limits.files_per_message:
             notes.append(rules.too_many_files_note(len(files), self.limits))
             files = files[: self.limits.files_per_message]
@@ -130,10 +130,10 @@ class Attachments:
             return rules.model_cannot_note(ref.name, sniffed.kind, model)
         sha256 = hashlib.sha256(data).hexdigest()
         same = await self.store.same_file(message.thread, sha256)
-        if same is not None:
-            file_id = same.file_id
-        else:
-            file_id = await self._upload(ref.name, data, sniffed.media_type)
+        tokens = same.tokens if same is not None else await self._measure(model, sniffed, ref.name, data, pages)
+        if not rules.fits_window(tokens, await self._window(model)):
+            return rules.too_long_note(ref.name, model)
+        file_id = same.file_id if same is not None else await self._upload(ref.name, data, sniffed.media_type)
         if file_id is None:
             self._inline.put(sha256, data)
         attachment = Attachment(
@@ -142,19 +142,26 @@ class Attachments:
             media_type=sniffed.media_type,
             size=len(data),
             sha256=sha256,
-            tokens=same.tokens if same is not None else _tokens(sniffed.kind, data, pages),
+            tokens=tokens,
             file_id=file_id,
         )
-        if same is None and sniffed.kind is FileKind.PDF and pages is None:
-            # No page objects to count (compressed object streams): ask the API what it costs.
-            counted = await self.files.count_tokens(model, file_block(attachment, data))
-            attachment = replace(attachment, tokens=counted or attachment.tokens)
-        info = await self.catalog.get(model)
-        window = info.context_window if info is not None else DEFAULT_CONTEXT_WINDOW
-        if not rules.fits_window(attachment.tokens, window):
-            return rules.too_long_note(ref.name, model)
-        await self.store.add(message.thread, message.message_id, attachment)
+        if not await self.store.add(message.thread, message.message_id, attachment) and same is None and file_id:
+            await self.files.delete(file_id)  # the turn was deleted while its file was uploading
         return None
+
+    async def _measure(self, model: str, sniffed: Sniffed, name: str, data: bytes, pages: int | None) -> int:
+        """The file's tokens: estimated, or for a PDF whose pages cannot be counted
+        (compressed object streams), as the API counts it."""
+        if sniffed.kind is FileKind.PDF and pages is None:
+            probe = Attachment(FileRef("", name, ""), sniffed.kind.value, sniffed.media_type, len(data), "", 0, None)
+            counted = await self.files.count_tokens(model, file_block(probe, data))
+            if counted:
+                return counted
+        return _tokens(sniffed.kind, data, pages)
+
+    async def _window(self, model: str) -> int:
+        info = await self.catalog.get(model)
+        return info.context_window if info is not None else DEFAULT_CONTEXT_WINDOW
 
     async def _upload(self, name: str, data: bytes, media_type: str) -> str | None:
         try:
@@ -181,27 +188,29 @@ class Attachments:
         if not found:
             return history
         turns = [replace(t, attachments=tuple(found[t.id])) if t.id in found else t for t in history.turns]
-        return History(turns, history.trim_noticed)
+        return replace(history, turns=turns)
 
     async def prepare(self, turns: Sequence[StoredTurn], surface: MessageSurface, model: str) -> PreparedFiles:
-        """The blocks of the attachments of `turns`; inline bytes from memory or the platform
-        (a file the platform no longer serves is left out, and so are images or PDFs posted
-        before the channel switched to a model that cannot read them)."""
+        """The blocks of the attachments of `turns`; inline bytes from memory or the platform.
+        Left out: a file the platform no longer serves, images or PDFs posted before the channel
+        switched to a model that cannot read them, and the oldest files past what one request
+        may carry (`limits.RequestAllowance`)."""
         prepared = PreparedFiles()
-        for turn in turns:
+        allowance = rules.RequestAllowance.of(self.limits)
+        for turn in reversed(turns):  # newest first: the allowance keeps the newest files
             blocks = []
-            for attachment in turn.attachments:
-                if not await self._model_reads(model, FileKind(attachment.kind)):
+            for attachment in reversed(turn.attachments):
+                kind = FileKind(attachment.kind)
+                inline_size = 0 if attachment.file_id is not None else attachment.size
+                if not await self._model_reads(model, kind) or not allowance.take(kind, inline_size):
                     continue
                 if attachment.file_id is not None:
                     prepared.file_ids.add(attachment.file_id)
                     blocks.append(file_block(attachment))
-                    continue
-                data = await self._bytes_of(attachment, surface)
-                if data is not None:
+                elif (data := await self._bytes_of(attachment, surface)) is not None:
                     blocks.append(file_block(attachment, data))
             if blocks:
-                prepared.blocks[turn.id] = blocks
+                prepared.blocks[turn.id] = blocks[::-1]
         return prepared
 
     async def _bytes_of(self, attachment: Attachment, surface: MessageSurface) -> bytes | None:

@@ -78,20 +78,21 @@ class AttachmentStore:
             )
             return True
 
-    async def turn_has_files(self, thread: ThreadKey, message_id: str) -> bool:
-        """Whether the user turn of the platform message `message_id` has files stored already."""
-        query = (
-            select(attachments.c.id)
-            .select_from(
-                attachments.join(messages, attachments.c.message_id == messages.c.id).join(
-                    conversations, messages.c.conversation_id == conversations.c.id
-                )
-            )
-            .where(thread_filter(thread), messages.c.platform_message_id == message_id)
+    async def turn_has_files(self, thread: ThreadKey, message_id: str) -> bool | None:
+        """Whether the user turn of the platform message `message_id` has files stored already;
+        None when there is no such turn (deleted by its author meanwhile)."""
+        turn = (
+            select(messages.c.id)
+            .select_from(messages.join(conversations))
+            .where(thread_filter(thread), messages.c.platform_message_id == message_id, messages.c.role == "user")
             .limit(1)
         )
         async with self._db.engine.connect() as conn:
-            return (await conn.execute(query)).first() is not None
+            turn_id = (await conn.execute(turn)).scalar()
+            if turn_id is None:
+                return None
+            stored = select(attachments.c.id).where(attachments.c.message_id == turn_id).limit(1)
+            return (await conn.execute(stored)).first() is not None
 
     async def same_file(self, thread: ThreadKey, sha256: str) -> Attachment | None:
         """A file with these bytes already stored in the conversation, if any."""
