@@ -168,7 +168,7 @@ class SlackAdapter:
         stored = replace(message, is_direct=message.thread.channel_id.startswith("D"))
         slack = self.slack
         if self._installations is not None:  # that workspace's token, if it still has the app
-            bot = await self._installations.async_find_bot(enterprise_id=None, team_id=message.thread.workspace_id)
+            bot = await self._installations.find_bot_of_workspace(message.thread.workspace_id)
             if bot is None or not bot.bot_token:
                 return None
             slack = self._workspace(message.thread.workspace_id, None, bot.bot_user_id, self._client(bot.bot_token))
