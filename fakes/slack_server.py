@@ -598,6 +598,10 @@ class FakeSlack(LoopbackServer):
         self.installed_tokens: dict[str, JsonDict] = {}
         """Bot token issued by ``oauth.v2.access`` -> its workspace (``team_id``, ``bot_user_id``, ...)."""
         self._oauth_codes: dict[str, JsonDict] = {}
+        self.token_rotation = False
+        """Issue expiring bot tokens with refresh tokens (the app enabled token rotation)."""
+        self.token_lifetime = 43_200  # seconds, as Slack's rotating tokens (12 hours)
+        self._refresh_tokens: dict[str, JsonDict] = {}
         self._handlers: dict[str, Handler] = {
             "oauth.v2.access": self._oauth_v2_access,
             "auth.test": self._auth_test,
@@ -1096,13 +1100,21 @@ class FakeSlack(LoopbackServer):
             raise SlackApiFailure("invalid_client_id")
         if params.get("client_secret") != self.client_secret:
             raise SlackApiFailure("bad_client_secret")
+        if params.get("grant_type") == "refresh_token":
+            return self._rotate(str(params.get("refresh_token")))
         grant = self._oauth_codes.pop(str(params.get("code")), None)
         if grant is None:
             raise SlackApiFailure("invalid_code")
         team = grant["team_id"]
         issued = f"xoxb-oauth-{team}-{secrets.token_hex(8)}"
         self.installed_tokens[issued] = {**grant, "bot_user_id": f"UBOT{team}", "bot_id": f"BBOT{team}"}
+        rotation: JsonDict = {}
+        if self.token_rotation:
+            refresh = f"xoxe-1-{team}-{secrets.token_hex(8)}"
+            self._refresh_tokens[refresh] = {**grant, "access_token": issued}
+            rotation = {"refresh_token": refresh, "expires_in": self.token_lifetime}
         return {
+            **rotation,
             "ok": True,
             "app_id": self.app_id,
             "authed_user": {"id": grant["installer"]},
@@ -1113,6 +1125,25 @@ class FakeSlack(LoopbackServer):
             "team": {"id": team, "name": grant["team_name"]},
             "enterprise": None,
             "is_enterprise_install": False,
+        }
+
+    def _rotate(self, refresh: str) -> JsonDict:
+        """A refresh token buys a new bot token and a new refresh token; both old ones stop working."""
+        grant = self._refresh_tokens.pop(refresh, None)
+        if grant is None:
+            raise SlackApiFailure("invalid_refresh_token")
+        old = grant.pop("access_token")
+        installed = self.installed_tokens.pop(old)
+        team = installed["team_id"]
+        issued = f"xoxb-oauth-{team}-{secrets.token_hex(8)}"
+        self.installed_tokens[issued] = installed
+        renewed = f"xoxe-1-{team}-{secrets.token_hex(8)}"
+        self._refresh_tokens[renewed] = {**grant, "access_token": issued}
+        return {
+            "ok": True, "app_id": self.app_id, "token_type": "bot", "access_token": issued,
+            "refresh_token": renewed, "expires_in": self.token_lifetime, "team": {"id": team, "name": team},
+            "enterprise": None, "is_enterprise_install": False, "bot_user_id": installed["bot_user_id"],
+            "scope": "app_mentions:read,chat:write,im:history,users:read",
         }
 
     def _auth_test(self, params: JsonDict, token: str) -> JsonDict:

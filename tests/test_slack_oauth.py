@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
+from slack_sdk.oauth.installation_store import Bot
 from sqlalchemy import select
 
 from adapters.slack.oauth import TokenCipher
@@ -217,3 +218,49 @@ async def workspaces_with_conversations(slack: SlackHarness) -> list[str]:
     async with slack.service.core.store.engine.connect() as conn:
         workspace = conversations.c.workspace_id
         return list((await conn.execute(select(workspace).distinct().order_by(workspace))).scalars())
+
+
+async def test_with_token_rotation_an_expiring_token_is_renewed_and_kept_encrypted(
+    config: Config, fake_slack: FakeSlack, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_slack.token_rotation = True
+    fake_slack.token_lifetime = 60  # less than Bolt's margin (two hours): renewed at the next event
+    async with oauth_service(config, fake_slack) as slack:
+        await install(slack, "T100")
+        [first] = fake_slack.tokens_of("T100")
+        event = await mention_in(slack, "T100", "still me?", channel="C100")
+        [renewed] = fake_slack.tokens_of("T100")
+        assert renewed != first, "the expiring token was rotated (the old one no longer works)"
+        [answer] = fake_slack.bot_messages("C100", event["ts"])
+        assert answer.text.startswith("You said")
+        assert {c.token for c in fake_slack.calls if c.params.get("channel") == "C100"} == {renewed}
+        async with slack.service.core.store.engine.connect() as conn:
+            token, refresh = (await conn.execute(select(slack_bots.c.bot_token, slack_bots.c.bot_refresh_token))).one()
+        cipher = TokenCipher(KEY)
+        assert cipher.open(token) == renewed and token != renewed
+        assert str(cipher.open(refresh)).startswith("xoxe-1-") and not refresh.startswith("xoxe")
+
+
+async def test_a_stored_message_of_an_org_wide_install_is_answered_with_the_orgs_token(
+    config: Config, fake_slack: FakeSlack
+) -> None:
+    """Enterprise Grid: installed once for the org, the app's token serves each of its workspaces."""
+    async with oauth_service(config, fake_slack) as slack:
+        await install(slack, "T100")  # a workspace of its own
+        [token] = fake_slack.tokens_of("T100")
+        store = slack.adapter._installations
+        assert store is not None
+        org_bot = Bot(
+            app_id="A1", enterprise_id="E1", team_id=None, bot_token=token, bot_id="BORG", bot_user_id="UORG",
+            bot_scopes="chat:write", is_enterprise_install=True, installed_at=1_800_000_000.0,
+        )
+        await store.async_save_bot(org_bot)
+        stored = IncomingMessage(
+            ThreadKey("slack", "T555", "C555", "1800000998.000100"), "Ev2", "1800000998.000100",
+            Actor("slack", "U1", "mel"), "hello",
+        )
+        surface = await slack.adapter.surface_for_stored(stored)
+        assert surface is not None
+        reply = await surface.open_reply()
+        await reply.finish("recovered")
+        assert {c.token for c in fake_slack.calls if c.params.get("channel") == "C555"} == {token}

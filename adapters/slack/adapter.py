@@ -97,6 +97,10 @@ class SlackAdapter:
             process_before_response=True,
             logger=_bolt_logger(),
             oauth_settings=settings,
+            # Given here too, so that Bolt's authorize (and its token rotation) calls Slack through
+            # this client (SLACK_API_URL, the keep-alive session) rather than a default one.
+            installation_store=self._installations,
+            installation_store_bot_only=True if self._installations is not None else None,
         )
         self._workspaces: dict[str, SlackWorkspace] = {}  # OAuth mode: by team id
         users = SlackUsers(self.client)
@@ -164,7 +168,7 @@ class SlackAdapter:
         stored = replace(message, is_direct=message.thread.channel_id.startswith("D"))
         slack = self.slack
         if self._installations is not None:  # that workspace's token, if it still has the app
-            bot = await self._installations.async_find_bot(enterprise_id=None, team_id=message.thread.workspace_id)
+            bot = await self._installations.find_bot_of_workspace(message.thread.workspace_id)
             if bot is None or not bot.bot_token:
                 return None
             slack = self._workspace(message.thread.workspace_id, None, bot.bot_user_id, self._client(bot.bot_token))

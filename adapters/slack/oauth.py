@@ -25,6 +25,7 @@ from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_sdk.oauth.installation_store import Bot, Installation
 from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
 from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,26 @@ class EncryptedInstallationStore(AsyncSQLAlchemyInstallationStore):
             enterprise_id=enterprise_id, team_id=team_id, user_id=user_id, is_enterprise_install=is_enterprise_install
         )
         return None if found is None else _with_tokens(found, self._cipher.open)
+
+
+    async def find_bot_of_workspace(self, team_id: str) -> Bot | None:
+        """The bot installed in workspace `team_id`, or else the one installed org-wide (Enterprise
+        Grid) when this app has exactly one such install (a stored message names only its workspace)."""
+        found = await self.async_find_bot(enterprise_id=None, team_id=team_id)
+        if found is not None:
+            return found
+        column = self.bots.c
+        async with self.engine.connect() as conn:
+            orgs = (
+                await conn.execute(
+                    select(column.enterprise_id)
+                    .where(column.client_id == self.client_id, column.is_enterprise_install.is_(True))
+                    .distinct()
+                )
+            ).scalars().all()
+        if len(orgs) != 1:
+            return None
+        return await self.async_find_bot(enterprise_id=orgs[0], team_id=None, is_enterprise_install=True)
 
 
 class SignedStateStore(AsyncSQLAlchemyOAuthStateStore):
