@@ -1,9 +1,15 @@
-"""The core's background work: one set of tasks, one error path, one drain.
+"""The core's background work: one set of tasks, one error path, one drain, one cap.
 
 Answers and commands run after the platform was acked, as tasks the service
 owns (as python-telegram-bot's `Application.create_task` does): asyncio keeps
 only weak references to tasks, so the set keeps them alive; a failure is logged
 in one place; on shutdown `drain` lets the work finish, then cancels the rest.
+
+The set holds at most `max_tasks` (answers running or waiting for their thread or a
+Claude slot, and commands): one parked task per incoming message would let a flood
+take all the memory. Room is reserved *before* a message is stored, so a message is
+either refused before anything was stored or acked (the platform delivers it again or
+the person is told), or stored with its answer's task sure to start.
 """
 
 from __future__ import annotations
@@ -17,12 +23,23 @@ log = logging.getLogger(__name__)
 
 
 class TaskSet:
-    def __init__(self) -> None:
+    def __init__(self, max_tasks: int | None = None) -> None:
+        self.max_tasks = max_tasks  # None: no cap
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._reserved = 0
         self._idle = asyncio.Event()
         self._idle.set()
 
+    def reserve(self) -> Reservation | None:
+        """Room for one task to be spawned soon (None when the set is full). Checked and taken
+        in one step of the event loop, so two callers never get the last place."""
+        if self.max_tasks is not None and len(self._tasks) + self._reserved >= self.max_tasks:
+            return None
+        self._reserved += 1
+        return Reservation(self)
+
     def spawn(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Start `work` whether or not there is room (work already promised elsewhere)."""
         task = asyncio.create_task(work)
         self._tasks.add(task)
         self._idle.clear()
@@ -54,3 +71,26 @@ class TaskSet:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+
+
+class Reservation:
+    """A place in a `TaskSet`, used once: `spawn` fills it, `release` gives it back."""
+
+    def __init__(self, tasks: TaskSet) -> None:
+        self._tasks: TaskSet | None = tasks
+
+    def spawn(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        if self._tasks is None:
+            work.close()  # never started: no "was never awaited" warning
+        return self._take().spawn(work)
+
+    def release(self) -> None:
+        if self._tasks is not None:
+            self._take()
+
+    def _take(self) -> TaskSet:
+        if self._tasks is None:
+            raise RuntimeError("this reservation was already used")
+        tasks, self._tasks = self._tasks, None
+        tasks._reserved -= 1
+        return tasks

@@ -4,6 +4,8 @@ Slack delivers an event again when it is answered 503; Discord never delivers a 
 twice. So while the core's database is unreachable (`ServiceUnavailable`), the adapter
 keeps the message in memory and hands it over again, and if the outage outlasts the
 retries it tells the person in the channel instead of dropping the message silently.
+A message refused because the core's work is at its cap (`Overloaded`) is not held (that
+would be the unbounded queue the cap exists against): the person is told at once.
 (Own code: discord.py has no redelivery to lean on.)
 """
 
@@ -14,7 +16,7 @@ import logging
 from dataclasses import replace
 
 from bot.domain import IncomingMessage
-from bot.errors import NOT_STORED_NOTE, ServiceUnavailable
+from bot.errors import NOT_STORED_NOTE, Overloaded, ServiceUnavailable
 from bot.ports import Inbox, MessageSurface
 
 log = logging.getLogger(__name__)
@@ -34,11 +36,15 @@ class HeldMessages:
         try:
             await inbox.submit(message, surface)
             return
+        except Overloaded as busy:  # the core's work is at its cap: holding more would defeat it
+            log.warning("discord: too much work under way; telling the person: %s", message.thread)
+            await _tell(surface, message, busy.note)
+            return
         except ServiceUnavailable:
             pass
         if self.held >= self._limit:
             log.warning("discord: storage unavailable and %d messages already held; telling the person", self.held)
-            await _tell(surface, message)
+            await _tell(surface, message, NOT_STORED_NOTE)
             return
         self.held += 1
         try:
@@ -48,17 +54,20 @@ class HeldMessages:
                     await inbox.submit(replace(message, redelivered=True), surface)
                     log.info("discord: a message held during an outage was taken: %s", message.thread)
                     return
+                except Overloaded as busy:
+                    await _tell(surface, message, busy.note)
+                    return
                 except ServiceUnavailable:
                     continue
             log.warning("discord: storage still unavailable; telling the person: %s", message.thread)
-            await _tell(surface, message)
+            await _tell(surface, message, NOT_STORED_NOTE)
         finally:
             self.held -= 1
 
 
-async def _tell(surface: MessageSurface, message: IncomingMessage) -> None:
+async def _tell(surface: MessageSurface, message: IncomingMessage, note: str) -> None:
     try:
         reply = await surface.open_reply()
-        await reply.finish(NOT_STORED_NOTE)
+        await reply.finish(note)
     except Exception:  # the platform is failing too: the log line is all that is left
         log.exception("discord: could not tell the person their message was not taken: %s", message.thread)

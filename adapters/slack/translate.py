@@ -62,8 +62,8 @@ class SlackTranslator:
             is_direct=is_direct,
             mentions_bot=mentions_bot,
             is_thread_reply=is_thread_reply,
-            files=file_refs(event),
             sent_at=posted_at(ts),
+            files=file_refs(event),
         )
 
     def command(self, payload: dict[str, Any]) -> CommandInvocation:

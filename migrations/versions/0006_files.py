@@ -1,7 +1,7 @@
 """Attachments: the files of user turns (kind, size, sha256, Files API id), never bytes.
 
 Revision ID: 0006
-Revises: 0010
+Revises: 0005
 Create Date: 2026-11-30
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006"
-down_revision: str | None = "0010"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

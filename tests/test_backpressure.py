@@ -1,0 +1,116 @@
+"""Bounded background work: past `MAX_BACKGROUND_TASKS`, a message is refused before anything
+is stored (Slack: 503, so Slack delivers it again; Discord, which never delivers again: the
+person is told), and every message that was taken still ends in one answer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from sqlalchemy import select
+
+from bot.app import Core, open_core
+from bot.config import Config
+from bot.domain import ThreadKey
+from bot.policy import OVERLOADED_NOTE
+from bot.schema import processed_events
+from bot.tasks import TaskSet
+from fakes.anthropic_server import FakeAnthropic
+from fakes.slack_server import FakeSlack
+from tests.discord_harness import discord_service
+from tests.slack_harness import channel_message, mention, slack_service
+
+CAP = 2
+
+
+async def test_the_task_set_keeps_room_for_what_it_promised_and_no_more() -> None:
+    tasks = TaskSet(max_tasks=2)
+    release = asyncio.Event()
+    first, second = tasks.reserve(), tasks.reserve()
+    assert first is not None and second is not None
+    assert tasks.reserve() is None, "two places promised: the set is full before anything runs"
+    first.spawn(release.wait())
+    second.release()
+    third = tasks.reserve()
+    assert third is not None and tasks.reserve() is None
+    third.spawn(release.wait())
+    with pytest.raises(RuntimeError):
+        third.spawn(release.wait())
+    release.set()
+    await tasks.idle()
+    assert tasks.reserve() is not None, "finished work gives its place back"
+
+
+async def claimed(core: Core, event_id: str) -> bool:
+    async with core.store.engine.connect() as conn:
+        found = await conn.execute(select(processed_events.c.event_id).where(processed_events.c.event_id == event_id))
+        return found.first() is not None
+
+
+async def test_slack_past_the_cap_a_message_gets_503_nothing_stored_and_its_retry_is_answered_once(
+    config: Config, fake_slack: FakeSlack, fake_anthropic: FakeAnthropic
+) -> None:
+    capped = config.model_copy(update={"max_background_tasks": CAP})
+    async with slack_service(capped, fake_slack) as slack:
+        root = mention("first")
+        await slack.send_event(root)
+        await slack.settle()
+        core = slack.service.core
+        parked = [channel_message(text, thread_ts=root["ts"]) for text in ("one", "two")]
+        late = mention("elsewhere")
+        async with core.service.locks.hold(ThreadKey("slack", "T1", "C1", root["ts"])):  # an answer running
+            assert [(await slack.send_event(event)).status for event in parked] == [200, 200]
+            assert len(core.service.tasks) == CAP
+            refused = await slack.send_event(late, event_id="EvLate")
+            chatter = await slack.send_event(channel_message("lunch anyone?"))
+            command = await slack.send_command("show")
+        assert refused.status == 503, "Slack is asked to deliver it again"
+        assert chatter.status == 200, "what the bot would not answer is never refused"
+        assert not await claimed(core, f"C1:{late['ts']}"), "nothing stored: its retry is not a duplicate"
+        await slack.settle()
+        [busy] = slack.slack.responses_to(command)
+        assert OVERLOADED_NOTE in str(busy.body), "a command past the cap is told at once"
+
+        assert (await slack.send_event(late, event_id="EvLate", retry=1)).status == 200
+        await slack.settle()
+        assert len(slack.slack.bot_messages("C1", late["ts"])) == 1, "answered once, after its retry"
+        assert len(slack.slack.bot_messages("C1", root["ts"])) == 2, "the parked messages got one answer"
+        assert len(fake_anthropic.message_requests) == 3
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    for _ in range(2000):  # a failure guard, not a speed requirement
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("never happened")
+
+
+@pytest.fixture
+async def capped_core(config: Config) -> AsyncIterator[Core]:
+    opened = await open_core(config.model_copy(update={"max_background_tasks": CAP}))
+    yield opened
+    await opened.close()
+
+
+async def test_discord_past_the_cap_the_person_is_told_and_nothing_is_stored(
+    capped_core: Core, fake_anthropic: FakeAnthropic
+) -> None:
+    async with discord_service(capped_core) as discord_bot:
+        root = discord_bot.say("first", mention=True)
+        await discord_bot.settle()
+        thread_id = int(root["id"])
+        discord_bot.open_thread_event(thread_id)
+        thread = ThreadKey("discord", str(discord_bot.guild_id), str(discord_bot.channel["id"]), str(thread_id))
+        async with capped_core.service.locks.hold(thread):
+            for text in ("one", "two"):
+                discord_bot.say(text, channel_id=thread_id)
+            await until(lambda: len(capped_core.service.tasks) == CAP)  # discord.py hands each over in a task
+            late = discord_bot.say("elsewhere", mention=True)
+            discord_bot.say("just chatting")
+            await until(lambda: bool(discord_bot.fake.texts(int(late["id"]))))
+        await discord_bot.settle()
+        assert discord_bot.fake.texts(int(late["id"])) == [OVERLOADED_NOTE], "told, since Discord never redelivers"
+        assert not await claimed(capped_core, str(late["id"]))
+        assert len(fake_anthropic.message_requests) == 2, "the first message, then the two parked ones together"
