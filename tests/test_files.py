@@ -311,3 +311,32 @@ async def test_a_message_answered_along_with_an_earlier_one_still_gets_the_lines
     assert not outcome.answered
     assert len(fake_anthropic.message_requests) == 1
     assert adapter.finals()[-1] == f"(I can't read `tool.exe`: {READS})"
+
+
+async def test_the_fake_refuses_an_image_for_a_model_without_image_input_and_a_file_without_the_beta(
+    fake_anthropic: FakeAnthropic,
+) -> None:
+    import anthropic
+
+    fake_anthropic.models[0] = dataclasses.replace(fake_anthropic.models[0], image_input=False, pdf_input=True)
+    client = anthropic.AsyncAnthropic(api_key="sk-ant-test-canary-0123456789", base_url=fake_anthropic.base_url)
+    async with client:
+        uploaded = await client.beta.files.upload(
+            file=("s.png", samples.png(), "image/png"), betas=["files-api-2025-04-14"]
+        )
+        image = {"type": "image", "source": {"type": "file", "file_id": uploaded.id}}
+        beta = {"anthropic-beta": "files-api-2025-04-14"}
+        for model, headers in (("claude-sonnet-5-5", beta), ("claude-opus-5-5", None)):
+            try:
+                await client.messages.create(
+                    model=model, max_tokens=10, extra_headers=headers,
+                    messages=[{"role": "user", "content": [image, {"type": "text", "text": "?"}]}],  # type: ignore[list-item]
+                )
+            except anthropic.BadRequestError:
+                continue
+            raise AssertionError(f"accepted an image for {model} (beta header: {headers is not None})")
+        accepted = await client.messages.create(
+            model="claude-opus-5-5", max_tokens=10, extra_headers=beta,
+            messages=[{"role": "user", "content": [image, {"type": "text", "text": "?"}]}],  # type: ignore[list-item]
+        )
+        assert accepted.content
