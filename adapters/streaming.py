@@ -198,6 +198,21 @@ class StreamedReply(ABC, Generic[Handle]):
         self._splitter.close()
         await self._show(final=True)
 
+    async def show_status(self, text: str) -> bool:
+        """Before any of the answer shows, make its first message show `text` (a status line
+        such as "Searching the web…"); the answer replaces it. False once the answer has begun
+        or a native stream is open (the platform shows progress its own way there)."""
+        shown = self._shown(0)
+        if self._fed or shown.streaming or shown.closed:
+            return False
+        started = self._clock()
+        if shown.handle is None:
+            shown.handle = await self._post_part(0, text)
+        else:
+            await self._edit_part(shown.handle, text)
+        self._shows(shown, text, closed=False, started=started)
+        return True
+
     # --- the platform's primitives -------------------------------------------
 
     @abstractmethod

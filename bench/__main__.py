@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.controls import stop_latency
 from bench.core import cached_share, concurrent_conversations, overhead_per_turn
 from bench.files import file_request_bytes
 from bench.harness import DATABASE_KINDS, database, fake_anthropic_process
@@ -30,6 +31,7 @@ class Measurement:
     latency: float = 0.0  # seconds the fake Anthropic API waits before each answer
     reply_words: int = 0  # 0: the fake echoes the question
     quick: dict[str, int] = field(default_factory=dict)  # counts for --quick
+    chunk_delay: float = 0.0  # seconds the fake Anthropic API waits between text deltas
 
 
 def _ms(value: tuple[float, float]) -> str:
@@ -62,6 +64,15 @@ MEASUREMENTS = [
         file_request_bytes,
         lambda v: f"{v[0]:.1f} / {v[1]:.1f} ({v[2]:.1f}x)",
         quick={"turns": 2, "pdf_kb": 100},
+    ),
+    Measurement(
+        "stop",
+        "core: Stop -> answer closed and stored, p50 / p99 (ms)",
+        stop_latency,
+        _ms,
+        reply_words=2000,
+        chunk_delay=0.01,
+        quick={"stops": 3},
     ),
     Measurement(
         "slack-overhead",
@@ -105,7 +116,7 @@ MEASUREMENTS = [
 async def measure(measurement: Measurement, database_url: str, *, quick: bool = False) -> Any:
     """One measurement on `database_url`, against its own fake Anthropic process."""
     counts = measurement.quick if quick else {}
-    with fake_anthropic_process(measurement.latency, measurement.reply_words) as anthropic_url:
+    with fake_anthropic_process(measurement.latency, measurement.reply_words, measurement.chunk_delay) as anthropic_url:
         return await measurement.run(database_url, anthropic_url, **counts)
 
 

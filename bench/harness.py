@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot import migrate
 from bot.app import Core, open_core, running_service
 from bot.claude import ClaudeClient, ClaudeReply, ClaudeRequest, OnText
+from bot.claude.response import OnProgress
 from bot.config import Config, load_config
 from bot.domain import IncomingMessage, PruneResult
 from bot.scheduler import prune_once
@@ -50,12 +51,14 @@ NEVER_ANSWERED_SECONDS = 600.0  # so a broken path fails instead of hanging; far
 
 
 @contextlib.contextmanager
-def fake_anthropic_process(latency: float, reply_words: int = 0) -> Iterator[str]:
+def fake_anthropic_process(latency: float, reply_words: int = 0, chunk_delay: float = 0.0) -> Iterator[str]:
     """The fake API as a child process, so its work does not share our event loop; yields its base URL."""
     args = [sys.executable, "-m", "fakes.anthropic_server", "--port", "0", "--latency", str(latency)]
     args += ["--api-key", API_KEY]
     if reply_words:
         args += ["--reply-words", str(reply_words)]
+    if chunk_delay:
+        args += ["--chunk-delay", str(chunk_delay)]
     process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None
@@ -99,7 +102,8 @@ def bench_config(database_url: str, anthropic_url: str, **overrides: Any) -> Con
         anthropic_base_url=anthropic_url,
         database_url=database_url,
         max_concurrent_claude_calls=2000,
-        **overrides,
+        # One benchmark person sends far more than a person would.
+        **{"rate_user_per_minute": 0, "rate_channel_per_minute": 0, **overrides},
     )
 
 
@@ -190,7 +194,9 @@ class ClaudeTimer:
     def replies(self) -> list[ClaudeReply]:
         return [call.reply for call in self.calls if call.reply is not None]
 
-    async def stream(self, request: ClaudeRequest, on_text: OnText) -> ClaudeReply:
+    async def stream(
+        self, request: ClaudeRequest, on_text: OnText, on_progress: OnProgress | None = None
+    ) -> ClaudeReply:
         rendering = 0.0
 
         async def timed(delta: str) -> None:
@@ -204,7 +210,7 @@ class ClaudeTimer:
         reply: ClaudeReply | None = None
         started = time.perf_counter()
         try:
-            reply = await self._stream(request, timed)
+            reply = await self._stream(request, timed, on_progress)
             return reply
         finally:
             call = ClaudeCall(time.perf_counter() - started, rendering, reply)

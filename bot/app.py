@@ -19,6 +19,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot import metrics, migrate
+from bot.budgets import BudgetDefaults, usd_to_micros
 from bot.channel_settings import ChannelSettingsResolver
 from bot.claude import ClaudeClient
 from bot.commands import CommandService
@@ -30,13 +31,15 @@ from bot.files.service import Attachments
 from bot.health import DatabaseHealth
 from bot.locks import LeasedThreadLocks, ThreadLocks
 from bot.ports import MessageSurface, Platform, ServesHttp
+from bot.pricing import PriceFileError, load_price_table
 from bot.recovery import Recovery, RecoveryPolicy
 from bot.scheduler import BackgroundJobs, prune_once
+from bot.spend import SpendGuard, SpendRules
 from bot.store import Store, create_engine
 
 if TYPE_CHECKING:
     from adapters.discord import DiscordConfig
-    from adapters.slack import SlackConfig
+    from adapters.slack import SlackConfig, SlackOAuthConfig
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +71,15 @@ async def open_core(config: Config) -> Core:
         max_turn_seconds=config.max_turn_seconds,
         max_retry_wait_seconds=config.max_retry_wait_seconds,
     )
-    defaults = ChannelSettings(config.default_model, config.default_system_prompt, config.max_tokens)
+    defaults = ChannelSettings(
+        config.default_model, config.default_system_prompt, config.max_tokens, web="web" in config.default_tools
+    )
     settings = ChannelSettingsResolver(store.channels, defaults)
     files = Attachments(store.attachments, claude.files, claude.catalog)
-    commands = CommandService(store, settings, claude.catalog, config.admin_user_ids, after_forget=files.sweep)
+    spend = SpendGuard(store.spend, spend_rules(config))
+    commands = CommandService(
+        store, settings, claude.catalog, config.admin_user_ids, spend=spend, after_forget=files.sweep
+    )
     instance_id = f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     wait = config.thread_busy_wait_seconds
     locks = (  # several instances share PostgreSQL; SQLite has one writing process
@@ -91,9 +99,31 @@ async def open_core(config: Config) -> Core:
         instance_id=instance_id,
         max_background_tasks=config.max_background_tasks,
         files=files,
+        web_max_uses=config.web_max_uses,
+        spend=spend,
     )
     await store.instances.heartbeat(instance_id)  # alive before the first accept (the timer keeps it so)
     return Core(config, store, claude, service)
+
+
+def spend_rules(config: Config) -> SpendRules:
+    """Prices (PRICES_FILE over the built-in table), default limits and rates."""
+    try:
+        prices = load_price_table(config.prices_file)
+    except PriceFileError as error:
+        raise StartupError(f"PRICES_FILE: {error}") from None
+    defaults = BudgetDefaults(
+        usd_to_micros(config.budget_channel_daily_usd),
+        usd_to_micros(config.budget_user_daily_usd),
+        usd_to_micros(config.budget_workspace_monthly_usd),
+    )
+    return SpendRules(
+        prices,
+        defaults,
+        rate_user_per_minute=config.rate_user_per_minute,
+        rate_channel_per_minute=config.rate_channel_per_minute,
+        hold_seconds=config.max_turn_seconds + config.thread_busy_wait_seconds,
+    )
 
 
 async def ensure_schema(engine: AsyncEngine) -> None:
@@ -112,7 +142,7 @@ async def ensure_schema(engine: AsyncEngine) -> None:
 def platforms(config: Config) -> list[Platform]:
     """Every platform whose credentials are set (adapters are imported only when used)."""
     found: list[Platform] = []
-    if config.slack_bot_token is not None:
+    if config.slack_bot_token is not None or config.slack_oauth:
         from adapters.slack import SlackAdapter
 
         found.append(SlackAdapter(slack_config(config)))
@@ -145,6 +175,29 @@ def slack_config(config: Config) -> SlackConfig:
         api_url=config.slack_api_url,
         command=config.slack_command,
         suggested_prompts=prompts,
+        oauth=slack_oauth_config(config) if config.slack_oauth else None,
+    )
+
+
+def slack_oauth_config(config: Config) -> SlackOAuthConfig:
+    """Many workspaces: HTTP mode, and ENCRYPTION_KEY for the tokens kept in the database."""
+    from adapters.slack import SlackOAuthConfig, check_encryption_key
+
+    if config.slack_app_token is not None:
+        raise StartupError("SLACK_CLIENT_ID (installs in many workspaces) works in HTTP mode: unset SLACK_APP_TOKEN")
+    key = config.encryption_key.get_secret_value() if config.encryption_key else ""
+    if not key:
+        raise StartupError("ENCRYPTION_KEY is not set: Slack installs keep their tokens encrypted with it")
+    problem = check_encryption_key(key)
+    if problem:
+        raise StartupError(problem)
+    assert config.slack_client_id and config.slack_client_secret and config.slack_state_secret  # (slack_oauth)
+    return SlackOAuthConfig(
+        client_id=config.slack_client_id,
+        client_secret=config.slack_client_secret.get_secret_value(),
+        state_secret=config.slack_state_secret.get_secret_value(),
+        encryption_key=key,
+        engine=create_engine(config.database_url),
     )
 
 
@@ -209,7 +262,7 @@ def background_jobs(core: Core, connected: list[Platform]) -> BackgroundJobs:
     )
     jobs = BackgroundJobs()
     async def prune() -> None:
-        await prune_once(store, config.thread_ttl_days, config.retention_days)
+        await prune_once(store, config.thread_ttl_days, config.retention_days, config.uninstall_grace_days)
         await service.files.sweep()  # the uploads of what was pruned, forgotten or erased
 
     jobs.every(config.prune_interval_minutes * 60, prune, "prune")

@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING
 
 from bot.domain import CommandInvocation, TokenUsage, now
 from bot.pricing import estimated_cost_usd
+from bot.tool_commands import describe_thinking, describe_tools, model_flag, run_effort, run_fallback, run_tools
 
 if TYPE_CHECKING:
     from bot.channel_settings import ChannelSettingsResolver
     from bot.claude import ModelCatalog
     from bot.ports import CommandSurface
+    from bot.spend import SpendGuard
     from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,7 @@ class CommandArgument:
     placeholder: str  # as the help text shows it
     description: str
     model_id: bool = False  # offer the known model ids (autocomplete)
+    optional: bool = False  # the command also runs without it
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,9 +48,14 @@ class CommandSpec:
     run: Callable[[CommandService, CommandInvocation, str], Awaitable[str]]
     argument: CommandArgument | None = None
     admin_outside_dms: bool = False  # anyone may run it in a DM, only admins elsewhere
+    admin_to_change: bool = False  # anyone may run it bare (to see), only admins with an argument
 
-    def needs_admin(self, invocation: CommandInvocation) -> bool:
-        return self.admin_only or (self.admin_outside_dms and not invocation.is_direct)
+    def needs_admin(self, invocation: CommandInvocation, argument: str = "") -> bool:
+        return (
+            self.admin_only
+            or (self.admin_outside_dms and not invocation.is_direct)
+            or (self.admin_to_change and bool(argument) and argument.lower() != "show")
+        )
 
     @property
     def usage(self) -> str:
@@ -78,9 +86,11 @@ class CommandService:
         catalog: ModelCatalog,
         admin_user_ids: frozenset[str],
         *,
+        spend: SpendGuard | None = None,
         after_forget: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self.store = store
+        self.spend = spend
         self.settings = settings
         self.catalog = catalog
         self.admin_user_ids = admin_user_ids
@@ -94,7 +104,7 @@ class CommandService:
         spec = BY_NAME.get(command.name)
         if spec is None:
             return f"I don't know `/claude {command.name}`.\n\n{help_text()}"
-        if spec.needs_admin(invocation) and not await self.is_admin(invocation, surface):
+        if spec.needs_admin(invocation, command.argument) and not await self.is_admin(invocation, surface):
             # Who tried what where; never the argument (a system prompt may be private).
             log.warning(
                 "commands: refused /claude %s to %s in %s (not an admin)",
@@ -112,8 +122,10 @@ class CommandService:
 
     async def _show(self, invocation: CommandInvocation, _argument: str) -> str:
         current = await self.settings.for_channel(invocation.channel)
+        flag = model_flag(await self.catalog.get(current.model))
         return (
-            f"*Model:* `{current.model}`\n*Max tokens:* {current.max_tokens}\n"
+            f"*Model:* `{current.model}`{flag}\n*Max tokens:* {current.max_tokens}\n"
+            f"{describe_tools(current)}\n{describe_thinking(current)}\n"
             f"*System prompt:*\n>>> {current.system_prompt}"
         )
 
@@ -150,6 +162,7 @@ class CommandService:
         if not rows:
             return "No Claude turns in this channel in the last 30 days."
         lines = ["*Last 30 days in this channel:*"]
+        votes = {f.model: f for f in await self.store.answers.feedback_counts(invocation.channel, now() - USAGE_WINDOW)}
         total_cost = 0.0
         all_priced = True
         for row in rows:
@@ -157,7 +170,9 @@ class CommandService:
             if cost is None:
                 all_priced = False
             total_cost += cost or 0.0
-            lines.append(f"• `{row.model}`: {row.turns} turns, {_tokens(row.usage)}, {_money(cost)}")
+            vote = votes.get(row.model)
+            feedback = f", feedback {vote.up} up / {vote.down} down" if vote else ""
+            lines.append(f"• `{row.model}`: {row.turns} turns, {_tokens(row.usage)}, {_money(cost)}{feedback}")
         total = sum((row.usage for row in rows), TokenUsage())
         lines.append(
             f"*Total:* {sum(r.turns for r in rows)} turns, {_tokens(total)}, "
@@ -197,7 +212,6 @@ class CommandService:
             "Messages still shown in the thread stay there; I won't use them again."
         )
 
-
     async def _forgotten(self) -> None:
         if self.after_forget is None:
             return
@@ -207,12 +221,18 @@ class CommandService:
             log.exception("commands: cleaning up after forget failed")
 
 
+async def _budget(service: CommandService, invocation: CommandInvocation, argument: str) -> str:
+    if service.spend is None:
+        return "Spend limits are not available here."
+    return await service.spend.budget_command(invocation, argument)
+
+
 async def _help(_service: CommandService, _invocation: CommandInvocation, _argument: str) -> str:
     return help_text()
 
 
 COMMANDS: tuple[CommandSpec, ...] = (
-    CommandSpec("show", "This channel's model and system prompt", False, CommandService._show),
+    CommandSpec("show", "This channel's model, tools, effort and system prompt", False, CommandService._show),
     CommandSpec(
         "model", "Choose this channel's model", True, CommandService._model,
         CommandArgument("model_id", "<id>", "a model id, e.g. claude-sonnet-5-5", model_id=True),
@@ -221,12 +241,33 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "system", "Set this channel's system prompt", True, CommandService._system,
         CommandArgument("prompt", "<text>", "the system prompt"),
     ),
+    CommandSpec(
+        "tools", "Show or choose Claude's tools here (web search and fetch)", False, run_tools,
+        CommandArgument("setting", "[web on|off|allow <domains>|block <domains>|any]", "e.g. web on", optional=True),
+        admin_to_change=True,
+    ),
+    CommandSpec(
+        "effort", "Show or choose how hard Claude thinks here", False, run_effort,
+        CommandArgument("level", "[low|medium|high|max|default]", "low, medium, high, max or default", optional=True),
+        admin_to_change=True,
+    ),
+    CommandSpec(
+        "fallback", "Show or choose the model that answers when Claude declines", False, run_fallback,
+        CommandArgument("model_id", "[<model>|off]", "a model id, or off", model_id=True, optional=True),
+        admin_to_change=True,
+    ),
     CommandSpec("reset", "Back to the default model and system prompt", True, CommandService._reset),
     CommandSpec("usage", "This channel's turns, tokens and estimated cost, last 30 days", True, CommandService._usage),
     CommandSpec("new", "Where a whole DM is one conversation, start a fresh one", False, CommandService._new),
     CommandSpec(
         "forget", "Delete the stored history of this DM, or of this thread (admins)", False,
         CommandService._forget, admin_outside_dms=True,
+    ),
+    CommandSpec(
+        "budget", "Spending limits and spend here; admins change them", False, _budget,
+        CommandArgument("limit", "[channel|user|workspace <amount>/day|<amount>/month|off]",
+                        "e.g. channel 5/day, user 2/day, workspace 300/month, channel off", optional=True),
+        admin_to_change=True,
     ),
     CommandSpec("help", "What /claude can do", False, _help),
 )
@@ -237,7 +278,7 @@ def help_text() -> str:
     lines = ["*/claude* commands:"]
     for spec in COMMANDS:
         lines.append(f"• `{spec.usage}`: {spec.description[0].lower()}{spec.description[1:]}"
-                     + (" (admins)" if spec.admin_only else ""))
+                     + (" (admins)" if spec.admin_only else " (admins change it)" if spec.admin_to_change else ""))
     return "\n".join(lines)
 
 
@@ -246,10 +287,19 @@ def _listing(ids: list[str]) -> str:
 
 
 def _tokens(usage: TokenUsage) -> str:
+    tools = ""
+    if usage.web_searches or usage.web_fetches:
+        tools = f", {_several(usage.web_searches, 'web search', 'web searches')}, " + _several(
+            usage.web_fetches, "web fetch", "web fetches"
+        )
     return (
         f"{usage.input_tokens:,} input / {usage.output_tokens:,} output / "
-        f"{usage.cache_read_tokens:,} cache read / {usage.cache_write_tokens:,} cache write tokens"
+        f"{usage.cache_read_tokens:,} cache read / {usage.cache_write_tokens:,} cache write tokens{tools}"
     )
+
+
+def _several(count: int, one: str, many: str) -> str:
+    return f"{count:,} {one if count == 1 else many}"
 
 
 def _count(messages: int) -> str:

@@ -64,6 +64,18 @@ class Config(BaseSettings):
     # On SIGTERM, answers under way get this long to finish; the rest end with the interrupted note.
     shutdown_grace_seconds: float = Field(default=30.0, gt=0)
     admin_user_ids: Annotated[frozenset[str], NoDecode] = frozenset()
+    # Claude's own tools on in channels that have not chosen (`/claude tools`): "web" or empty.
+    default_tools: Annotated[frozenset[str], NoDecode] = frozenset()
+    # Web searches and fetches Claude may make for one answer (each tool, each request).
+    web_max_uses: int = Field(default=5, ge=1, le=50)
+    # Spend (see bot/spend.py): prices override file, default limits in US$ (unset: none),
+    # turns a minute per person and per channel (0: off).
+    prices_file: Path | None = None
+    budget_channel_daily_usd: float | None = Field(default=None, ge=0)
+    budget_user_daily_usd: float | None = Field(default=None, ge=0)
+    budget_workspace_monthly_usd: float | None = Field(default=None, ge=0)
+    rate_user_per_minute: int = Field(default=10, ge=0)
+    rate_channel_per_minute: int = Field(default=60, ge=0)
     port: int = Field(default=8000, ge=0, le=65535)
     host: str = "0.0.0.0"
     # `/metrics` on a port of its own (0: any free port); None ("off", the default): not served.
@@ -78,6 +90,13 @@ class Config(BaseSettings):
     slack_command: str = "/claude"
     # Prompts offered when someone opens the assistant pane, separated by "|" (empty: none).
     slack_suggested_prompts: str | None = None
+    # Many workspaces (HTTP mode): Slack's OAuth install flow, tokens kept encrypted with ENCRYPTION_KEY.
+    slack_client_id: str | None = None
+    slack_client_secret: SecretStr | None = None
+    slack_state_secret: SecretStr | None = None
+    encryption_key: SecretStr | None = None
+    # A workspace that removed the app keeps its conversations this long (it may come back).
+    uninstall_grace_days: int = Field(default=7, ge=0)
     discord_token: SecretStr | None = None
     discord_api_url: str | None = None
     # Sync /claude to these servers only (instant), instead of globally (may take an hour).
@@ -91,7 +110,10 @@ class Config(BaseSettings):
     def _normalize_database_url(cls, value: str) -> str:
         return normalize_database_url(value)
 
-    @field_validator("retention_days", mode="before")
+    @field_validator(
+        "retention_days", "prices_file", "budget_channel_daily_usd", "budget_user_daily_usd",
+        "budget_workspace_monthly_usd", mode="before",
+    )
     @classmethod
     def _blank_is_off(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -106,6 +128,17 @@ class Config(BaseSettings):
                 if not platform or not user:
                     raise ValueError(f"{item!r} is not platform-qualified, e.g. slack:U123 or discord:456")
             return frozenset(ids)
+        return value
+
+    @field_validator("default_tools", mode="before")
+    @classmethod
+    def _split_tools(cls, value: object) -> object:
+        if isinstance(value, str):
+            tools = {part.strip().lower() for part in value.split(",") if part.strip()}
+            unknown = tools - {"web"}
+            if unknown:
+                raise ValueError(f"unknown tool {sorted(unknown)[0]!r}: the one tool is web")
+            return frozenset(tools)
         return value
 
     @field_validator("discord_guild_ids", "discord_shard_ids", mode="before")
@@ -140,6 +173,11 @@ class Config(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
         return level
+
+    @property
+    def slack_oauth(self) -> bool:
+        """Slack's OAuth install flow is on (many workspaces, each with its own token)."""
+        return bool(self.slack_client_id and self.slack_client_secret and self.slack_state_secret)
 
     def require_anthropic_key(self) -> SecretStr:
         if self.anthropic_api_key is None or not self.anthropic_api_key.get_secret_value():

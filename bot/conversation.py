@@ -18,15 +18,19 @@ answered; an answer is stored right after the last user turn it answered (see
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot import metrics
 from bot.changes import MessageChanges
 from bot.channel_settings import ChannelSettingsResolver
 from bot.claude import DEFAULT_CONTEXT_WINDOW, ClaudeClient, ClaudeError, ClaudeReply, ClaudeRequest
+from bot.claude.turn import TurnAnswer, TurnRunner
 from bot.commands import CommandService
+from bot.control_service import ControlService
+from bot.controls import AnswerControls, offered_controls
 from bot.domain import (
     ChannelSettings,
     CommandInvocation,
@@ -59,9 +63,11 @@ from bot.policy import (
     stop_note,
     summoned_mid_thread,
 )
-from bot.ports import CommandSurface, MessageSurface, ReplyStream
+from bot.ports import CommandSurface, MessageSurface
 from bot.prompt import ContextPlan, context_tokens, estimate_tokens, fit_context, render_thread_context, to_messages
+from bot.running import RunningAnswers, TurnStopped, until_stopped
 from bot.showing import ShownAnswer
+from bot.spend import Admission, SpendGuard
 from bot.store import Store
 from bot.store.db import is_outage
 from bot.store.turns import ANSWERED, FAILED
@@ -105,6 +111,8 @@ class ConversationService:
         instance_id: str = "",
         max_background_tasks: int | None = None,
         files: Attachments | None = None,
+        web_max_uses: int = 5,
+        spend: SpendGuard | None = None,
     ) -> None:
         self.store = store
         self.claude = claude
@@ -116,6 +124,10 @@ class ConversationService:
         self.files = files or Attachments(store.attachments, claude.files, claude.catalog)
         self._claude_slots = asyncio.Semaphore(max_concurrent_claude_calls)
         self.changes = MessageChanges(store)
+        self.turns = TurnRunner(claude, web_max_uses)  # tools, pause_turn, fallback, sources
+        self.running = RunningAnswers()  # the answers being written, for Stop
+        self.controls = ControlService(self)
+        self.spend = spend  # spend limits and rate limits (None: none)
 
     # --- Inbox --------------------------------------------------------------
 
@@ -168,6 +180,9 @@ class ConversationService:
 
     async def conversation_of(self, platform: str, message_id: str) -> ThreadKey | None:
         return await self.store.shown.conversation_of(platform, message_id)
+
+    async def workspace_left(self, platform: str, workspace_id: str, *, left: bool = True) -> None:
+        await self.store.workspaces.mark(platform, workspace_id, left=left)
 
     async def drain(self, grace_seconds: float = 30.0) -> None:
         """Shutting down: let the answers and commands under way finish."""
@@ -255,10 +270,16 @@ class ConversationService:
             log.info("turn already answered along with an earlier one: thread=%s", message.thread)
             return TurnOutcome(answered=False)
         covered = history.turns[-1].order  # the newest turn: this answer covers every pending one
-        async with self._claude_slots:
+        admission = await self.spend.admit(message, settings, history) if self.spend else None
+        if admission is not None and admission.refusal is not None:  # at a limit: no request
+            await self._refuse(message, surface, admission.refusal, covered)
+            return TurnOutcome(answered=True)
+        async with self._claude_slots, self._tracked(message), admission or contextlib.nullcontext():
             reply_stream = ShownAnswer(await surface.open_reply(), message.thread)
             try:
-                return await self._complete(message, settings, history, reply_stream, started, surface, file_notes)
+                return await self._complete(
+                    message, settings, history, reply_stream, started, surface, file_notes, admission
+                )
             except ClaudeError as error:
                 log.warning(
                     "turn failed: thread=%s model=%s kind=%s status=%s request_id=%s",
@@ -309,6 +330,14 @@ class ConversationService:
             reply = await surface.open_reply()
             await reply.finish(sentence)
 
+    async def _refuse(self, message: IncomingMessage, surface: MessageSurface, sentence: str, covered: int) -> None:
+        """A limit stopped the turn: its line (unless this thread already had it), and the
+        turns it covers settled, so nothing answers them later."""
+        if sentence:
+            reply = await surface.open_reply()
+            await reply.finish(sentence)
+        await self._settle(message.thread, covered, FAILED)
+
     async def _tell(self, message: IncomingMessage, surface: MessageSurface, sentence: str) -> None:
         """Answer `message` with `sentence` alone, and record that it will get nothing more."""
         reply = await surface.open_reply()
@@ -327,11 +356,20 @@ class ConversationService:
         started: float,
         surface: MessageSurface,
         file_notes: list[str],
+        admission: Admission | None = None,
     ) -> TurnOutcome:
         """Ask Claude, store the answer, then show its final text."""
-        reply, notes, sent = await self._ask_claude(message.thread, settings, history, reply_stream, surface)
+        try:
+            turn, notes, sent = await self._ask_claude(message.thread, settings, history, reply_stream, surface)
+        except TurnStopped:
+            await self.controls.finish_stopped(message.thread, settings.model, history, reply_stream)
+            return TurnOutcome(answered=True)
         notes = [*file_notes, *notes]
-        answer = reply.text if reply.text.strip() else ""  # whitespace alone is no answer
+        reply = turn.reply
+        if admission is not None:
+            admission.spent(reply.model, reply.usage)
+            notes = [*notes, *admission.notes]
+        answer = turn.kept if turn.kept.strip() else ""  # whitespace alone is no answer
         # A refusal is stored even without text: its stop reason marks the exchange as never resent.
         stored_text = answer or (REFUSAL_PLACEHOLDER if reply.stop_reason == "refusal" else "")
         answer_id = None
@@ -348,7 +386,10 @@ class ConversationService:
             )
         if not answer and not notes:
             notes = [EMPTY_NOTE]
-        await reply_stream.finish(join_notes(reply.text, *notes))  # extends what was streamed
+        if answer_id is not None:
+            offered = offered_controls(stored=True, stop_reason=reply.stop_reason, is_latest=True)
+            reply_stream.offer_controls(AnswerControls(message.thread, answer_id, offered))
+        await reply_stream.finish(join_notes(turn.shown, *notes))  # extends what was streamed
         await self._remember_shown(message.thread, reply_stream, answer_id)
         _count(message.thread.platform, reply, time.monotonic() - started)
         log.info(
@@ -364,11 +405,12 @@ class ConversationService:
         thread: ThreadKey,
         settings: ChannelSettings,
         history: History,
-        reply_stream: ReplyStream,
+        reply_stream: ShownAnswer,
         surface: MessageSurface,
-    ) -> tuple[ClaudeReply, list[str], list[StoredTurn]]:
+    ) -> tuple[TurnAnswer, list[str], list[StoredTurn]]:
         """Fit the history to the window and stream the answer; on "prompt too long", trim
-        harder and try once more. Returns the reply, the notes to show and the turns sent."""
+        harder and try once more. Returns the answer, the notes to show and the turns sent."""
+        settings, retired = await self.settings.unretired(thread.channel, settings, self.claude.catalog)
         model = await self.claude.catalog.get(settings.model)
         max_tokens = output_limit(settings.max_tokens, model.max_output_tokens if model else None)
         window = model.context_window if model else DEFAULT_CONTEXT_WINDOW
@@ -378,7 +420,7 @@ class ConversationService:
         trimmed = await self._keep_from(thread, plan)
         request = await self._request(settings, plan.turns, max_tokens, surface)
         try:
-            reply = await self.claude.stream(request, reply_stream.append)
+            turn = await self._run(request, settings, reply_stream, thread)
         except ClaudeError as error:
             # A request with uploaded files refused: the Files API may have lost some (once).
             renewed = None
@@ -386,7 +428,7 @@ class ConversationService:
                 renewed = await self.files.restore(thread, plan.turns, surface)
             if renewed:
                 request = await self._request(settings, renewed, max_tokens, surface)
-                reply = await self.claude.stream(request, reply_stream.append)
+                turn = await self._run(request, settings, reply_stream, thread)
             elif error.kind != "prompt_too_long":
                 raise
             else:
@@ -394,20 +436,38 @@ class ConversationService:
                 plan = fit_context(history.turns, context_tokens(plan.turns) // 2, keep_share=1.0)
                 trimmed = await self._keep_from(thread, plan) or trimmed
                 request = await self._request(settings, plan.turns, max_tokens, surface)
-                reply = await self.claude.stream(request, reply_stream.append)
+                turn = await self._run(request, settings, reply_stream, thread)
 
+        reply = turn.reply
         if reply.stop_reason == "model_context_window_exceeded":
             hard_trim = fit_context(plan.turns, budget, keep_share=_HARD_TRIM_SHARE)
             await self.store.turns.trim_context(thread, first_kept=hard_trim.turns[0].order)
-        notes = [stop_note(reply.stop_reason), TRIMMED_NOTE if trimmed and not history.trim_noticed else None]
-        return reply, [note for note in notes if note], plan.turns
+        notes = [
+            retired,
+            *turn.notes,
+            stop_note(reply.stop_reason, reply.refusal_category),
+            TRIMMED_NOTE if trimmed and not history.trim_noticed else None,
+        ]
+        return turn, [note for note in notes if note], plan.turns
 
     async def _request(
         self, settings: ChannelSettings, turns: list[StoredTurn], max_tokens: int, surface: MessageSurface
     ) -> ClaudeRequest:
+        """The request for these turns: their files as blocks, the channel's tools and effort."""
         prepared = await self.files.prepare(turns, surface, settings.model)
         messages = to_messages(turns, prepared.blocks)
-        return ClaudeRequest(settings.model, settings.system_prompt, messages, max_tokens, betas=prepared.betas)
+        request = await self.turns.request(settings.model, settings, settings.system_prompt, messages, max_tokens)
+        return replace(request, betas=prepared.betas)
+
+    async def _run(
+        self, request: ClaudeRequest, settings: ChannelSettings, reply_stream: ShownAnswer, thread: ThreadKey
+    ) -> TurnAnswer:
+        """One answer across its requests (tools, pause_turn, fallback), ended early by Stop."""
+        run = self.turns.run(request, settings, reply_stream.append, reply_stream.progress)
+        return await until_stopped(run, self.running.get(thread))
+
+    def _tracked(self, message: IncomingMessage) -> contextlib.AbstractAsyncContextManager[object]:
+        return self.running.track(message.thread, message.actor.user_id)
 
     async def _keep_from(self, thread: ThreadKey, plan: ContextPlan) -> bool:
         """Where a plan dropped older turns, stop sending them from now on; True if it did."""

@@ -180,9 +180,17 @@ class ChannelSettings:
     model: str
     system_prompt: str
     max_tokens: int
+    web: bool = False  # web search and web fetch (Anthropic's server tools)
+    web_allowed_domains: str | None = None  # comma-separated; only these (or never the blocked ones)
+    web_blocked_domains: str | None = None
+    effort: str | None = None  # low, medium, high, max; None: the model's default
+    fallback_model: str | None = None  # answers once when the channel's model refuses
 
 
-SETTING_NAMES = ("model", "system_prompt", "max_tokens")
+SETTING_NAMES = (
+    "model", "system_prompt", "max_tokens",
+    "web", "web_allowed_domains", "web_blocked_domains", "effort", "fallback_model",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,11 +235,23 @@ class OrphanedTurn:
 
 
 @dataclass(frozen=True, slots=True)
+class Progress:
+    """What Claude is doing while no text comes: `thinking`, `searching` the web for
+    `detail` (the query), `fetching` `detail` (a URL), or `found` results (`detail`: their
+    titles, one per line). Shown by the platform, never stored."""
+
+    kind: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class TokenUsage:
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    web_searches: int = 0  # server tool uses, priced per use
+    web_fetches: int = 0
 
     @property
     def total_input_tokens(self) -> int:
@@ -243,6 +263,8 @@ class TokenUsage:
             self.output_tokens + other.output_tokens,
             self.cache_read_tokens + other.cache_read_tokens,
             self.cache_write_tokens + other.cache_write_tokens,
+            self.web_searches + other.web_searches,
+            self.web_fetches + other.web_fetches,
         )
 
 

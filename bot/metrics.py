@@ -17,6 +17,10 @@ MESSAGE_CHANGES = Counter(
     "bot_message_changes_total", "Stored turns deleted or edited by their authors", ["kind"], registry=REGISTRY
 )
 TOKENS = Counter("bot_claude_tokens_total", "Claude tokens, by kind", ["kind"], registry=REGISTRY)
+SERVER_TOOL_USES = Counter(
+    "bot_claude_server_tool_uses_total", "Claude's web searches and fetches, by tool", ["tool"], registry=REGISTRY
+)
+FALLBACKS = Counter("bot_claude_fallbacks_total", "Refused requests sent to the fallback model", registry=REGISTRY)
 CLAUDE_LATENCY = Histogram(
     "bot_claude_seconds",
     "Duration of a streamed Claude call",
@@ -29,7 +33,15 @@ TURN_SECONDS = Histogram(
     buckets=(0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120),
     registry=REGISTRY,
 )
+FEEDBACK = Counter("bot_feedback_votes", "Feedback votes on answers, by rating", ["rating"], registry=REGISTRY)
 CLAUDE_IN_FLIGHT = Gauge("bot_claude_calls_in_flight", "Claude calls under way", registry=REGISTRY)
+SPEND = Counter(
+    "bot_spend_usd_total", "What answers cost at the configured prices, US$", ["platform"], registry=REGISTRY
+)
+LIMITED = Counter(
+    "bot_limited_turns_total", "Turns that made no request: a spend limit, a rate limit, or waiting too long",
+    ["reason"], registry=REGISTRY,
+)
 
 
 def exposition() -> bytes:

@@ -25,6 +25,19 @@ BUSY_NOTE = "_(I'm still busy with an earlier message in this thread; please sen
 OVERLOADED_NOTE = (
     "_(I'm answering too many messages right now and could not take yours; please send it again in a minute.)_"
 )
+PAUSED_NOTE = "_(stopped: Claude's research for this answer went on too long; ask again to continue.)_"
+RETIRED_MODEL_NOTE = (
+    "_(This channel's model `{retired}` has been retired, so `{default}` answered and will from now on. "
+    "An admin can choose another with `/claude model`.)_"
+)
+# What a refusal's `stop_details.category` means, in words for the thread.
+REFUSAL_CATEGORIES = {
+    "cyber": "it could enable cyber harm",
+    "bio": "it could enable biological harm",
+    "frontier_llm": "it could help build competing AI models",
+    "reasoning_extraction": "it asks Claude to reveal its internal reasoning",
+    "general_harms": "it touches an area judged harmful",
+}
 COMMAND_FAILED_NOTE = "Something went wrong on my side; nothing was changed. Please try again."
 
 WORKSPACE_CHANNEL = "*"  # the channel id of a workspace-wide settings row
@@ -115,13 +128,29 @@ def _order_of(turns: list[StoredTurn], turn_id: int) -> int:
     return next(t.order for t in turns if t.id == turn_id)
 
 
-def stop_note(stop_reason: str | None) -> str | None:
+def stop_note(stop_reason: str | None, refusal_category: str | None = None) -> str | None:
     """What the person is told about how an answer ended, when it did not simply end."""
+    if stop_reason == "refusal":
+        return refusal_note(refusal_category)
     return {
         "max_tokens": CUT_OFF_NOTE,
         "model_context_window_exceeded": CONTEXT_FULL_NOTE,
-        "refusal": REFUSAL_NOTE,
+        "pause_turn": PAUSED_NOTE,
     }.get(stop_reason or "")
+
+
+def refusal_note(category: str | None) -> str:
+    """The refusal note, with the reason when the API named a category we can put in words."""
+    reason = REFUSAL_CATEGORIES.get(category or "")
+    if reason is None:
+        return REFUSAL_NOTE
+    return f"_(Claude declined to answer this request: {reason} (category `{category}`).)_"
+
+
+def fallback_note(fallback_model: str, refusing_model: str, category: str | None) -> str:
+    """Said under an answer the fallback model gave after the channel's model declined."""
+    why = f", category `{category}`" if category else ""
+    return f"_(Answered by `{fallback_model}`: `{refusing_model}` declined this request{why}.)_"
 
 
 def output_limit(wanted: int, model_max_output: int | None) -> int:

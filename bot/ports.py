@@ -15,12 +15,15 @@ and `bot.errors`, and the composition root (`bot.app`) wires them together.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from bot.domain import CommandInvocation, ContextMessage, FileRef, IncomingMessage, PostedMessage, ThreadKey
+from bot.domain import CommandInvocation, ContextMessage, FileRef, IncomingMessage, PostedMessage, Progress, ThreadKey
 
 if TYPE_CHECKING:
     from aiohttp import web
+
+    from bot.controls import AnswerControls, ControlResult, Presser
 
 
 class ReplyStream(Protocol):
@@ -44,6 +47,24 @@ class ShownInMessages(Protocol):
 
     def shown_message_ids(self) -> list[str]:
         """The platform ids of the messages the answer is shown in, in order."""
+        ...
+
+
+@runtime_checkable
+class ShowsProgress(Protocol):
+    """A reply that can show what Claude is doing before and between its text: thinking,
+    searching the web for a query, reading a page. Optional: a reply without it shows its
+    usual cue. Never given the thinking itself."""
+
+    async def progress(self, status: Progress) -> None: ...
+
+
+@runtime_checkable
+class OffersControls(Protocol):
+    """A reply that can show conversation controls (buttons) on its final message."""
+
+    def offer_controls(self, controls: AnswerControls) -> None:
+        """Called before `finish`: the final message carries these controls."""
         ...
 
 
@@ -117,6 +138,39 @@ class Inbox(Protocol):
     async def conversation_of(self, platform: str, message_id: str) -> ThreadKey | None:
         """The conversation whose answer was shown in that platform message (see
         `ShownInMessages`), if any: a reply to it continues that conversation."""
+        ...
+
+    async def workspace_left(self, platform: str, workspace_id: str, *, left: bool = True) -> None:
+        """The app was removed from a workspace (`left`), or installed there again: its
+        conversations are deleted once it has been gone for UNINSTALL_GRACE_DAYS."""
+        ...
+
+    @property
+    def controls(self) -> Controls: ...
+
+
+SurfaceFor = Callable[[IncomingMessage], MessageSurface]
+"""Builds the surface through which a stored turn of a thread is answered again."""
+
+
+class Controls(Protocol):
+    """Conversation controls (implemented by `bot.control_service.ControlService`). Each
+    returns at once with what to tell the presser; the rules are `bot.controls`'."""
+
+    async def stop(self, thread: ThreadKey, presser: Presser) -> ControlResult:
+        """End the answer being written in `thread`: it is kept and stored with "(stopped)"."""
+        ...
+
+    async def rate(self, answer_id: int, presser: Presser, positive: bool) -> ControlResult:
+        """Record (or change) this person's vote on a stored answer."""
+        ...
+
+    async def regenerate(self, answer_id: int, presser: Presser, surface_for: SurfaceFor) -> ControlResult:
+        """Answer the turn of `answer_id` again; the old answer is marked superseded."""
+        ...
+
+    async def continue_answer(self, answer_id: int, presser: Presser, surface_for: SurfaceFor) -> ControlResult:
+        """Have Claude go on after a cut-off answer, shown as the next message."""
         ...
 
 

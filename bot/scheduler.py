@@ -18,7 +18,9 @@ log = logging.getLogger(__name__)
 EVENT_CLAIM_TTL = timedelta(days=2)
 
 
-async def prune_once(store: Store, thread_ttl_days: int, retention_days: int | None = None) -> PruneResult:
+async def prune_once(
+    store: Store, thread_ttl_days: int, retention_days: int | None = None, uninstall_grace_days: int = 7
+) -> PruneResult:
     """Prune, unless another instance on the same database is pruning right now."""
     async with store.db.exclusive("prune") as mine:
         if not mine:
@@ -28,6 +30,10 @@ async def prune_once(store: Store, thread_ttl_days: int, retention_days: int | N
         result = await store.housekeeping.prune(
             idle_before=moment - timedelta(days=thread_ttl_days), events_before=moment - EVENT_CLAIM_TTL
         )
+        await store.spend.forget_expired(moment, rate_since=moment - timedelta(minutes=1))
+        departed = await store.workspaces.forget_departed(moment - timedelta(days=uninstall_grace_days))
+        if departed:
+            log.info("deleted the conversations of %d workspaces the app left", departed)
         if retention_days is not None:
             expired = await store.housekeeping.expire(moment - timedelta(days=retention_days))
             result = PruneResult(result.conversations, result.messages, result.events, expired)

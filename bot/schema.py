@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 
@@ -99,6 +100,9 @@ messages = Table(
     Column("output_tokens", Integer, nullable=False, default=0),
     Column("cache_read_tokens", Integer, nullable=False, default=0),
     Column("cache_write_tokens", Integer, nullable=False, default=0),
+    # Server tool uses of the answer (priced per use; see bot/pricing.py).
+    Column("web_searches", Integer, nullable=False, default=0),
+    Column("web_fetches", Integer, nullable=False, default=0),
     Column("created_at", UTCDateTime, nullable=False),
     # When the platform says a user turn was posted (None: unknown); orders the turns still
     # waiting for their answer (see policy.in_posting_order).
@@ -108,6 +112,8 @@ messages = Table(
     Column("state", String(16), nullable=True),
     Column("attempts", Integer, nullable=False, default=0),  # answers started for it
     Column("owner", String(64), nullable=True),  # the instance answering it (see `instances`)
+    # An answer replaced by Regenerate: kept (it is still in the chat) but never resent to Claude.
+    Column("superseded", Boolean, nullable=False, default=False, server_default=false()),
     Index("ix_messages_conversation_id", "conversation_id", "id"),
     Index("ix_messages_state", "state", "created_at"),
     Index("ix_messages_platform_message_id", "conversation_id", "platform_message_id"),
@@ -146,6 +152,12 @@ channel_settings = Table(
     Column("model", String(128), nullable=True),
     Column("system_prompt", Text, nullable=True),
     Column("max_tokens", Integer, nullable=True),
+    # Claude's own tools and thinking (see bot/claude/request.py).
+    Column("web", Boolean, nullable=True),
+    Column("web_allowed_domains", Text, nullable=True),  # comma-separated
+    Column("web_blocked_domains", Text, nullable=True),
+    Column("effort", String(16), nullable=True),
+    Column("fallback_model", String(128), nullable=True),
     Column("updated_by", String(128), nullable=True),
     Column("updated_at", UTCDateTime, nullable=False),
 )
@@ -204,4 +216,168 @@ attachments = Table(
     Index("ix_attachments_message_id", "message_id"),
     Index("ix_attachments_conversation_sha", "conversation_id", "sha256"),
     Index("ix_attachments_file_id", "file_id"),
+)
+
+# One vote per person per answer (a second click changes it); the answer's model is kept so
+# the counts survive the answer being erased.
+answer_feedback = Table(
+    "answer_feedback",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("message_id", BigInteger, ForeignKey("messages.id", ondelete="CASCADE"), nullable=False),
+    Column("platform", String(32), nullable=False),
+    Column("workspace_id", String(64), nullable=False),
+    Column("channel_id", String(64), nullable=False),
+    Column("user_id", String(64), nullable=False),
+    Column("positive", Boolean, nullable=False),
+    Column("model", String(128), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("message_id", "user_id", name="uq_answer_feedback_vote"),
+    Index("ix_answer_feedback_channel", "platform", "workspace_id", "channel_id", "updated_at"),
+)
+
+
+# Spend limits set with `/claude budget` (see bot/budgets.py): one row per scope; a channel's
+# row has its channel id, the user and workspace rows '*'. micros None: "off".
+spend_limits = Table(
+    "spend_limits",
+    metadata,
+    Column("platform", String(32), primary_key=True),
+    Column("workspace_id", String(64), primary_key=True),
+    Column("scope", String(16), primary_key=True),  # channel, user, workspace
+    Column("scope_id", String(64), primary_key=True),
+    Column("period", String(8), nullable=False),  # day, month
+    Column("micros", BigInteger, nullable=True),
+    Column("updated_by", String(128), nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# What answers cost, per scope and period (`2026-11-30`, `2026-11`), in micro-dollars.
+spend_totals = Table(
+    "spend_totals",
+    metadata,
+    Column("platform", String(32), primary_key=True),
+    Column("workspace_id", String(64), primary_key=True),
+    Column("scope", String(16), primary_key=True),
+    Column("scope_id", String(64), primary_key=True),
+    Column("period_key", String(16), primary_key=True),
+    Column("micros", BigInteger, nullable=False),
+)
+
+# Turns in flight: the most each may cost, counted against the limits until it ends (or,
+# its instance dead, until it expires).
+spend_holds = Table(
+    "spend_holds",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("platform", String(32), nullable=False),
+    Column("workspace_id", String(64), nullable=False),
+    Column("channel_id", String(64), nullable=False),
+    Column("user_id", String(64), nullable=False),
+    Column("micros", BigInteger, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index("ix_spend_holds_workspace", "platform", "workspace_id", "expires_at"),
+)
+
+# One row per turn started, for the per-minute rate limits (rows older than a minute are dropped).
+rate_events = Table(
+    "rate_events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("platform", String(32), nullable=False),
+    Column("workspace_id", String(64), nullable=False),
+    Column("channel_id", String(64), nullable=False),
+    Column("user_id", String(64), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Index("ix_rate_events_workspace", "platform", "workspace_id", "at"),
+)
+
+# Notices said at most once per key until `until` (a limit's line per thread and period,
+# the 80% note, "slow down").
+spend_notices = Table(
+    "spend_notices",
+    metadata,
+    Column("key", String(400), primary_key=True),
+    Column("until", UTCDateTime, nullable=False),
+    Index("ix_spend_notices_until", "until"),
+)
+
+
+# Workspaces the app was removed from (Slack `app_uninstalled`), and when: their conversations
+# are deleted after UNINSTALL_GRACE_DAYS unless the app is installed there again.
+departed_workspaces = Table(
+    "departed_workspaces",
+    metadata,
+    Column("platform", String(32), primary_key=True),
+    Column("workspace_id", String(64), primary_key=True),
+    Column("left_at", UTCDateTime, nullable=False),
+)
+
+# Slack OAuth installs (HTTP mode with SLACK_CLIENT_ID): slack-sdk's SQLAlchemy installation and
+# state stores read and write these three tables with their own definitions; the columns are
+# theirs (bot/ may not import slack_sdk), except that token columns are wide enough for the
+# tokens' encryption (adapters/slack/oauth.py). Timestamps are naive UTC, as slack-sdk writes them.
+_TOKEN = 1000
+
+
+def _installation_columns(*, with_user: bool) -> list[Any]:
+    columns: list[Any] = [
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("client_id", String(32), nullable=False),
+        Column("app_id", String(32), nullable=False),
+        Column("enterprise_id", String(32)),
+        Column("enterprise_name", String(200)),
+    ]
+    if with_user:
+        columns.append(Column("enterprise_url", String(200)))
+    columns += [
+        Column("team_id", String(32)),
+        Column("team_name", String(200)),
+        Column("bot_token", String(_TOKEN)),
+        Column("bot_id", String(32)),
+        Column("bot_user_id", String(32)),
+        Column("bot_scopes", String(1000)),
+        Column("bot_refresh_token", String(_TOKEN)),
+        Column("bot_token_expires_at", DateTime),
+    ]
+    if with_user:
+        columns += [
+            Column("user_id", String(32), nullable=False),
+            Column("user_token", String(_TOKEN)),
+            Column("user_scopes", String(1000)),
+            Column("user_refresh_token", String(_TOKEN)),
+            Column("user_token_expires_at", DateTime),
+            Column("incoming_webhook_url", String(200)),
+            Column("incoming_webhook_channel", String(200)),
+            Column("incoming_webhook_channel_id", String(200)),
+            Column("incoming_webhook_configuration_url", String(200)),
+        ]
+    columns.append(Column("is_enterprise_install", Boolean, default=False, nullable=False))
+    if with_user:
+        columns.append(Column("token_type", String(32)))
+    columns.append(Column("installed_at", DateTime, nullable=False))
+    return columns
+
+
+slack_installations = Table(
+    "slack_installations",
+    metadata,
+    *_installation_columns(with_user=True),
+    Index("slack_installations_idx", "client_id", "enterprise_id", "team_id", "user_id", "installed_at"),
+)
+
+slack_bots = Table(
+    "slack_bots",
+    metadata,
+    *_installation_columns(with_user=False),
+    Index("slack_bots_idx", "client_id", "enterprise_id", "team_id", "installed_at"),
+)
+
+slack_oauth_states = Table(
+    "slack_oauth_states",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("state", String(200), nullable=False),
+    Column("expire_at", DateTime, nullable=False),
 )

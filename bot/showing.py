@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from bot.domain import ThreadKey
-from bot.ports import ReplyStream, ShownInMessages
+from bot.controls import AnswerControls
+from bot.domain import Progress, ThreadKey
+from bot.ports import OffersControls, ReplyStream, ShownInMessages, ShowsProgress
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ class ShownAnswer:
         self._closing = False
         self._broken = False
         self._pump: asyncio.Task[None] | None = None
+        self._statuses: list[Progress] = []  # progress not shown yet, oldest first (a few per answer)
 
     def shown_message_ids(self) -> list[str]:
         """Where the platform showed the answer, if it says (`ShownInMessages`)."""
@@ -41,9 +43,24 @@ class ShownAnswer:
         """Every delta Claude produced so far."""
         return "".join(self._deltas)
 
+    def offer_controls(self, controls: AnswerControls) -> None:
+        """The buttons the final message will carry, where the platform shows any."""
+        if isinstance(self._stream, OffersControls):
+            self._stream.offer_controls(controls)
+
     async def append(self, delta: str) -> None:
         """Take a delta; never waits for the platform."""
         self._deltas.append(delta)
+        if self._pump is None:
+            self._pump = asyncio.create_task(self._hand_over())
+        self._more.set()
+
+    async def progress(self, status: Progress) -> None:
+        """What Claude is doing while no text comes (thinking, searching the web), for a
+        platform that shows it; shown by the same task as the text, so never waits either."""
+        if not isinstance(self._stream, ShowsProgress):
+            return
+        self._statuses.append(status)
         if self._pump is None:
             self._pump = asyncio.create_task(self._hand_over())
         self._more.set()
@@ -54,6 +71,15 @@ class ShownAnswer:
             self._more.clear()
             if self._closing:  # the final text shows everything
                 return
+            statuses, self._statuses = self._statuses, []
+            for status in statuses:
+                if self._broken or not isinstance(self._stream, ShowsProgress):
+                    break
+                try:
+                    await self._stream.progress(status)
+                except Exception:  # cosmetic: the answer goes on without it
+                    log.warning("showing progress failed: thread=%s", self._thread, exc_info=True)
+                    break
             text = self.received
             if self._broken or len(text) == self._handed_over:
                 continue

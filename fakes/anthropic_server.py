@@ -51,7 +51,13 @@ the request's total.  The cache has no TTL; `FakeAnthropic.clear_cache` empties 
 Scripting
 ---------
 `FakeAnthropic.queue_reply` scripts replies (FIFO, used before the ``reply``
-callable); `FakeAnthropic.queue_fault`, `FakeAnthropic.fail_always` and the
+callable); `FakeAnthropic.queue_blocks` scripts a reply of content blocks built with
+`fakes.anthropic_tools` (server tool uses and their results, text with citations,
+thinking with a signature, a ``refusal`` with ``stop_details``, ``pause_turn``), streamed
+as the real API streams them, with ``usage.server_tool_use`` counted from its tool uses;
+models may carry ``capabilities``, ``lifecycle`` and deprecation dates, and a request the
+real API would refuse for them (thinking, effort or web search a model lacks, an altered
+thinking signature, a retired model) is refused; `FakeAnthropic.queue_fault`, `FakeAnthropic.fail_always` and the
 ``fault_rate``/``seed`` options inject HTTP errors, mid-stream SSE errors and
 dropped connections.  Run ``python -m fakes.anthropic_server --help`` to
 serve it as a standalone process.
@@ -78,6 +84,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
+from fakes import anthropic_tools
 from fakes.base import LoopbackServer
 
 __all__ = [
@@ -101,6 +108,7 @@ FaultKind = Literal["status", "midstream_error", "drop"]
 IMAGE_TOKENS = 1_500
 """Flat token cost of an image block."""
 
+_THINKING_MODEL = anthropic_tools.capabilities(thinking=True, effort=("low", "medium", "high", "max"))
 DEFAULT_MODELS: tuple[Mapping[str, Any], ...] = (
     {
         "id": "claude-sonnet-5-5",
@@ -108,6 +116,7 @@ DEFAULT_MODELS: tuple[Mapping[str, Any], ...] = (
         "max_input_tokens": 1_000_000,
         "max_tokens": 64_000,
         "created_at": "2026-09-30T00:00:00Z",
+        "capabilities": _THINKING_MODEL,
     },
     {
         "id": "claude-opus-5-5",
@@ -115,6 +124,7 @@ DEFAULT_MODELS: tuple[Mapping[str, Any], ...] = (
         "max_input_tokens": 1_000_000,
         "max_tokens": 128_000,
         "created_at": "2026-09-15T00:00:00Z",
+        "capabilities": _THINKING_MODEL,
     },
     {
         "id": "claude-haiku-5-5",
@@ -122,6 +132,7 @@ DEFAULT_MODELS: tuple[Mapping[str, Any], ...] = (
         "max_input_tokens": 200_000,
         "max_tokens": 64_000,
         "created_at": "2026-09-01T00:00:00Z",
+        "capabilities": anthropic_tools.capabilities(thinking=False),
     },
 )
 
@@ -334,6 +345,9 @@ class ModelSpec:
     # What the model reads; both None: the models API says nothing of capabilities.
     image_input: bool | None = None
     pdf_input: bool | None = None
+    capabilities: Mapping[str, Any] | None = None
+    deprecated_at: str | None = None
+    retires_at: str | None = None
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> ModelSpec:
@@ -347,6 +361,9 @@ class ModelSpec:
             lifecycle=str(data.get("lifecycle", cls.lifecycle)),
             image_input=data.get("image_input"),
             pdf_input=data.get("pdf_input"),
+            capabilities=data.get("capabilities"),
+            deprecated_at=data.get("deprecated_at"),
+            retires_at=data.get("retires_at"),
         )
 
     def to_json(self) -> JsonDict:
@@ -361,27 +378,19 @@ class ModelSpec:
             "max_input_tokens": self.max_input_tokens,
             "max_tokens": self.max_tokens,
             "capabilities": self._capabilities(),
-            "deprecated_at": None,
-            "retires_at": None,
+            "deprecated_at": self.deprecated_at,
+            "retires_at": self.retires_at,
         }
 
 
     def _capabilities(self) -> JsonDict | None:
+        """The model's capabilities, with what it reads (image_input, pdf_input) where a test set it."""
         if self.image_input is None and self.pdf_input is None:
-            return None
-        yes, no = {"supported": True}, {"supported": False}
-        return {
-            "batch": yes,
-            "citations": yes,
-            "code_execution": no,
-            "context_management": {"supported": False},
-            "effort": {"supported": False, "low": no, "medium": no, "high": no, "max": no},
-            "image_input": {"supported": self.image_input is not False},
-            "pdf_input": {"supported": self.pdf_input is not False},
-            "server_tools": {"supported": False, "code_execution": no, "web_search": no},
-            "structured_outputs": yes,
-            "thinking": {"supported": False, "types": {"adaptive": no, "enabled": no}},
-        }
+            return dict(self.capabilities) if self.capabilities is not None else None
+        caps = dict(self.capabilities or anthropic_tools.capabilities(thinking=False, web=False))
+        caps["image_input"] = {"supported": self.image_input is not False}
+        caps["pdf_input"] = {"supported": self.pdf_input is not False}
+        return caps
 
 
 # --------------------------------------------------------------------------- faults & records
@@ -451,6 +460,12 @@ class ScriptedReply:
     text: str
     stop_reason: str = "end_turn"
     stop_sequence: str | None = None
+    blocks: tuple[JsonDict, ...] = ()  # the whole content when given (see fakes/anthropic_tools.py)
+    stop_details: JsonDict | None = None
+
+    @property
+    def content(self) -> list[JsonDict]:
+        return list(self.blocks) if self.blocks else [{"type": "text", "text": self.text}]
 
 
 @dataclass(frozen=True)
@@ -464,7 +479,7 @@ class MessagePlan:
 
     @property
     def output_tokens(self) -> int:
-        return max(1, estimate_tokens(self.reply.text))
+        return max(1, estimate_tokens(anthropic_tools.written_text(self.reply.content)))
 
 
 class ApiError(Exception):
@@ -509,6 +524,8 @@ def default_reply(body: Mapping[str, Any]) -> str:
 
 
 def _apply_stop_sequences(reply: ScriptedReply, stop_sequences: Iterable[str]) -> ScriptedReply:
+    if reply.blocks:
+        return reply
     hits = [(reply.text.find(seq), seq) for seq in stop_sequences if seq and seq in reply.text]
     if not hits:
         return reply
@@ -517,7 +534,7 @@ def _apply_stop_sequences(reply: ScriptedReply, stop_sequences: Iterable[str]) -
 
 
 def _apply_max_tokens(reply: ScriptedReply, max_tokens: int) -> ScriptedReply:
-    if estimate_tokens(reply.text) <= max_tokens:
+    if reply.blocks or estimate_tokens(reply.text) <= max_tokens:
         return reply
     return ScriptedReply(reply.text[: max_tokens * 4], "max_tokens")
 
@@ -534,9 +551,11 @@ def error_body(error_type: str, message: str, request_id: str) -> JsonDict:
     return {"type": "error", "error": {"type": error_type, "message": message}, "request_id": request_id}
 
 
-def _usage_json(usage: CacheUsage, output_tokens: int) -> JsonDict:
+def _usage_json(usage: CacheUsage, output_tokens: int, blocks: Sequence[JsonDict] = ()) -> JsonDict:
     creation = usage.cache_creation_input_tokens
+    server_tools = anthropic_tools.server_tool_counts(blocks) if blocks else None
     return {
+        "server_tool_use": server_tools,
         "input_tokens": usage.input_tokens,
         "cache_creation_input_tokens": creation,
         "cache_read_input_tokens": usage.cache_read_input_tokens,
@@ -557,10 +576,11 @@ def _message_json(plan: MessagePlan, *, final: bool) -> JsonDict:
         "type": "message",
         "role": "assistant",
         "model": plan.model,
-        "content": [{"type": "text", "text": reply.text}] if final else [],
+        "content": reply.content if final else [],
         "stop_reason": reply.stop_reason if final else None,
         "stop_sequence": reply.stop_sequence if final else None,
-        "usage": _usage_json(plan.usage, plan.output_tokens if final else 1),
+        "stop_details": reply.stop_details if final else None,
+        "usage": _usage_json(plan.usage, plan.output_tokens if final else 1, reply.blocks if final else ()),
     }
 
 
@@ -704,6 +724,13 @@ class FakeAnthropic(LoopbackServer):
     def queue_reply(self, text: str, stop_reason: str = "end_turn") -> None:
         """Answer the next Messages request (FIFO) with ``text``, ending with ``stop_reason``."""
         self._replies.append(ScriptedReply(text, stop_reason))
+
+    def queue_blocks(
+        self, *blocks: JsonDict, stop_reason: str = "end_turn", stop_details: JsonDict | None = None
+    ) -> None:
+        """Answer the next Messages request (FIFO) with these content blocks (built with
+        `fakes.anthropic_tools`): server tool uses and results, cited text, thinking."""
+        self._replies.append(ScriptedReply("", stop_reason, blocks=tuple(blocks), stop_details=stop_details))
 
     def queue_fault(
         self,
@@ -893,9 +920,13 @@ class FakeAnthropic(LoopbackServer):
         """Validate the request, then account its tokens and pick the reply."""
         _require("model" in body, "model: Field required")
         model = self._find_model(body["model"])
+        if model.lifecycle == "retired":  # still in the catalogue, but inference naming it fails
+            raise ApiError(404, f"model: {model.id} has been retired")
         _validate_messages(body.get("messages"))
         max_tokens = _validate_max_tokens(body, model)
         stop_sequences = _stop_sequences(body)
+        refused = anthropic_tools.check_request(body, model.capabilities)
+        _require(refused is None, refused or "")
         blocks = prompt_blocks(body)
         total = sum(block.tokens for block in blocks)
         limit = self.context_window if self.context_window is not None else model.max_input_tokens
@@ -903,6 +934,11 @@ class FakeAnthropic(LoopbackServer):
         usage = self.cache.account(model.id, blocks)
         reply = await self._next_reply(body)
         reply = _apply_max_tokens(_apply_stop_sequences(reply, stop_sequences), max_tokens)
+        used = {b.get("name") for b in reply.blocks if b.get("type") == "server_tool_use"}
+        missing = used - anthropic_tools.tool_names(body)
+        if missing:  # a script error in a test: the model cannot use a tool it was not given
+            names = sorted(str(name) for name in missing)
+            raise ApiError(500, f"fake: the scripted reply uses {names} but the request has no such tool")
         return MessagePlan(f"msg_fake_{request_id.removeprefix('req_fake_')}", model.id, reply, usage)
 
     async def _handle_messages(self, request: web.Request) -> web.StreamResponse:
@@ -928,7 +964,7 @@ class FakeAnthropic(LoopbackServer):
         plan = await self._plan(body, request_id)
         if streaming:
             return await self._stream(request, plan, fault)
-        self.usages.append(_usage_json(plan.usage, plan.output_tokens))
+        self.usages.append(_usage_json(plan.usage, plan.output_tokens, plan.reply.blocks))
         return _json_response(_message_json(plan, final=True))
 
     def _fail_before_response(self, request: web.Request, fault: Fault) -> web.StreamResponse:
@@ -961,6 +997,14 @@ class FakeAnthropic(LoopbackServer):
         await response.write(
             _sse("message_start", {"type": "message_start", "message": _message_json(plan, final=False)})
         )
+        if plan.reply.blocks:
+            for index, block in enumerate(plan.reply.blocks):
+                for event in anthropic_tools.block_events(index, block):
+                    if self.chunk_delay > 0 and event["type"] == "content_block_delta":
+                        await self._wait_pinging(response, self.chunk_delay)
+                    await response.write(_sse(event["type"], event))
+            await self._finish_stream(response, plan, stop_block=False)
+            return
         await response.write(
             _sse(
                 "content_block_start",
@@ -1003,10 +1047,15 @@ class FakeAnthropic(LoopbackServer):
         await response.write(_sse("error", error_body(error_type, message, request[REQUEST_ID])))
         await response.write_eof()
 
-    async def _finish_stream(self, response: web.StreamResponse, plan: MessagePlan) -> None:
-        usage = _usage_json(plan.usage, plan.output_tokens)
-        await response.write(_sse("content_block_stop", {"type": "content_block_stop", "index": 0}))
-        delta = {"stop_reason": plan.reply.stop_reason, "stop_sequence": plan.reply.stop_sequence}
+    async def _finish_stream(self, response: web.StreamResponse, plan: MessagePlan, *, stop_block: bool = True) -> None:
+        usage = _usage_json(plan.usage, plan.output_tokens, plan.reply.blocks)
+        if stop_block:
+            await response.write(_sse("content_block_stop", {"type": "content_block_stop", "index": 0}))
+        delta = {
+            "stop_reason": plan.reply.stop_reason,
+            "stop_sequence": plan.reply.stop_sequence,
+            "stop_details": plan.reply.stop_details,
+        }
         message_delta_usage = {k: v for k, v in usage.items() if k not in ("cache_creation", "service_tier")}
         await response.write(
             _sse("message_delta", {"type": "message_delta", "delta": delta, "usage": message_delta_usage})

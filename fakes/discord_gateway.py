@@ -22,7 +22,8 @@ Protocol (https://discord.com/developers/docs/events/gateway)
   A RESUME of an unknown session gets INVALID_SESSION (op 9, ``d: false``).
 * `reconnect` sends RECONNECT (op 7): events dispatched until the client resumes are kept and
   replayed. `invalidate` sends INVALID_SESSION (op 9, ``d: false``): the session ends, events until
-  a new IDENTIFY are lost (as on Discord). `drop` closes the socket with 1006-like abruptness.
+  a new IDENTIFY are lost (as on Discord). `drop` closes the socket (4000) without RECONNECT:
+  the client resumes by itself.
 * Guild events go to the session of the shard ``(guild_id >> 22) % shard_count``; DMs to shard 0.
 * The bot's own REST actions come back as Discord sends them: MESSAGE_CREATE / MESSAGE_UPDATE for
   its messages, THREAD_CREATE for threads it starts (through `FakeDiscord.gateway_listeners`).
@@ -52,7 +53,6 @@ HELLO, HEARTBEAT, IDENTIFY, RESUME, RECONNECT, INVALID_SESSION, HEARTBEAT_ACK = 
 GUILD_MEMBERS, GUILD_PRESENCES, MESSAGE_CONTENT = 1 << 1, 1 << 8, 1 << 15
 PRIVILEGED_INTENTS = GUILD_MEMBERS | GUILD_PRESENCES | MESSAGE_CONTENT
 KNOWN_INTENTS = (1 << 26) - 1 | (1 << 24) | (1 << 25)
-INTERACTION_CREATE_EVENTS = "INTERACTION_CREATE"
 
 
 @dataclass
@@ -85,11 +85,14 @@ class _Connection:
         async with self.lock:  # one zlib stream: frames must leave in the order they were compressed
             if self.socket.closed:
                 return
-            if self.compressor is None:
-                await self.socket.send_str(text)
-            else:
-                data = self.compressor.compress(text.encode()) + self.compressor.flush(zlib.Z_SYNC_FLUSH)
-                await self.socket.send_bytes(data)
+            try:
+                if self.compressor is None:
+                    await self.socket.send_str(text)
+                else:
+                    data = self.compressor.compress(text.encode()) + self.compressor.flush(zlib.Z_SYNC_FLUSH)
+                    await self.socket.send_bytes(data)
+            except ConnectionError:  # closing under us: a RESUME replays what it missed
+                pass
 
 
 @dataclass
@@ -207,7 +210,7 @@ class FakeGateway(LoopbackServer):
     async def interact(self, payload: JsonDict) -> None:
         """A person uses an application command: the REST fake knows it, the gateway dispatches it."""
         self.rest.register_interaction(payload)
-        await self.dispatch(INTERACTION_CREATE_EVENTS, payload, guild_id=payload.get("guild_id"))
+        await self.dispatch("INTERACTION_CREATE", payload, guild_id=payload.get("guild_id"))
 
     async def reconnect(self) -> None:
         """RECONNECT (op 7) to every connected session; later dispatches wait for its RESUME."""
@@ -239,7 +242,13 @@ class FakeGateway(LoopbackServer):
             await session.connection.send({"op": HEARTBEAT, "d": None})
 
     def _from_rest(self, event: str, data: JsonDict) -> None:
-        task = asyncio.get_running_loop().create_task(self.dispatch(event, data, guild_id=data.get("guild_id")))
+        guild_id = data.get("guild_id")
+        if guild_id is None and data.get("channel_id") is not None:
+            channel = self.rest.channels.get(int(data["channel_id"]))
+            guild_id = channel.get("guild_id") if channel is not None else None
+            if guild_id is not None:
+                data["guild_id"] = guild_id  # as Discord sends a guild's messages
+        task = asyncio.get_running_loop().create_task(self.dispatch(event, data, guild_id=guild_id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -149,6 +149,7 @@ __all__ = [
     "RequestRecord",
     "ThreadRecord",
     "autocomplete_payload",
+    "component_payload",
     "dm_channel",
     "guild_payload",
     "interaction_payload",
@@ -870,6 +871,18 @@ def interaction_payload(
         payload["user"] = dict(user)
         payload["authorizing_integration_owners"] = {"0": "0"}
         payload["context"] = 1
+    return payload
+
+
+def component_payload(
+    *, custom_id: str, message: Mapping[str, Any], component_type: int = 2, **kwargs: Any
+) -> JsonDict:
+    """An INTERACTION_CREATE for a click on a message component (``type=3``, MESSAGE_COMPONENT): a
+    button (``component_type=2``) with `custom_id` on `message` (the message object, as Discord
+    embeds it); the other arguments as for `interaction_payload`."""
+    payload = interaction_payload(type=3, subcommand=None, **kwargs)
+    payload["data"] = {"custom_id": custom_id, "component_type": component_type}
+    payload["message"] = dict(message)
     return payload
 
 

@@ -7,7 +7,16 @@ import itertools
 from dataclasses import dataclass, field
 
 from bot.conversation import ConversationService, TurnOutcome
-from bot.domain import Actor, ChannelKey, CommandInvocation, ContextMessage, FileRef, IncomingMessage, ThreadKey
+from bot.domain import (
+    Actor,
+    ChannelKey,
+    CommandInvocation,
+    ContextMessage,
+    FileRef,
+    IncomingMessage,
+    Progress,
+    ThreadKey,
+)
 from bot.files.download import DownloadFailed, FileTooLarge
 
 _ids = itertools.count(1)
@@ -21,6 +30,12 @@ class RecordedReply:
     deltas: list[str] = field(default_factory=list)
     final: str | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    # Each progress shown, with how many deltas had been shown by then.
+    progress_shown: list[tuple[Progress, int]] = field(default_factory=list)
+
+    async def progress(self, status: Progress) -> None:
+        assert self.final is None, "progress after finish"
+        self.progress_shown.append((status, len(self.deltas)))
 
     async def append(self, delta: str) -> None:
         assert self.final is None, "append after finish"

@@ -28,8 +28,11 @@ Methods
 ``chat.postEphemeral``, ``chat.startStream``, ``chat.appendStream``,
 ``chat.stopStream``, ``conversations.replies``, ``users.info``,
 ``reactions.add``, ``reactions.remove``, ``assistant.threads.setStatus``,
-``assistant.threads.setSuggestedPrompts``, ``assistant.threads.setTitle`` and
-``apps.connections.open``.  Anything else answers ``unknown_method``.
+``assistant.threads.setSuggestedPrompts``, ``assistant.threads.setTitle``,
+``apps.connections.open``, ``conversations.history`` and the agent sessions'
+``agents.sessions.setStatus`` / ``agents.sessions.rename`` (recorded in
+`FakeSlack.sessions` and `FakeSlack.session_titles`; a title is kept only from the
+call that created the session, as Slack documents).  Anything else answers ``unknown_method``.
 Files: `FakeSlack.add_file` hosts one at ``url_private_download`` (``GET /files-pri/...``,
 bot token required, each download recorded: see `fakes.slack_files`).
 
@@ -78,6 +81,7 @@ import itertools
 import json
 import random
 import re
+import secrets
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -101,6 +105,7 @@ __all__ = [
     "ResponsePost",
     "SlackApiFailure",
     "SlackMessage",
+    "block_actions_body",
     "blocks_text",
     "event_body",
     "previewable_links",
@@ -150,6 +155,9 @@ DEFAULT_USERS: Mapping[str, Mapping[str, Any]] = {
         "is_bot": False,
     },
 }
+
+AGENT_SESSION_STATUSES = frozenset({"active", "processing", "suspended", "closed"})
+MAX_SESSION_TITLE = 200
 
 JSON_FIELDS = frozenset({"blocks", "attachments", "chunks", "metadata", "prompts", "loading_messages"})
 """Arguments that are JSON when sent in a form-encoded body."""
@@ -238,6 +246,37 @@ def slash_command_body(
     )
 
 
+def block_actions_body(
+    action: Mapping[str, Any],
+    *,
+    user_id: str = "U1",
+    channel_id: str = "C1",
+    message_ts: str = "",
+    thread_ts: str | None = None,
+    team_id: str = "T1",
+    response_url: str = "https://hooks.slack.com/actions/T1/1/fake",
+) -> str:
+    """The form-encoded body Slack POSTs when someone clicks an interactive element in a
+    message (``payload`` = a ``block_actions`` JSON; sign it with `sign_request`)."""
+    message: JsonDict = {"type": "message", "ts": message_ts}
+    if thread_ts:
+        message["thread_ts"] = thread_ts
+    payload = {
+        "type": "block_actions",
+        "team": {"id": team_id, "domain": "fake"},
+        "user": {"id": user_id, "username": user_id.lower(), "team_id": team_id},
+        "api_app_id": "A1",
+        "token": "fake-verification-token",
+        "container": {"type": "message", "message_ts": message_ts, "channel_id": channel_id, "is_ephemeral": False},
+        "trigger_id": "1.1.fake-trigger",
+        "channel": {"id": channel_id, "name": "general"},
+        "message": message,
+        "response_url": response_url,
+        "actions": [{"action_ts": str(wall_time()), **action}],
+    }
+    return urlencode({"payload": json.dumps(payload)})
+
+
 def blocks_text(blocks: Iterable[Any]) -> str:
     """The readable text of Block Kit blocks, one block per line (``markdown``, ``section``, ``header``,
     ``context`` and ``rich_text`` blocks; others contribute nothing)."""
@@ -248,11 +287,16 @@ def blocks_text(blocks: Iterable[Any]) -> str:
         if block.get("type") == "markdown":
             text = block.get("text")
             pieces = [text] if isinstance(text, str) else []
+        elif block.get("type") not in _READABLE_BLOCKS:  # buttons and other controls are not text
+            continue
         else:
             pieces = _texts_in(block)
         if pieces:
             lines.append("".join(pieces) if block.get("type") == "rich_text" else "\n".join(pieces))
     return "\n".join(lines)
+
+
+_READABLE_BLOCKS = frozenset({"section", "header", "context", "rich_text"})
 
 
 def _texts_in(node: Any) -> list[str]:
@@ -531,6 +575,11 @@ class FakeSlack(LoopbackServer):
         """``(channel_id, thread_ts)`` -> every assistant status set, in order (``""`` clears)."""
         self.titles: dict[tuple[str, str], str] = {}
         self.suggested_prompts: dict[tuple[str, str | None], list[Any]] = {}
+        self.sessions: dict[tuple[str, str], list[str]] = {}
+        """``(channel_id, thread_ts)`` -> every agent session status set, in order (agents.sessions.setStatus)."""
+        self.session_titles: dict[tuple[str, str], str] = {}
+        """A session's title: the one given when it was created, or by agents.sessions.rename."""
+        self.session_renames: list[tuple[str, str, str]] = []
 
         self._next_ts = FIRST_TS
         self._rate_limits: dict[str, deque[int]] = {}
@@ -543,7 +592,14 @@ class FakeSlack(LoopbackServer):
         self.file_host = FakeSlackFiles(team_id)
         """Files served at ``url_private_download`` (see `fakes.slack_files`); `add_file` hosts one."""
         self.file_host.accepted_token = bot_token
+        # OAuth installs (`authorize_install`, then ``oauth.v2.access``): each workspace's bot token.
+        self.client_id = "1111.2222"
+        self.client_secret = "slack-client-secret-canary"
+        self.installed_tokens: dict[str, JsonDict] = {}
+        """Bot token issued by ``oauth.v2.access`` -> its workspace (``team_id``, ``bot_user_id``, ...)."""
+        self._oauth_codes: dict[str, JsonDict] = {}
         self._handlers: dict[str, Handler] = {
+            "oauth.v2.access": self._oauth_v2_access,
             "auth.test": self._auth_test,
             "chat.postMessage": self._chat_post_message,
             "chat.update": self._chat_update,
@@ -560,6 +616,9 @@ class FakeSlack(LoopbackServer):
             "assistant.threads.setSuggestedPrompts": self._assistant_set_prompts,
             "assistant.threads.setTitle": self._assistant_set_title,
             "apps.connections.open": self._apps_connections_open,
+            "conversations.history": self._conversations_history,
+            "agents.sessions.setStatus": self._agents_sessions_set_status,
+            "agents.sessions.rename": self._agents_sessions_rename,
         }
 
     # ------------------------------------------------------------------ lifecycle
@@ -636,6 +695,9 @@ class FakeSlack(LoopbackServer):
         self.statuses.clear()
         self.titles.clear()
         self.suggested_prompts.clear()
+        self.sessions.clear()
+        self.session_titles.clear()
+        self.session_renames.clear()
         self.clear_faults()
 
     def add_user(self, user_id: str, **info: Any) -> None:
@@ -752,6 +814,29 @@ class FakeSlack(LoopbackServer):
         history = self.statuses.get((channel_id, thread_ts))
         return history[-1] if history else ""
 
+    def click_stop(self, channel: str, thread_ts: str, user: str = "U1") -> JsonDict:
+        """A person clicks the stop button of a thread's agent session: Slack stops the app's
+        streams in that thread itself and delivers this `agent_session_stopped` event (the
+        session's status is the app's to change)."""
+        stopped = [m.ts for m in self.thread(channel, thread_ts) if m.is_streaming]
+        for ts in stopped:
+            message = self.find_message(channel, ts)
+            if message is not None:
+                message.stream_state = "stopped"
+        return {
+            "type": "agent_session_stopped",
+            "channel": channel,
+            "thread_ts": thread_ts,
+            "user": user,
+            "streaming_message_ts": stopped,
+            "event_ts": self._new_ts(),
+        }
+
+    def session_status(self, channel_id: str, thread_ts: str) -> str:
+        """A thread's agent session status (``""`` when it has no session)."""
+        history = self.sessions.get((channel_id, thread_ts))
+        return history[-1] if history else ""
+
     # ------------------------------------------------------------------ app
 
     def _build_app(self) -> web.Application:
@@ -828,6 +913,9 @@ class FakeSlack(LoopbackServer):
         if token is None and isinstance(body_token, str):
             token = body_token
         record = CallRecord(method=method, params=params, http_method=request.method, token=token, time=monotonic())
+        if auth.startswith("Basic "):  # oauth.v2.access: the app's client id and secret (kept out of the record)
+            client_id, _, client_secret = base64.b64decode(auth[len("Basic ") :]).decode().partition(":")
+            params = {**params, "client_id": client_id, "client_secret": client_secret}
         self.calls.append(record)
         delay = self.latency + self.method_latency.get(method, 0.0)
         if delay > 0:
@@ -857,7 +945,8 @@ class FakeSlack(LoopbackServer):
             raise SlackApiFailure("unknown_method", req_method=method)
         if not readable:
             raise SlackApiFailure("invalid_json")
-        self._check_token(method, token)
+        if method != "oauth.v2.access":  # authenticated by the client id and secret instead
+            self._check_token(method, token)
         failures = self._failures.get(method)
         if failures:
             raise SlackApiFailure(failures.popleft())
@@ -873,6 +962,10 @@ class FakeSlack(LoopbackServer):
             raise SlackApiFailure("not_allowed_token_type" if token == self.bot_token else "invalid_auth")
         if is_app_token:
             raise SlackApiFailure("not_allowed_token_type")
+        if token.startswith("xoxb-oauth-"):  # issued by oauth.v2.access: valid until revoked
+            if token not in self.installed_tokens:
+                raise SlackApiFailure("token_revoked")
+            return
         if self.bot_token is not None and token != self.bot_token:
             raise SlackApiFailure("invalid_auth")
 
@@ -980,7 +1073,55 @@ class FakeSlack(LoopbackServer):
 
     # ------------------------------------------------------------------ handlers
 
+    # ------------------------------------------------------------------ OAuth installs
+
+    def authorize_install(self, team_id: str, team_name: str = "", *, installer: str = "UADMIN") -> str:
+        """A person approved the app for `team_id` on Slack's consent page: the code Slack sends
+        to the app's redirect URL (good for one ``oauth.v2.access``)."""
+        code = f"code-{team_id}-{len(self._oauth_codes) + 1}"
+        self._oauth_codes[code] = {"team_id": team_id, "team_name": team_name or team_id, "installer": installer}
+        return code
+
+    def tokens_of(self, team_id: str) -> list[str]:
+        return [token for token, team in self.installed_tokens.items() if team["team_id"] == team_id]
+
+    def revoke(self, team_id: str) -> None:
+        """The workspace uninstalled the app: its tokens stop working."""
+        for token in self.tokens_of(team_id):
+            del self.installed_tokens[token]
+
+    def _oauth_v2_access(self, params: JsonDict, token: str) -> JsonDict:
+        if params.get("client_id") != self.client_id:
+            raise SlackApiFailure("invalid_client_id")
+        if params.get("client_secret") != self.client_secret:
+            raise SlackApiFailure("bad_client_secret")
+        grant = self._oauth_codes.pop(str(params.get("code")), None)
+        if grant is None:
+            raise SlackApiFailure("invalid_code")
+        team = grant["team_id"]
+        issued = f"xoxb-oauth-{team}-{secrets.token_hex(8)}"
+        self.installed_tokens[issued] = {**grant, "bot_user_id": f"UBOT{team}", "bot_id": f"BBOT{team}"}
+        return {
+            "ok": True,
+            "app_id": self.app_id,
+            "authed_user": {"id": grant["installer"]},
+            "scope": "app_mentions:read,chat:write,im:history,users:read",
+            "token_type": "bot",
+            "access_token": issued,
+            "bot_user_id": f"UBOT{team}",
+            "team": {"id": team, "name": grant["team_name"]},
+            "enterprise": None,
+            "is_enterprise_install": False,
+        }
+
     def _auth_test(self, params: JsonDict, token: str) -> JsonDict:
+        installed = self.installed_tokens.get(token)
+        if installed is not None:
+            return {
+                "ok": True, "url": "https://fake.slack.com/", "team": installed["team_name"], "user": self.bot_name,
+                "team_id": installed["team_id"], "user_id": installed["bot_user_id"], "bot_id": installed["bot_id"],
+                "is_enterprise_install": False,
+            }
         org = {"enterprise_id": self.enterprise_id} if self.enterprise_id else {}
         return {
             **org,
@@ -1205,6 +1346,48 @@ class FakeSlack(LoopbackServer):
         self._require(params, "channel_id", "thread_ts", "title")
         self.titles[(str(params["channel_id"]), str(params["thread_ts"]))] = str(params["title"])
         return {"ok": True}
+
+    def _conversations_history(self, params: JsonDict, token: str) -> JsonDict:
+        """Top-level messages of a conversation, newest first (one page of `limit`)."""
+        self._require(params, "channel")
+        channel = str(params["channel"])
+        limit = max(1, min(int(params.get("limit") or 100), 1000))
+        top = [
+            m
+            for m in itertools.chain(self.messages, self.seeded)
+            if m.channel == channel and (m.thread_ts is None or m.thread_ts == m.ts)
+        ]
+        top.sort(key=lambda m: _ts_key(m.ts), reverse=True)
+        page = [m.to_api(self._reply_count(m)) for m in top[:limit]]
+        return {"ok": True, "messages": page, "has_more": len(top) > limit}
+
+    def _agents_sessions_set_status(self, params: JsonDict, token: str) -> JsonDict:
+        """As documented: creates the session when new (its `title` is used only then, at most
+        200 characters), else updates its status; thread-based sessions need `thread_ts`."""
+        self._require(params, "channel_id", "thread_ts", "status")
+        status = str(params["status"])
+        if status not in AGENT_SESSION_STATUSES:
+            raise SlackApiFailure("invalid_status")
+        title = params.get("title")
+        if title is not None and len(str(title)) > MAX_SESSION_TITLE:
+            raise SlackApiFailure("invalid_title")
+        key = (str(params["channel_id"]), str(params["thread_ts"]))
+        if key not in self.sessions and title:
+            self.session_titles[key] = str(title)
+        self.sessions.setdefault(key, []).append(status)
+        return {"ok": True, "status": status, "title": self.session_titles.get(key, "")}
+
+    def _agents_sessions_rename(self, params: JsonDict, token: str) -> JsonDict:
+        self._require(params, "channel_id", "thread_ts", "title")
+        key = (str(params["channel_id"]), str(params["thread_ts"]))
+        title = str(params["title"])
+        if key not in self.sessions:
+            raise SlackApiFailure("session_not_found")
+        if not 1 <= len(title) <= MAX_SESSION_TITLE:
+            raise SlackApiFailure("invalid_title")
+        self.session_titles[key] = title
+        self.session_renames.append((key[0], key[1], title))
+        return {"ok": True, "title": title}
 
     def _apps_connections_open(self, params: JsonDict, token: str) -> JsonDict:
         url = self.socket_mode_url or f"ws://{self.host}:{self.port}/link/?ticket=fake-ticket"

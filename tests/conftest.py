@@ -70,6 +70,9 @@ def config(database_url: str, fake_anthropic: FakeAnthropic) -> Config:
         database_url=database_url,
         default_model="claude-sonnet-5-5",
         max_retry_wait_seconds=2.0,
+        # One test person sends many messages a minute; tests/test_spend.py turns the rates on.
+        rate_user_per_minute=0,
+        rate_channel_per_minute=0,
     )
 
 

@@ -16,6 +16,7 @@ from adapters.discord import DiscordAdapter, DiscordConfig
 from bot.app import Core
 from fakes.discord_server import (
     FakeDiscord,
+    component_payload,
     guild_payload,
     interaction_payload,
     message_payload,
@@ -86,6 +87,21 @@ class DiscordHarness:
             guild_id=self.guild_id,
             channel=self.channel,
             permissions=permissions,
+        )
+        self.fake.register_interaction(payload)
+        self.feed("INTERACTION_CREATE", payload)
+        return str(payload["id"])
+
+    def click(self, custom_id: str, message: dict[str, Any], *, user: dict[str, Any] | None = None) -> str:
+        """Someone clicks the button `custom_id` of `message` (the fake's message data)."""
+        channel = self.fake.channels.get(int(message["channel_id"])) or self.channel
+        payload = component_payload(
+            user=user or self.alice,
+            application_id=self.fake.application_id,
+            custom_id=custom_id,
+            message=message,
+            guild_id=self.guild_id,
+            channel=channel,
         )
         self.fake.register_interaction(payload)
         self.feed("INTERACTION_CREATE", payload)

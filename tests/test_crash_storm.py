@@ -337,6 +337,8 @@ async def test_200_conversations_through_5_sigkills_lose_no_turn_and_answer_noth
         "SLACK_API_URL": fake_slack.api_url,
         "DATABASE_URL": database_url,
         "HOST": "127.0.0.1",
+        "RATE_USER_PER_MINUTE": "0",  # one person sends the whole storm
+        "RATE_CHANNEL_PER_MINUTE": "0",
         "LOG_LEVEL": "INFO",
         # A killed instance counts as dead after 2 s: its thread leases (PostgreSQL) are taken over
         # and, at each start, recovery answers what it left (see the module docstring).

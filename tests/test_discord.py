@@ -229,7 +229,23 @@ async def test_claude_commands_are_synced_at_start(discord_bot: DiscordHarness) 
     assert sync.names == ["claude"]
     [claude] = sync.payload
     names = {o["name"] for o in claude["options"]}
-    assert names == {"help", "show", "model", "system", "reset", "usage", "new", "forget"}
+    assert names == {
+        "help", "show", "model", "system", "reset", "usage", "new", "forget", "tools", "effort", "fallback", "budget"
+    }
+    [budget] = [o for o in claude["options"] if o["name"] == "budget"]
+    assert [(o["name"], o.get("required", False)) for o in budget["options"]] == [("limit", False)]
+    tools = next(o for o in claude["options"] if o["name"] == "tools")
+    assert [option.get("required", False) for option in tools["options"]] == [False]  # `/claude tools` shows
+
+
+async def test_a_manager_turns_web_tools_on_with_the_same_syntax_as_slack(
+    discord_bot: DiscordHarness, fake_anthropic: FakeAnthropic
+) -> None:
+    interaction = discord_bot.command("tools", permissions=MANAGE_GUILD, setting="web on")
+    assert "now on" in await discord_bot.answer_to(interaction)
+    discord_bot.say("what is new?", mention=True)
+    await discord_bot.settle()
+    assert [tool["name"] for tool in fake_anthropic.message_requests[-1]["tools"]] == ["web_search", "web_fetch"]
 
 
 async def test_the_model_option_autocompletes_from_the_known_models(discord_bot: DiscordHarness) -> None:

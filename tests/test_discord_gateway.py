@@ -83,6 +83,12 @@ async def test_sigterm_while_an_answer_streams_ends_the_thread_with_the_whole_an
     assert len(world.anthropic.message_requests) == 1
     assert not [line for line in process.lines if "Session is closed" in line or "Traceback" in line], process.output()
 
+    again = await world.serve()  # what was shown is what was stored: the next turn builds on it
+    await world.say(root["id"], "and then?")
+    await world.answers(root["id"], 2, again)
+    assert [m["role"] for m in world.anthropic.message_requests[-1]["messages"]] == ["user", "assistant", "user"]
+    assert answer in str(world.anthropic.message_requests[-1]["messages"][1]["content"])
+
 
 async def test_sigterm_past_the_grace_ends_the_answer_with_the_interrupted_note(world: DiscordWorld) -> None:
     answer = " ".join(f"word{i}" for i in range(50))

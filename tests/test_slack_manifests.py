@@ -31,7 +31,17 @@ LISTENED_EVENTS: dict[str, set[str]] = {
     "message": {"message.channels", "message.groups", "message.im", "message.mpim"},
     "assistant_thread_started": {"assistant_thread_started"},
     "assistant_thread_context_changed": {"assistant_thread_context_changed"},
+    "app_home_opened": {"app_home_opened"},
+    "app_context_changed": {"app_context_changed"},
+    "agent_session_stopped": {"agent_session_stopped"},
+    # Leaving a workspace (OAuth installs): its tokens are deleted.
+    "app_uninstalled": {"app_uninstalled"},
+    "tokens_revoked": {"tokens_revoked"},
 }
+# Listened to for installs still on `assistant_view`; the manifests (agent_view) no longer subscribe them.
+LEGACY_EVENTS = {"assistant_thread_started", "assistant_thread_context_changed"}
+# What the agent messaging experience needs (docs.slack.dev/ai/migrating-to-agent-messaging).
+AGENT_EVENTS = {"app_home_opened", "app_context_changed", "message.im", "agent_session_stopped"}
 
 # The bot scope each subscribed event needs.
 EVENT_SCOPES: dict[str, set[str]] = {
@@ -42,6 +52,11 @@ EVENT_SCOPES: dict[str, set[str]] = {
     "message.mpim": {"mpim:history"},
     "assistant_thread_started": {"assistant:write"},
     "assistant_thread_context_changed": {"assistant:write"},
+    "app_home_opened": set(),
+    "app_context_changed": {"assistant:write"},  # agent_view only, which brings assistant:write
+    "agent_session_stopped": {"assistant:write"},
+    "app_uninstalled": set(),
+    "tokens_revoked": set(),
 }
 
 # Every Web API method the adapter calls with the bot token -> the bot scopes it needs.
@@ -59,6 +74,9 @@ METHOD_SCOPES: dict[str, set[str]] = {
     "assistant.threads.setSuggestedPrompts": {"assistant:write"},
     "assistant.threads.setTitle": {"assistant:write"},
     "users.info": {"users:read"},
+    "chat.postEphemeral": {"chat:write"},  # "only ... can do this" to who pressed a button they may not
+    "agents.sessions.setStatus": {"chat:write"},  # thread-based sessions (docs: agent sessions)
+    "conversations.history": {"im:history"},  # only on the app's DM: has it greeted there yet?
     # Thread context is read wherever the bot is mentioned mid-thread: any conversation type.
     "conversations.replies": {"channels:history", "groups:history", "im:history", "mpim:history"},
 }
@@ -246,7 +264,11 @@ def test_pyyaml_reads_the_manifests_the_same_way() -> None:
 
 def test_every_listened_event_is_subscribed(manifest: dict[str, Any]) -> None:
     subscribed = set(manifest["settings"]["event_subscriptions"]["bot_events"])
+    assert AGENT_EVENTS <= subscribed, "the agent messaging experience's events"
+    assert not LEGACY_EVENTS & subscribed, "assistant_view's events are for old installs only"
     for listener, events in LISTENED_EVENTS.items():
+        if listener in LEGACY_EVENTS:
+            continue
         assert events <= subscribed, f"`{listener}` listener: {sorted(events - subscribed)} not subscribed"
     assert subscribed <= set().union(*LISTENED_EVENTS.values()), "an event nobody listens to is subscribed"
 
@@ -265,14 +287,15 @@ def test_the_bot_scopes_are_exactly_what_the_adapter_needs(manifest: dict[str, A
     assert len(manifest["oauth_config"]["scopes"]["bot"]) == len(scopes), "a scope is listed twice"
 
 
-def test_the_features_serve_mentions_dms_the_assistant_pane_and_the_command(manifest: dict[str, Any]) -> None:
+def test_the_features_serve_mentions_dms_the_agent_view_and_the_command(manifest: dict[str, Any]) -> None:
     features = manifest["features"]
     assert features["bot_user"]["display_name"]
     assert features["app_home"]["messages_tab_enabled"] is True, "people can DM the bot"
     assert features["app_home"]["messages_tab_read_only_enabled"] is False
-    assistant = features["assistant_view"]  # Slack requires it for the assistant:write scope
-    assert assistant["assistant_description"]
-    prompts = assistant["suggested_prompts"]
+    assert "assistant_view" not in features, "new apps can only use the agent messaging experience"
+    agent = features["agent_view"]  # Slack requires it (or assistant_view) for the assistant:write scope
+    assert agent["agent_description"]
+    prompts = agent["suggested_prompts"]
     assert 1 <= len(prompts) <= 4 and all(p["title"] and p["message"] for p in prompts)
     [command] = features["slash_commands"]
     assert command["command"] == "/claude" and command["description"] and command["usage_hint"]

@@ -161,6 +161,8 @@ async def deployment(
         "SLACK_API_URL": fake_slack.api_url,
         "DATABASE_URL": database_url,
         "HOST": "127.0.0.1",
+        "RATE_USER_PER_MINUTE": "0",  # one person sends the whole storm
+        "RATE_CHANNEL_PER_MINUTE": "0",
         "LOG_LEVEL": "DEBUG",
     }
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=LIMIT_SECONDS)) as http:

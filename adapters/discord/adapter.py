@@ -18,11 +18,18 @@ from discord import app_commands
 
 from adapters.discord import changes
 from adapters.discord.commands import claude_group
+from adapters.discord.controls import DiscordControls
 from adapters.discord.gateway import use_api_gateway, why_the_gateway_stopped
 from adapters.discord.outage import RETRY_DELAYS, HeldMessages
 from adapters.discord.reply import NO_MENTIONS
-from adapters.discord.surface import DISCORD_FILE_HOSTS, DiscordCommandSurface, DiscordMessageSurface
-from adapters.discord.translate import PLATFORM, command_invocation, incoming_message, replied_to_bot
+from adapters.discord.surface import DiscordCommandSurface, DiscordMessageSurface
+from adapters.discord.translate import (
+    DISCORD_FILE_HOSTS,
+    PLATFORM,
+    command_invocation,
+    incoming_message,
+    replied_to_bot,
+)
 from bot.domain import IncomingMessage, PostedMessage, ThreadKey
 from bot.errors import ServiceUnavailable, StartupError
 from bot.files.download import with_api_host
@@ -79,6 +86,8 @@ class DiscordAdapter:
             self.client.event(handler)
         self.held = HeldMessages(config.outage_retry_delays)
         self.file_hosts = with_api_host(DISCORD_FILE_HOSTS, config.api_url, "discord.com")
+        self.controls = DiscordControls(lambda: self._inbox)
+        self.client.event(self.controls.on_interaction)
         self._inbox: Inbox | None = None
         self._gateway: asyncio.Task[str | None] | None = None
         self._starting = False
@@ -162,7 +171,9 @@ class DiscordAdapter:
                 log.warning("discord: could not look up channel %s", message.channel.id)
         incoming = incoming_message(message, me, await self._continued(message, me))
         if incoming is not None and self._inbox is not None:
-            surface = DiscordMessageSurface(self.client, message, incoming, self.file_hosts)
+            surface = DiscordMessageSurface(
+                self.client, message, incoming, self.file_hosts, self.controls.last_answers
+            )
             await self.held.submit(self._inbox, incoming, surface)
 
     async def _continued(self, message: discord.Message, me: discord.ClientUser) -> ThreadKey | None:
@@ -212,16 +223,20 @@ class DiscordAdapter:
             except (discord.HTTPException, ValueError, AttributeError):
                 continue
             again = incoming_message(original, me, await self._continued(original, me)) if me is not None else None
-            return DiscordMessageSurface(self.client, original, again or message, self.file_hosts)
+            return DiscordMessageSurface(
+                self.client, original, again or message, self.file_hosts, self.controls.last_answers
+            )
         return None
 
     async def _run_command(self, interaction: discord.Interaction, name: str, argument: str) -> None:
         """Defer at once (the answer may take longer than Discord's 3 s); the core answers
         in the background."""
+        inbox = self._inbox
+        if inbox is None:  # shutting down: no "thinking…" that nobody will answer
+            return
         await interaction.response.defer(ephemeral=True, thinking=True)
-        if self._inbox is not None:
-            invocation = command_invocation(interaction, f"{name} {argument}".strip())
-            await self._inbox.submit_command(invocation, DiscordCommandSurface(interaction))
+        invocation = command_invocation(interaction, f"{name} {argument}".strip())
+        await inbox.submit_command(invocation, DiscordCommandSurface(interaction))
 
     async def _model_choices(self) -> list[str]:
         return await self._inbox.model_choices() if self._inbox is not None else []

@@ -37,10 +37,14 @@ def _subcommand(
     async def with_argument(interaction: discord.Interaction, value: str) -> None:
         await run(interaction, spec.name, value)
 
-    app_commands.rename(value=spec.argument.name)(with_argument)
-    app_commands.describe(value=spec.argument.description)(with_argument)
+    async def with_optional_argument(interaction: discord.Interaction, value: str = "") -> None:
+        await run(interaction, spec.name, value)
+
+    callback = with_optional_argument if spec.argument.optional else with_argument
+    app_commands.rename(value=spec.argument.name)(callback)
+    app_commands.describe(value=spec.argument.description)(callback)
     command: app_commands.Command[Any, Any, None] = app_commands.Command(
-        name=spec.name, description=description, callback=with_argument
+        name=spec.name, description=description, callback=callback
     )
     if spec.argument.model_id:
 

@@ -15,7 +15,9 @@ from typing import Any
 
 import discord
 
+from adapters.progress_text import status_line
 from adapters.streaming import ReplyLimits, StreamedReply
+from bot.domain import Progress
 
 # 2,000 characters per message; Discord allows about 5 edits per 5 s per channel, so one
 # edit per 1.2 s per message, the last one included.
@@ -61,6 +63,12 @@ class DiscordReply(StreamedReply[discord.Message]):
     async def finish(self, text: str) -> None:
         self._stop_typing()
         await super().finish(text)
+
+    async def progress(self, status: Progress) -> None:
+        """Before the answer: its first message shows a status line ("*Searching the web…*"),
+        which the answer's first edit replaces."""
+        if status.kind != "found":  # (the answer lists its sources)
+            await self.show_status(f"*{status_line(status)}*")
 
     async def _post_part(self, index: int, text: str) -> discord.Message:
         message: discord.Message = await self._channel.send(

@@ -10,19 +10,20 @@ from typing import Any, Literal
 import aiohttp
 import discord
 
+from adapters.discord.controls import ControlledReply, LastAnswers
 from adapters.discord.reply import MESSAGE_LIMIT, NO_MENTIONS, DiscordReply
-from adapters.discord.translate import SPOKEN_TYPES, attachment_refs
+from adapters.discord.translate import DISCORD_FILE_HOSTS, SPOKEN_TYPES, attachment_refs
 from adapters.streaming import split_all
-from bot.domain import ContextMessage, FileRef, IncomingMessage
+from bot.controls import AnswerControls
+from bot.domain import ContextMessage, FileRef, IncomingMessage, Progress
 from bot.files.download import fetch_limited
-from bot.ports import ReplyStream
+from bot.ports import OffersControls, ReplyStream
 
 log = logging.getLogger(__name__)
 
 THREAD_ARCHIVE_MINUTES: Literal[1440] = 1440  # a day
 THREAD_NAME_CHARS = 90
 CONTEXT_MESSAGES = 50
-DISCORD_FILE_HOSTS = ("cdn.discordapp.com", "media.discordapp.net")  # where attachments are served
 THREAD_ALREADY_EXISTS = 160004  # Discord's error code: a thread was already started from this message
 
 
@@ -32,6 +33,7 @@ class DiscordMessageSurface:
     original: discord.Message
     message: IncomingMessage
     file_hosts: tuple[str, ...] = DISCORD_FILE_HOSTS
+    last_answers: LastAnswers | None = None  # set: the answer gets Stop and its controls
 
     async def open_reply(self) -> ReplyStream:
         """In a thread or a DM, answer there; in a channel, open a thread on the message, or
@@ -44,7 +46,11 @@ class DiscordMessageSurface:
             else:
                 thread = await self._open_thread()
                 channel, reference = (thread, None) if thread is not None else (channel, self.original)
-        reply = DiscordReply(channel, reference)
+        reply = (
+            DiscordReply(channel, reference)
+            if self.last_answers is None
+            else ControlledReply(channel, reference, self.message.thread, self.last_answers)
+        )
         reply.start_typing()
         if reference is None:
             return reply
@@ -97,6 +103,13 @@ class ReplyModeAnswer:
 
     async def append(self, delta: str) -> None:
         await self._reply.append(delta)
+
+    async def progress(self, status: Progress) -> None:
+        await self._reply.progress(status)
+
+    def offer_controls(self, controls: AnswerControls) -> None:
+        if isinstance(self._reply, OffersControls):
+            self._reply.offer_controls(controls)
 
     async def finish(self, text: str) -> None:
         await self._reply.finish(text)

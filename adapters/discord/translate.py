@@ -17,6 +17,7 @@ import discord
 
 from bot.domain import Actor, ChannelKey, CommandInvocation, FileRef, IncomingMessage, ThreadKey
 
+DISCORD_FILE_HOSTS = ("cdn.discordapp.com", "media.discordapp.net")  # where attachments are served
 PLATFORM = "discord"
 DM_WORKSPACE = "@me"
 SPOKEN_TYPES = {discord.MessageType.default, discord.MessageType.reply}

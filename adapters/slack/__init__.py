@@ -6,5 +6,13 @@ and the streamed reply itself."""
 from adapters.slack.adapter import SlackAdapter, SlackConfig
 from adapters.slack.assistant import DEFAULT_PROMPTS
 from adapters.slack.files import SLACK_FILE_HOSTS
+from adapters.slack.oauth import SlackOAuthConfig, check_encryption_key
 
-__all__ = ["DEFAULT_PROMPTS", "SLACK_FILE_HOSTS", "SlackAdapter", "SlackConfig"]
+__all__ = [
+    "DEFAULT_PROMPTS",
+    "SLACK_FILE_HOSTS",
+    "SlackAdapter",
+    "SlackConfig",
+    "SlackOAuthConfig",
+    "check_encryption_key",
+]

@@ -13,12 +13,13 @@ import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-from slack_bolt.async_app import AsyncApp
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
@@ -31,9 +32,18 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import changes
+from adapters.slack.agent import AgentHome, AgentSessions
 from adapters.slack.assistant import DEFAULT_PROMPTS, AssistantPane
+from adapters.slack.controls import register_controls
 from adapters.slack.files import SLACK_FILE_HOSTS, SlackFileHost
 from adapters.slack.ingress import LISTENER_FAILED, SlackIngress
+from adapters.slack.oauth import (
+    INSTALL_PATH,
+    EncryptedInstallationStore,
+    SlackOAuthConfig,
+    oauth_routes,
+    oauth_settings,
+)
 from adapters.slack.progress import StreamingSupport
 from adapters.slack.surface import SlackCommandSurface, SlackMessageSurface, SlackWorkspace
 from adapters.slack.translate import PLATFORM, SlackTranslator
@@ -58,6 +68,7 @@ class SlackConfig:
     suggested_prompts: tuple[dict[str, str], ...] = DEFAULT_PROMPTS
     rate_limit_retries: int = 5
     file_hosts: tuple[str, ...] = SLACK_FILE_HOSTS  # the only hosts the bot token is sent to for files
+    oauth: SlackOAuthConfig | None = None  # set: many workspaces, each with its token (no bot_token)
 
 
 class SlackAdapter:
@@ -74,6 +85,10 @@ class SlackAdapter:
                 AsyncServerErrorRetryHandler(max_retry_count=2),
             ],
         )
+        self._installations: EncryptedInstallationStore | None = None
+        settings = None
+        if config.oauth is not None:
+            settings, self._installations = oauth_settings(config.oauth)
         self.app = AsyncApp(
             client=self.client,
             signing_secret=config.signing_secret or "socket-mode",
@@ -81,19 +96,20 @@ class SlackAdapter:
             request_verification_enabled=False,
             process_before_response=True,
             logger=_bolt_logger(),
+            oauth_settings=settings,
         )
+        self._workspaces: dict[str, SlackWorkspace] = {}  # OAuth mode: by team id
         users = SlackUsers(self.client)
+        self._file_hosts = with_api_host(config.file_hosts, config.api_url, "slack.com")
         self.slack = SlackWorkspace(
             client=self.client,
             users=users,
             translator=SlackTranslator(users, bot_user_id="", team_id=""),
             pane=AssistantPane(self.client, config.suggested_prompts),
             streaming=StreamingSupport(),
-            files=SlackFileHost(
-                config.bot_token,
-                with_api_host(config.file_hosts, config.api_url, "slack.com"),
-                lambda: self.client.session,
-            ),
+            files=SlackFileHost(config.bot_token, self._file_hosts, lambda: self.client.session),
+            sessions=AgentSessions(self.client),
+            home=AgentHome(self.client, config.suggested_prompts),
         )
         self._ingress = SlackIngress(self.app, config.signing_secret or "")
         self._socket: AsyncSocketModeHandler | None = None
@@ -106,6 +122,10 @@ class SlackAdapter:
         self._inbox = inbox
         # One keep-alive session for every Web API call (slack_sdk opens one per call otherwise).
         self.client.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=HTTP_TIMEOUT_SECONDS))
+        if self._installations is not None:  # no token of its own: each workspace's comes with its events
+            self._installations.on_installed = partial(inbox.workspace_left, PLATFORM, left=False)
+            log.info("slack: installs at GET %s; events at POST /slack/events", INSTALL_PATH)
+            return
         try:
             identity = await self.client.auth_test()
         except SlackApiError as exc:
@@ -135,15 +155,73 @@ class SlackAdapter:
     async def close(self) -> None:
         if self.client.session is not None:
             await self.client.session.close()
+        if self.config.oauth is not None:
+            await self.config.oauth.engine.dispose()
 
     async def surface_for_stored(self, message: IncomingMessage) -> MessageSurface | None:
         """A stored message's surface: everything it needs is in the thread key and the
         message's ts (a channel id starting with D is a DM)."""
         stored = replace(message, is_direct=message.thread.channel_id.startswith("D"))
-        return SlackMessageSurface(self.slack, stored, event={})
+        slack = self.slack
+        if self._installations is not None:  # that workspace's token, if it still has the app
+            bot = await self._installations.async_find_bot(enterprise_id=None, team_id=message.thread.workspace_id)
+            if bot is None or not bot.bot_token:
+                return None
+            slack = self._workspace(message.thread.workspace_id, None, bot.bot_user_id, self._client(bot.bot_token))
+        return SlackMessageSurface(slack, stored, event={})
 
     def routes(self) -> list[web.RouteDef]:
-        return [] if self.config.app_token else [web.post("/slack/events", self._ingress.handle)]
+        if self.config.app_token:
+            return []
+        installs = oauth_routes(self.app.oauth_flow) if self.app.oauth_flow is not None else []
+        return [web.post("/slack/events", self._ingress.handle), *installs]
+
+    # --- many workspaces (OAuth) -------------------------------------------
+
+    def _client(self, token: str) -> AsyncWebClient:
+        return AsyncWebClient(
+            token=token, base_url=self.client.base_url, session=self.client.session,
+            retry_handlers=self.client.retry_handlers,
+        )
+
+    def _for(self, context: AsyncBoltContext) -> SlackWorkspace:
+        """What the surfaces of this event share: the app's one workspace, or in OAuth mode that
+        of the event's workspace, with its token (Bolt's authorize found it)."""
+        if self._installations is None or context.client is None or not context.team_id:
+            return self.slack
+        return self._workspace(context.team_id, context.enterprise_id, context.bot_user_id, context.client)
+
+    def _workspace(
+        self, team_id: str, enterprise_id: str | None, bot_user_id: str | None, client: AsyncWebClient
+    ) -> SlackWorkspace:
+        known = self._workspaces.get(team_id)
+        if known is not None and known.client.token == client.token:
+            return known
+        users = SlackUsers(client)
+        users.team_id, users.enterprise_id = team_id, enterprise_id or ""
+        made = SlackWorkspace(
+            client=client,
+            users=users,
+            translator=SlackTranslator(users, bot_user_id=bot_user_id or "", team_id=team_id),
+            pane=AssistantPane(client, self.config.suggested_prompts),
+            streaming=self.slack.streaming,
+            files=SlackFileHost(client.token or "", self._file_hosts, lambda: self.client.session),
+            sessions=AgentSessions(client),
+            home=AgentHome(client, self.config.suggested_prompts),
+        )
+        self._workspaces[team_id] = made
+        return made
+
+    async def _forget_workspace(self, context: AsyncBoltContext, event: dict[str, Any]) -> None:
+        """`app_uninstalled` / `tokens_revoked`: that workspace's tokens are deleted at once."""
+        if self._installations is None:
+            return
+        if event.get("type") == "app_uninstalled" or (event.get("tokens") or {}).get("bot"):
+            await self._installations.async_delete_all(enterprise_id=context.enterprise_id, team_id=context.team_id)
+            self._workspaces.pop(context.team_id or "", None)
+            if self._inbox is not None and context.team_id:
+                await self._inbox.workspace_left(PLATFORM, context.team_id)  # its conversations go later
+            log.info("slack: the app left workspace %s; its tokens are deleted", context.team_id)
 
     # --- events in --------------------------------------------------------
 
@@ -151,20 +229,43 @@ class SlackAdapter:
         app = self.app
 
         @app.event("app_mention")
-        async def on_mention(event: dict[str, Any], body: dict[str, Any], request: AsyncBoltRequest) -> None:
-            await self._on_message(event, body, mentioned=True, redelivered=_is_retry(request))
+        async def on_mention(
+            event: dict[str, Any], body: dict[str, Any], request: AsyncBoltRequest, context: AsyncBoltContext
+        ) -> None:
+            await self._on_message(event, body, self._for(context), mentioned=True, redelivered=_is_retry(request))
 
         @app.event("message")
-        async def on_message(event: dict[str, Any], body: dict[str, Any], request: AsyncBoltRequest) -> None:
-            await self._on_message(event, body, mentioned=False, redelivered=_is_retry(request))
+        async def on_message(
+            event: dict[str, Any], body: dict[str, Any], request: AsyncBoltRequest, context: AsyncBoltContext
+        ) -> None:
+            await self._on_message(event, body, self._for(context), mentioned=False, redelivered=_is_retry(request))
 
         @app.event("assistant_thread_started")
-        async def on_assistant_thread(event: dict[str, Any]) -> None:
-            await self.slack.pane.greet(event)  # before the ack, within a short bound
+        async def on_assistant_thread(event: dict[str, Any], context: AsyncBoltContext) -> None:
+            await self._for(context).pane.greet(event)  # before the ack, within a short bound
+
+        @app.event("app_uninstalled")
+        async def on_uninstalled(event: dict[str, Any], context: AsyncBoltContext) -> None:
+            await self._forget_workspace(context, event)
+
+        @app.event("tokens_revoked")
+        async def on_tokens_revoked(event: dict[str, Any], context: AsyncBoltContext) -> None:
+            await self._forget_workspace(context, event)
 
         @app.event("assistant_thread_context_changed")
         async def on_context_changed() -> None:
             return None
+
+        # The agent messaging experience (agent_view); the two above serve assistant_view installs.
+        @app.event("app_home_opened")
+        async def on_home_opened(event: dict[str, Any]) -> None:
+            await self.slack.home.opened(event)  # before the ack, within a short bound
+
+        @app.event("app_context_changed")
+        async def on_app_context_changed() -> None:
+            return None  # what the person looks at; the bot takes its context from the thread
+
+        register_controls(app, self.slack, lambda: self._inbox)
 
         @app.error
         async def on_listener_error(error: Exception) -> BoltResponse:
@@ -181,9 +282,9 @@ class SlackAdapter:
             return BoltResponse(status=400, body="unprocessable request", headers={LISTENER_FAILED: "input"})
 
         @app.command(self.config.command)
-        async def on_command(ack: Any, command: dict[str, Any]) -> None:
+        async def on_command(ack: Any, command: dict[str, Any], context: AsyncBoltContext) -> None:
             await ack()
-            await self._on_command(command)
+            await self._on_command(command, self._for(context))
 
         # Registered last: what no listener above takes is acked (Bolt would answer 404, which
         # Slack retries, and log a listener template for it).
@@ -201,13 +302,13 @@ class SlackAdapter:
             )
 
     async def _on_message(
-        self, event: dict[str, Any], body: dict[str, Any], *, mentioned: bool, redelivered: bool
+        self, event: dict[str, Any], body: dict[str, Any], slack: SlackWorkspace, *, mentioned: bool, redelivered: bool
     ) -> None:
         if event.get("subtype") in changes.CHANGE_SUBTYPES:
-            await self._on_change(event, body)
+            await self._on_change(event, body, slack)
             return
         try:
-            message = await self.slack.translator.message(event, body, mentioned=mentioned)
+            message = await slack.translator.message(event, body, mentioned=mentioned)
             if message is not None and redelivered:
                 message = replace(message, redelivered=True)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -215,14 +316,14 @@ class SlackAdapter:
             return
         if message is not None and self._inbox is not None:
             with _ours():
-                await self._inbox.submit(message, SlackMessageSurface(self.slack, message, event))
+                await self._inbox.submit(message, SlackMessageSurface(slack, message, event))
 
-    async def _on_change(self, event: dict[str, Any], body: dict[str, Any]) -> None:
+    async def _on_change(self, event: dict[str, Any], body: dict[str, Any], slack: SlackWorkspace) -> None:
         """A person deleted or edited a message: the core forgets or updates its turn before
         the ack (an outage answers 503, so Slack delivers the change again)."""
         try:
-            deleted = changes.deletion(event, body, self.slack.translator)
-            edited = None if deleted is not None else await changes.edit(event, body, self.slack.translator)
+            deleted = changes.deletion(event, body, slack.translator)
+            edited = None if deleted is not None else await changes.edit(event, body, slack.translator)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             log.warning("slack: dropped a malformed %s event (%s)", event.get("subtype"), type(exc).__name__)
             return
@@ -234,15 +335,13 @@ class SlackAdapter:
             elif edited is not None:
                 await self._inbox.message_edited(*edited)
 
-    async def _on_command(self, command: dict[str, Any]) -> None:
+    async def _on_command(self, command: dict[str, Any], slack: SlackWorkspace) -> None:
         try:
-            invocation = self.slack.translator.command(command)
+            invocation = slack.translator.command(command)
         except ValueError:
             log.warning("slack: dropped a malformed slash command (no usable channel or team)")
             return
-        surface = SlackCommandSurface(
-            self.slack.users, invocation.actor.user_id, str(command.get("response_url", ""))
-        )
+        surface = SlackCommandSurface(slack.users, invocation.actor.user_id, str(command.get("response_url", "")))
         if self._inbox is not None:
             with _ours():
                 await self._inbox.submit_command(invocation, surface)

@@ -12,8 +12,10 @@ import time
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.progress_text import found_titles, status_line
 from adapters.slack.reply import SlackReply
-from bot.domain import IncomingMessage
+from bot.controls import AnswerControls
+from bot.domain import IncomingMessage, Progress
 from bot.ttl import Clock, TtlCache
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,18 @@ class ProgressCue:
             self._shown = False
             await self._set(False)
 
+    async def say(self, line: str) -> None:
+        """In the assistant pane (DMs), the status says what Claude is doing ("is searching the web…")."""
+        if not self._shown or not self._message.is_direct:
+            return
+        thread = self._message.thread
+        try:
+            await self._client.assistant_threads_setStatus(
+                channel_id=thread.channel_id, thread_ts=thread.thread_id, status="is " + line[:1].lower() + line[1:]
+            )
+        except Exception as exc:  # cosmetic: an answer never fails for it
+            log.debug("slack: progress status failed (%s)", type(exc).__name__)
+
     async def _set(self, on: bool) -> bool:
         thread, message_ts = self._message.thread, self._message.message_id
         try:
@@ -94,6 +108,22 @@ class ReplyWithCue:
         if self._reply.shown_anything:
             await self._cue.clear()
         self._note_refusal()
+
+    async def progress(self, status: Progress) -> None:
+        """A task update in the native stream, else a status line the answer replaces (and
+        in DMs the pane's status too)."""
+        if status.kind == "found":  # the search's task is done, with the titles it found
+            await self._reply.complete_task(found_titles(status))
+            self._note_refusal()
+            return
+        line = status_line(status)
+        await self._cue.say(line)
+        if not await self._reply.show_progress(line):
+            await self._reply.show_status(f"_{line}_")
+        self._note_refusal()
+
+    def offer_controls(self, controls: AnswerControls) -> None:
+        self._reply.offer_controls(controls)
 
     async def finish(self, text: str) -> None:
         await self._cue.clear()

@@ -26,11 +26,14 @@ import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack.blocks import control_blocks
 from adapters.streaming import ReplyLimits, ShownPart, StreamedReply, StreamingRefused
+from bot.controls import AnswerControls
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +90,98 @@ class SlackReply(StreamedReply[str]):
         super().__init__(SLACK_LIMITS, native_streaming=native_streaming)
         self._client = client
         self._target = target
+        self._open_task: tuple[str, str] | None = None  # (id, title) of the task update in progress
+        self._tasks = 0
+        self._controls: list[dict[str, Any]] = []  # blocks under the final message (see `offer_controls`)
+        self._finishing = False
+        self._closing = -1  # the part being closed
+        self._controls_shown = False
+
+    async def show_progress(self, title: str) -> bool:
+        """Where the answer streams natively: `title` as a task update in its stream (the one
+        before it marked complete); False where no stream can carry it (then a status line).
+        A task never carries a link: the streaming methods take no unfurl flags."""
+        index = len(self._splitter.finished)
+        shown = self._shown(index)
+        if self._fed or not self._streams(shown) or has_link(title):
+            return False
+        self._tasks += 1
+        task = (f"task{self._tasks}", title)
+        chunks = [*self._closing_chunks(), _task_update(*task, "in_progress")]
+        started = self._clock()
+        try:
+            with _refusal():
+                if shown.handle is None:
+                    response = await self._client.chat_startStream(
+                        channel=self._target.channel,
+                        thread_ts=self._target.thread_ts,
+                        chunks=chunks,
+                        task_display_mode="timeline",
+                        recipient_team_id=self._target.team_id,
+                        recipient_user_id=self._target.user_id,
+                    )
+                    shown.handle, shown.streaming = str(response["ts"]), True
+                    self._shows(shown, "", closed=False, started=started)
+                else:
+                    await self._client.chat_appendStream(channel=self._target.channel, ts=shown.handle, chunks=chunks)
+        except StreamingRefused as refusal:
+            self.streaming_refused = refusal.error
+            self._native = shown.streaming = False
+            return False
+        self._open_task = task
+        return True
+
+    async def complete_task(self, titles: list[str]) -> None:
+        """Mark the task in progress done, listing what it found (titles only: no link)."""
+        index = len(self._splitter.finished)
+        shown = self._shown(index)
+        if self._open_task is None or not shown.streaming or shown.handle is None:
+            return
+        task, self._open_task = self._open_task, None
+        output = "\n".join(title for title in titles if not has_link(title))
+        chunk = _task_update(*task, "complete") | ({"output": neutralize_mentions(output)} if output else {})
+        try:
+            with _refusal():
+                await self._client.chat_appendStream(channel=self._target.channel, ts=shown.handle, chunks=[chunk])
+        except StreamingRefused as refusal:  # the answer then posts and edits; nothing is lost
+            self.streaming_refused = refusal.error
+            self._native = shown.streaming = False
+
+    def _closing_chunks(self) -> list[dict[str, str]]:
+        """The task update that marks the open task complete (none if none is open)."""
+        if self._open_task is None:
+            return []
+        task, self._open_task = self._open_task, None
+        return [_task_update(*task, "complete")]
+
+
+    def offer_controls(self, controls: AnswerControls) -> None:
+        self._controls = control_blocks(controls)
+
+    async def finish(self, text: str) -> None:
+        self._finishing = True
+        await super().finish(text)
+        last = self._parts[-1] if self._parts else None
+        if self._controls and not self._controls_shown and last and last.handle and not has_link(last.text):
+            # The last part already showed its final text: only the controls are missing.
+            await self._client.chat_update(
+                channel=self._target.channel, ts=last.handle, **self._with_controls(last.text)
+            )
+            self._controls_shown = True
+
+    async def _close(self, index: int, text: str) -> None:
+        self._closing = index
+        await super()._close(index, text)
+
+    def _is_final_part(self, index: int) -> bool:
+        return self._finishing and bool(self._controls) and index == len(self._splitter.finished) - 1
+
+    def _with_controls(self, text: str) -> dict[str, Any]:
+        """A message's arguments with the controls under its text (a markdown block, as
+        `markdown_text` cannot be combined with blocks; `text` is the notification fallback)."""
+        self._controls_shown = True
+        shown = neutralize_mentions(text)
+        return {"text": shown, "blocks": [{"type": "markdown", "text": shown}, *self._controls]}
 
     @property
     def channel(self) -> str:
@@ -118,7 +213,9 @@ class SlackReply(StreamedReply[str]):
             return
         if shown.streaming:
             with contextlib.suppress(SlackApiError):  # an expired stream is already closed
-                await self._client.chat_stopStream(channel=self._target.channel, ts=shown.handle)
+                await self._client.chat_stopStream(
+                    channel=self._target.channel, ts=shown.handle, chunks=self._closing_chunks() or None
+                )
             shown.streaming = False
         try:
             await self._client.chat_delete(channel=self._target.channel, ts=shown.handle)
@@ -127,16 +224,21 @@ class SlackReply(StreamedReply[str]):
         shown.handle, shown.text = None, ""
 
     async def _post_part(self, index: int, text: str) -> str:
+        final = self._is_final_part(index)
+        content = self._with_controls(text) if final else {"markdown_text": neutralize_mentions(text)}
         response = await self._client.chat_postMessage(
             channel=self._target.channel,
             thread_ts=self._target.thread_ts,
-            markdown_text=neutralize_mentions(text),
             unfurl_links=False,  # Slack fetches no link of this message
             unfurl_media=False,
+            **content,
         )
         return str(response["ts"])
 
     async def _edit_part(self, handle: str, text: str) -> None:
+        if self._is_final_part(self._closing):
+            await self._client.chat_update(channel=self._target.channel, ts=handle, **self._with_controls(text))
+            return
         await self._client.chat_update(channel=self._target.channel, ts=handle, markdown_text=neutralize_mentions(text))
 
     async def _start_stream(self, index: int, text: str) -> str:
@@ -151,16 +253,24 @@ class SlackReply(StreamedReply[str]):
         return str(response["ts"])
 
     async def _append_stream(self, handle: str, text: str) -> None:
+        closing = self._closing_chunks()  # the answer is written: the last task is done
         with _refusal():
             await self._client.chat_appendStream(
-                channel=self._target.channel, ts=handle, markdown_text=neutralize_mentions(text)
+                channel=self._target.channel, ts=handle, markdown_text=neutralize_mentions(text), chunks=closing or None
             )
 
     async def _stop_stream(self, handle: str, text: str) -> None:
+        tasks_done = self._closing_chunks()
         with _refusal():
+            final = self._is_final_part(self._closing)
             await self._client.chat_stopStream(
-                channel=self._target.channel, ts=handle, markdown_text=neutralize_mentions(text) or None
+                channel=self._target.channel,
+                ts=handle,
+                markdown_text=neutralize_mentions(text) or None,
+                chunks=tasks_done or None,
+                blocks=self._controls if final else None,  # shown under the streamed text
             )
+            self._controls_shown = self._controls_shown or final
 
 
 @contextlib.contextmanager
@@ -171,3 +281,7 @@ def _refusal() -> Iterator[None]:
         yield
     except SlackApiError as exc:
         raise StreamingRefused(str(exc.response.get("error", "unknown"))) from exc
+
+
+def _task_update(task_id: str, title: str, status: str) -> dict[str, str]:
+    return {"type": "task_update", "id": task_id, "title": neutralize_mentions(title), "status": status}

@@ -11,6 +11,7 @@ from typing import Any
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from adapters.slack.agent import AgentHome, AgentSessions, SessionReply
 from adapters.slack.assistant import AssistantPane
 from adapters.slack.files import SlackFileHost, file_refs
 from adapters.slack.progress import ProgressCue, ReplyWithCue, StreamingSupport
@@ -37,6 +38,8 @@ class SlackWorkspace:
     pane: AssistantPane
     streaming: StreamingSupport
     files: SlackFileHost
+    sessions: AgentSessions
+    home: AgentHome
 
 
 @dataclass(frozen=True)
@@ -48,13 +51,22 @@ class SlackMessageSurface:
     async def open_reply(self) -> ReplyStream:
         thread = self.message.thread
         await self.slack.pane.title_if_new(thread.channel_id, thread.thread_id, self.message.text)
+        starts_conversation = not self.message.is_thread_reply or self.message.mentions_bot
+        await self.slack.sessions.processing(
+            thread.channel_id,
+            thread.thread_id,
+            title=self.message.text if starts_conversation else None,
+            initiator=self.message.actor.user_id,
+        )
         target = ReplyTarget(thread.channel_id, thread.thread_id, thread.workspace_id, self.message.actor.user_id)
         reply = SlackReply(
             self.slack.client, target, native_streaming=self.slack.streaming.available_in(thread.channel_id)
         )
         cue = ProgressCue(self.slack.client, self.message)
         await cue.show()
-        return ReplyWithCue(reply, cue, self.slack.streaming)
+        return SessionReply(
+            ReplyWithCue(reply, cue, self.slack.streaming), self.slack.sessions, thread.channel_id, thread.thread_id
+        )
 
     async def fetch_thread_context(self) -> list[ContextMessage]:
         thread = self.message.thread

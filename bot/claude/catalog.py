@@ -1,5 +1,6 @@
-"""The models Claude offers and their context windows: the models API, cached for an
-hour, or a built-in table while that API cannot be reached."""
+"""The models Claude offers and their facts (context window, output limit, capabilities,
+lifecycle): the models API, cached for an hour, or a built-in table while that API cannot
+be reached (it knows no capabilities: effort and thinking are then left out of requests)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 import time
 import typing
 from dataclasses import dataclass
+from datetime import datetime
 
 import anthropic
 
@@ -24,6 +26,38 @@ class ModelInfo:
     max_output_tokens: int
     image_input: bool | None = None  # from the models API's capabilities; None: not said
     pdf_input: bool | None = None
+    lifecycle: str = "active"  # active, deprecated or retired (requests naming it fail)
+    retires_at: datetime | None = None
+    adaptive_thinking: bool = False  # accepts thinking {"type": "adaptive"}
+    effort_levels: frozenset[str] = frozenset()  # the output_config.effort levels it accepts
+    web_search: bool = True  # False only where the models API says it lacks the web search tool
+
+
+def model_info(info: anthropic.types.ModelInfo) -> ModelInfo:
+    """The facts the service uses, from the models API's own record of a model."""
+    caps = info.capabilities
+    levels: frozenset[str] = frozenset()
+    adaptive = False
+    web = True
+    if caps is not None:
+        web = caps.server_tools.web_search.supported
+        if caps.effort.supported:
+            offered = {"low": caps.effort.low, "medium": caps.effort.medium, "high": caps.effort.high,
+                       "max": caps.effort.max, "xhigh": caps.effort.xhigh}
+            levels = frozenset(name for name, support in offered.items() if support is not None and support.supported)
+        adaptive = caps.thinking.supported and caps.thinking.types.adaptive.supported
+    return ModelInfo(
+        info.id,
+        info.max_input_tokens or DEFAULT_CONTEXT_WINDOW,
+        info.max_tokens or 64_000,
+        lifecycle=info.lifecycle,
+        retires_at=info.retires_at,
+        adaptive_thinking=adaptive,
+        effort_levels=levels,
+        web_search=web,
+        image_input=caps.image_input.supported if caps else None,
+        pdf_input=caps.pdf_input.supported if caps else None,
+    )
 
 
 def _fallback_models() -> list[ModelInfo]:
@@ -59,6 +93,14 @@ class ModelCatalog:
         self._cache: TtlCache[str, dict[str, ModelInfo]] = TtlCache(ttl_seconds, max_entries=1, clock=clock)
 
     async def models(self) -> dict[str, ModelInfo]:
+        """The models a channel can use (retired ones left out)."""
+        return {key: info for key, info in (await self._every_model()).items() if info.lifecycle != "retired"}
+
+    async def get(self, model_id: str) -> ModelInfo | None:
+        """What is known of `model_id`, a retired model included."""
+        return (await self._every_model()).get(model_id)
+
+    async def _every_model(self) -> dict[str, ModelInfo]:
         try:
             return await self._cache.get_or_load(_EVERY_MODEL, self._list_models)
         except anthropic.AnthropicError as exc:
@@ -69,18 +111,8 @@ class ModelCatalog:
                 self._cache.put(_EVERY_MODEL, fallback, ttl=self._retry_seconds)
             return fallback
 
-    async def get(self, model_id: str) -> ModelInfo | None:
-        return (await self.models()).get(model_id)
-
     async def _list_models(self) -> dict[str, ModelInfo]:
         fetched: dict[str, ModelInfo] = {}
-        async for info in self._client.models.list(limit=100):
-            caps = info.capabilities
-            fetched[info.id] = ModelInfo(
-                info.id,
-                info.max_input_tokens or 200_000,
-                info.max_tokens or 64_000,
-                image_input=caps.image_input.supported if caps else None,
-                pdf_input=caps.pdf_input.supported if caps else None,
-            )
+        async for info in self._client.models.list(limit=100, lifecycle=["active", "deprecated", "retired"]):
+            fetched[info.id] = model_info(info)
         return fetched or {m.id: m for m in FALLBACK_MODELS}

@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Self
 
 import anthropic
@@ -46,6 +46,7 @@ from bot import metrics
 from bot.claude.catalog import ModelCatalog
 from bot.claude.errors import ClaudeError, classify
 from bot.claude.files import FilesApi
+from bot.claude.response import OnProgress, content_json, read_stream, refusal_category, usage_of
 from bot.domain import TokenUsage
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class ClaudeRequest:
     messages: list[dict[str, Any]]
     max_tokens: int
     betas: tuple[str, ...] = ()  # e.g. the Files API's, when a message references an uploaded file
+    extras: dict[str, Any] = field(default_factory=dict)  # tools, thinking, output_config (bot.claude.request)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,8 @@ class ClaudeReply:
     usage: TokenUsage
     model: str
     request_id: str | None
+    content: tuple[dict[str, Any], ...] = ()  # the response's blocks as JSON (sources, pause_turn)
+    refusal_category: str | None = None  # stop_details.category of a refusal, when the API gives one
 
 
 class _WaitCappedAnthropic(anthropic.AsyncAnthropic):
@@ -136,19 +140,22 @@ class ClaudeClient:
     async def close(self) -> None:
         await self._client.close()
 
-    async def stream(self, request: ClaudeRequest, on_text: OnText) -> ClaudeReply:
-        """Stream one reply, handing each text delta to `on_text` as it arrives.
+    async def stream(
+        self, request: ClaudeRequest, on_text: OnText, on_progress: OnProgress | None = None
+    ) -> ClaudeReply:
+        """Stream one reply, handing each text delta to `on_text` as it arrives (and what the
+        model does meanwhile, thinking or using a tool, to `on_progress`).
 
         Failures are retried as the module docstring says; anything else raises ClaudeError.
         """
         try:
             async with asyncio.timeout(self._max_turn_seconds):
-                return await self._stream(request, on_text)
+                return await self._stream(request, on_text, on_progress)
         except TimeoutError as exc:
             log.warning("claude answer exceeded %.0f s: model=%s", self._max_turn_seconds, request.model)
             raise classify(exc, request.model) from None
 
-    async def _stream(self, request: ClaudeRequest, on_text: OnText) -> ClaudeReply:
+    async def _stream(self, request: ClaudeRequest, on_text: OnText, on_progress: OnProgress | None) -> ClaudeReply:
         shown = False
 
         async def show(delta: str) -> None:
@@ -171,8 +178,9 @@ class ClaudeClient:
                         messages=request.messages,  # type: ignore[arg-type]
                         cache_control={"type": "ephemeral"},
                         extra_headers={"anthropic-beta": ",".join(request.betas)} if request.betas else None,
+                        **request.extras,
                     ) as started:
-                        return await _read(started, show, self._silence_seconds)
+                        return await _read(started, show, self._silence_seconds, on_progress)
             except ClaudeError:
                 raise
             except Exception as exc:
@@ -195,27 +203,18 @@ class ClaudeClient:
         return isinstance(exc, anthropic.APIConnectionError | httpx2.TransportError)
 
 
-async def _read(stream: AsyncMessageStream, show: OnText, silence_seconds: float) -> ClaudeReply:
-    loop = asyncio.get_running_loop()
-    async with asyncio.timeout(silence_seconds) as silence:  # raises TimeoutError, classified as "timeout"
-        async for delta in stream.text_stream:
-            if delta:
-                await show(delta)
-            silence.reschedule(loop.time() + silence_seconds)
-        final = await stream.get_final_message()
-    text = "".join(block.text for block in final.content if block.type == "text")
-    usage = final.usage
+async def _read(
+    stream: AsyncMessageStream, show: OnText, silence_seconds: float, on_progress: OnProgress | None
+) -> ClaudeReply:
+    final, request_id = await read_stream(stream, show, on_progress, silence_seconds)
     return ClaudeReply(
-        text=text,
+        text="".join(block.text for block in final.content if block.type == "text"),
         stop_reason=final.stop_reason,
-        usage=TokenUsage(
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cache_read_tokens=usage.cache_read_input_tokens or 0,
-            cache_write_tokens=usage.cache_creation_input_tokens or 0,
-        ),
+        usage=usage_of(final),
         model=final.model,
-        request_id=stream.request_id,
+        request_id=request_id,
+        content=content_json(final),
+        refusal_category=refusal_category(final),
     )
 
 

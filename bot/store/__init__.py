@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.store.answers import AnswerStore
 from bot.store.attachments import AttachmentStore
 from bot.store.changes import MessageChangeStore
 from bot.store.channels import ChannelStore, SettingsRows
@@ -17,7 +18,9 @@ from bot.store.housekeeping import Housekeeping
 from bot.store.instances import InstanceRegistry
 from bot.store.people import PeopleData
 from bot.store.shown import ShownMessages
+from bot.store.spend import SpendStore
 from bot.store.turns import TurnStore
+from bot.store.workspaces import Departures
 
 __all__ = ["Database", "SettingsRows", "Store", "create_engine"]
 
@@ -33,6 +36,9 @@ class Store:
         self.changes = MessageChangeStore(self.db)
         self.shown = ShownMessages(self.db)
         self.attachments = AttachmentStore(self.db)
+        self.answers = AnswerStore(self.db)
+        self.spend = SpendStore(self.db)
+        self.workspaces = Departures(self.db)
 
     @property
     def engine(self) -> AsyncEngine:

@@ -29,6 +29,8 @@ class Housekeeping:
                 func.coalesce(func.sum(messages.c.output_tokens), 0),
                 func.coalesce(func.sum(messages.c.cache_read_tokens), 0),
                 func.coalesce(func.sum(messages.c.cache_write_tokens), 0),
+                func.coalesce(func.sum(messages.c.web_searches), 0),
+                func.coalesce(func.sum(messages.c.web_fetches), 0),
             )
             .select_from(messages.join(conversations))
             .where(
@@ -42,8 +44,8 @@ class Housekeeping:
         async with self._db.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [
-            ModelUsage(model or "unknown", int(count), TokenUsage(int(i), int(o), int(r), int(w)))
-            for model, count, i, o, r, w in rows
+            ModelUsage(model or "unknown", int(count), TokenUsage(int(i), int(o), int(r), int(w), int(s), int(f)))
+            for model, count, i, o, r, w, s, f in rows
         ]
 
     async def prune(

@@ -22,7 +22,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain import ChannelKey, ThreadKey
-from bot.schema import conversations, messages
+from bot.schema import answer_feedback, conversations, messages
 from bot.store.channels import audit_entry
 from bot.store.db import Database, channel_filter, thread_filter
 
@@ -124,6 +124,12 @@ class PeopleData:
             touched += 1 if theirs.turns else 0
         result = Erasure(turns, answers, context, touched)
         async with self._db.write() as conn:
+            # Their feedback votes go too (the counts per model lose them).
+            await conn.execute(
+                delete(answer_feedback).where(
+                    answer_feedback.c.platform == person.platform, answer_feedback.c.user_id == person.user_id
+                )
+            )
             summary = (
                 f"user {person}: {result.rows} rows deleted ({turns} turns, {answers} answers, "
                 f"{context} thread context) in {touched} conversations"

@@ -238,6 +238,8 @@ class TurnStore:
                     output_tokens=usage.output_tokens,
                     cache_read_tokens=usage.cache_read_tokens,
                     cache_write_tokens=usage.cache_write_tokens,
+                    web_searches=usage.web_searches,
+                    web_fetches=usage.web_fetches,
                     created_at=now(),
                 )
                 .returning(messages.c.id)
@@ -276,7 +278,7 @@ class TurnStore:
                 messages.c.platform_message_id,
                 messages.c.stop_reason,
                 messages.c.sent_at,
-            ).where(messages.c.conversation_id == row.id)
+            ).where(messages.c.conversation_id == row.id, messages.c.superseded.is_(False))
             if row.context_start_id is not None:
                 query = query.where(order >= row.context_start_id)
             result = await conn.execute(query.order_by(order, messages.c.rank, messages.c.id))

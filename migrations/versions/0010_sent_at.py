@@ -3,7 +3,7 @@ an earlier message's delivery was retried after a later one was stored; and the 
 whose thread replies are still to be read back (they may have overtaken its delivery).
 
 Revision ID: 0010
-Revises: 0006
+Revises: 0009
 Create Date: 2026-11-30
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010"
-down_revision: str | None = "0006"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,110 @@
+"""Discord's conversation controls end to end: buttons on the answers (Stop while it streams;
+Regenerate, Continue and feedback once complete), clicks as raw component interactions
+through discord.py, the real core and store, the fake Discord REST API."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bot.app import Core
+from bot.schema import answer_feedback, messages
+from fakes.anthropic_server import FakeAnthropic
+from tests.discord_harness import DiscordHarness, discord_service
+
+
+@pytest.fixture
+async def discord_bot(core: Core) -> AsyncIterator[DiscordHarness]:
+    async with discord_service(core) as harness:
+        yield harness
+
+
+def custom_ids(message: Any) -> list[str]:
+    return [c["custom_id"] for row in message.data.get("components", []) for c in row.get("components", [])]
+
+
+def button(message: Any, kind: str) -> str:
+    [found] = [c for c in custom_ids(message) if c.startswith(f"claude:{kind}")]
+    return found
+
+
+async def test_a_complete_answer_carries_regenerate_and_feedback_and_no_stop(
+    discord_bot: DiscordHarness, fake_anthropic: FakeAnthropic
+) -> None:
+    root = discord_bot.say("hello", mention=True)
+    await discord_bot.settle()
+    [answer] = discord_bot.fake.sent(int(root["id"]))
+    kinds = [c.split(":")[1] for c in custom_ids(answer)]
+    assert kinds == ["regen", "up", "down"]
+    assert not answer.pinged_user_ids and not answer.mention_everyone
+
+
+async def test_stop_mid_stream_ends_the_answer_and_keeps_what_was_written(
+    discord_bot: DiscordHarness, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.queue_reply(" ".join(f"w{i}" for i in range(300)))
+    fake_anthropic.chunk_delay = 0.03
+    root = discord_bot.say("write a lot", mention=True)
+    thread_id = int(root["id"])
+    for _ in range(500):
+        sent = discord_bot.fake.sent(thread_id)
+        if sent and any(c.startswith("claude:stop") for c in custom_ids(sent[0])):
+            break
+        await asyncio.sleep(0.02)
+    else:
+        raise AssertionError("no Stop button while the answer streamed")
+    clicked = discord_bot.click(button(sent[0], "stop"), dict(sent[0].data))
+    await discord_bot.settle()
+    fake_anthropic.chunk_delay = 0.0
+
+    [answer] = discord_bot.fake.sent(thread_id)
+    assert answer.content.endswith("_(stopped)_") and "w299" not in answer.content
+    assert not any(c.startswith("claude:stop") for c in custom_ids(answer)), "Stop is gone once it ended"
+    assert discord_bot.fake.interaction_responses(clicked)[0].type == 6  # acknowledged, nothing said
+
+
+async def test_regenerate_is_for_the_asker_and_takes_the_buttons_off_the_older_answer(
+    discord_bot: DiscordHarness, fake_anthropic: FakeAnthropic
+) -> None:
+    root = discord_bot.say("tell me a joke", mention=True)
+    await discord_bot.settle()
+    thread_id = int(root["id"])
+    [first] = discord_bot.fake.sent(thread_id)
+
+    refused = discord_bot.click(button(first, "regen"), dict(first.data), user=discord_bot.bob)
+    await discord_bot.settle()
+    [response] = discord_bot.fake.interaction_responses(refused)
+    assert response.type == 4 and response.ephemeral
+    assert (response.content or "").startswith("Only the person who asked")
+
+    fake_anthropic.queue_reply("a better joke")
+    discord_bot.click(button(first, "regen"), dict(first.data))
+    await discord_bot.settle()
+    older, newer = discord_bot.fake.sent(thread_id)
+    assert newer.content == "a better joke" and custom_ids(newer)
+    assert custom_ids(older) == [], "the older answer's buttons were taken off"
+    async with discord_bot.core.store.engine.connect() as conn:
+        rows = (await conn.execute(select(messages.c.role, messages.c.superseded).order_by(messages.c.id))).all()
+    assert [tuple(r) for r in rows] == [("user", False), ("assistant", True), ("assistant", False)]
+
+
+async def test_feedback_and_continue_from_discord(discord_bot: DiscordHarness, fake_anthropic: FakeAnthropic) -> None:
+    fake_anthropic.queue_reply("the first half", stop_reason="max_tokens")
+    root = discord_bot.say("an essay please", mention=True)
+    await discord_bot.settle()
+    thread_id = int(root["id"])
+    [cut] = discord_bot.fake.sent(thread_id)
+    discord_bot.click(button(cut, "up"), dict(cut.data), user=discord_bot.bob)
+    await discord_bot.settle()
+    async with discord_bot.core.store.engine.connect() as conn:
+        votes = (await conn.execute(select(answer_feedback.c.user_id, answer_feedback.c.positive))).all()
+    assert [tuple(v) for v in votes] == [(str(discord_bot.bob["id"]), True)]
+
+    fake_anthropic.queue_reply("and the second half")
+    discord_bot.click(button(cut, "cont"), dict(cut.data), user=discord_bot.bob)
+    await discord_bot.settle()
+    assert [m.content for m in discord_bot.fake.sent(thread_id)][-1] == "and the second half"
