@@ -32,7 +32,7 @@ from bot.controls import (
     refusal,
 )
 from bot.domain import Actor, History, IncomingMessage, StoredTurn, ThreadKey, TokenUsage
-from bot.policy import FAILED_NOTE, join_notes
+from bot.policy import FAILED_NOTE, OVERLOADED_NOTE, join_notes
 from bot.ports import SurfaceFor
 from bot.running import TurnStopped
 from bot.showing import ShownAnswer
@@ -102,8 +102,15 @@ class ControlService:
             return ControlResult(False, GONE_NOTE)
         from bot.conversation import AcceptedTurn  # (that module builds this service)
 
-        await self._store.answers.supersede(answer.id)
-        self._conversation.tasks.spawn(self._conversation.answer(AcceptedTurn(message), surface_for(message)))
+        room = self._conversation.tasks.reserve()  # background work is capped (bot.tasks)
+        if room is None:
+            return ControlResult(False, OVERLOADED_NOTE)
+        try:
+            await self._store.answers.supersede(answer.id)
+        except BaseException:
+            room.release()
+            raise
+        room.spawn(self._conversation.answer(AcceptedTurn(message), surface_for(message)))
         return ControlResult(True)
 
     async def continue_answer(self, answer_id: int, presser: Presser, surface_for: SurfaceFor) -> ControlResult:
@@ -113,7 +120,10 @@ class ControlService:
         if not continuable(answer.stop_reason):
             return ControlResult(False, NOT_CUT_OFF_NOTE)
         message = _asked(answer) or _as_message(answer, answer.thread, "")
-        self._conversation.tasks.spawn(self._go_on(answer, message, surface_for))
+        room = self._conversation.tasks.reserve()
+        if room is None:
+            return ControlResult(False, OVERLOADED_NOTE)
+        room.spawn(self._go_on(answer, message, surface_for))
         return ControlResult(True)
 
     async def _checked(

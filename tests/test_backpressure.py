@@ -114,3 +114,31 @@ async def test_discord_past_the_cap_the_person_is_told_and_nothing_is_stored(
         assert discord_bot.fake.texts(int(late["id"])) == [OVERLOADED_NOTE], "told, since Discord never redelivers"
         assert not await claimed(capped_core, str(late["id"]))
         assert len(fake_anthropic.message_requests) == 2, "the first message, then the two parked ones together"
+
+
+async def test_discord_regenerate_past_the_cap_is_refused_with_nothing_changed(
+    capped_core: Core, fake_anthropic: FakeAnthropic
+) -> None:
+    async with discord_service(capped_core) as discord_bot:
+        root = discord_bot.say("tell me a joke", mention=True)
+        await discord_bot.settle()
+        thread_id = int(root["id"])
+        discord_bot.open_thread_event(thread_id)
+        [first] = discord_bot.fake.sent(thread_id)
+        [regen] = [
+            c["custom_id"]
+            for row in first.data.get("components", [])
+            for c in row.get("components", [])
+            if c["custom_id"].startswith("claude:regen")
+        ]
+        thread = ThreadKey("discord", str(discord_bot.guild_id), str(discord_bot.channel["id"]), str(thread_id))
+        async with capped_core.service.locks.hold(thread):
+            for text in ("one", "two"):
+                discord_bot.say(text, channel_id=thread_id)
+            await until(lambda: len(capped_core.service.tasks) == CAP)
+            clicked = discord_bot.click(regen, dict(first.data))
+            await until(lambda: bool(discord_bot.fake.interaction_responses(clicked)))
+        await discord_bot.settle()
+        [response] = discord_bot.fake.interaction_responses(clicked)
+        assert response.ephemeral and response.content == OVERLOADED_NOTE
+        assert len(fake_anthropic.message_requests) == 2, "the first answer and the parked messages'; no regeneration"
