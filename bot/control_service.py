@@ -58,11 +58,25 @@ class ControlService:
     async def stop(self, thread: ThreadKey, presser: Presser) -> ControlResult:
         running = self._conversation.running.get(thread)
         if running is None:
-            return ControlResult(False, NOT_RUNNING_NOTE)
+            return await self._stop_elsewhere(thread, presser)
         if not await _allowed(Control.STOP, presser, running.asker_id, self._admins):
             return ControlResult(False, refusal(Control.STOP))
         running.stop.set()
         log.info("answer stopped: thread=%s by=%s", thread, presser.actor.user_id)
+        return ControlResult(True)
+
+    async def _stop_elsewhere(self, thread: ThreadKey, presser: Presser) -> ControlResult:
+        """Another instance writes this thread's answer: a stop request in the database, which
+        it notices within a second (see `bot.running`)."""
+        running = self._conversation.running
+        elsewhere = await running.elsewhere(thread)
+        if elsewhere is None:
+            return ControlResult(False, NOT_RUNNING_NOTE)
+        if not await _allowed(Control.STOP, presser, elsewhere.asker_id, self._admins):
+            return ControlResult(False, refusal(Control.STOP))
+        if not await running.request_stop(thread, elsewhere, presser.actor.user_id):
+            return ControlResult(False, NOT_RUNNING_NOTE)  # it ended meanwhile
+        log.info("answer stop requested of another instance: thread=%s by=%s", thread, presser.actor.user_id)
         return ControlResult(True)
 
     async def finish_stopped(self, thread: ThreadKey, model: str, history: History, reply: ShownAnswer) -> None:
