@@ -24,6 +24,7 @@ from bot.controls import (
     AnswerControls,
     Control,
     ControlResult,
+    ControlsMessage,
     Presser,
     continuable,
     may_press,
@@ -94,6 +95,15 @@ class ControlService:
         else:
             await self._store.turns.settle(thread, up_to_order=covered, state=ANSWERED)
         await reply.finish(join_notes(written, STOPPED_NOTE))
+
+    # --- which message carries the buttons ----------------------------------------
+
+    async def controls_moved(
+        self, thread: ThreadKey, carrier: ControlsMessage | None, answer_id: int | None
+    ) -> list[ControlsMessage]:
+        """`carrier` now shows `thread`'s latest answer buttons; the messages that showed them
+        before (on any instance, before any restart) are returned to have theirs taken off."""
+        return await self._store.shown.move_controls(thread, carrier, answer_id=answer_id)
 
     # --- feedback --------------------------------------------------------------
 
