@@ -126,7 +126,7 @@ class ControlService:
             return ControlResult(False, GONE_NOTE)
         from bot.conversation import AcceptedTurn  # (that module builds this service)
 
-        await self._store.answers.supersede(answer.id)
+        await self._store.answers.supersede(answer.id, owner=self._conversation.instance_id)
         self._conversation.tasks.spawn(self._conversation.answer(AcceptedTurn(message), surface_for(message)))
         return ControlResult(True)
 
