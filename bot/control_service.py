@@ -150,8 +150,9 @@ class ControlService:
             return None, ControlResult(False, refusal(control))
         if not answer.is_latest:
             return None, ControlResult(False, NOT_LATEST_NOTE)
-        if self._conversation.running.get(answer.thread) is not None:
-            return None, ControlResult(False, BUSY_NOTE)
+        running = self._conversation.running
+        if running.get(answer.thread) is not None or await running.elsewhere(answer.thread) is not None:
+            return None, ControlResult(False, BUSY_NOTE)  # (here, or on another instance)
         return answer, ControlResult(True)
 
     async def _go_on(self, answer: StoredAnswer, message: IncomingMessage, surface_for: SurfaceFor) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from bot.app import open_core
 from bot.config import Config
-from bot.controls import Control, ControlResult, Presser, refusal
+from bot.controls import BUSY_NOTE, Control, ControlResult, Presser, refusal
 from bot.store import Store, create_engine
 from fakes.anthropic_server import FakeAnthropic
 from fakes.recording import RecordingPlatform, message, person, thread
@@ -52,6 +52,34 @@ async def test_a_stop_received_by_another_instance_stops_the_answer_there(
         )
         await platform.deliver(second.service, message(where, "and now?", mention=False))
         assert platform.finals(where)[-1].startswith("You said:"), "the next message is answered as usual"
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_regenerate_waits_while_another_instance_writes_in_the_thread(
+    config: Config, fake_anthropic: FakeAnthropic
+) -> None:
+    first, second = await open_core(config), await open_core(config)
+    try:
+        where = thread("regen.across")
+        platform = RecordingPlatform()
+        await platform.deliver(first.service, message(where, "hello"))
+        [answer] = [t for t in (await first.store.turns.load_history(where)).turns if t.role == "assistant"]
+        fake_anthropic.queue_reply(" ".join(f"w{i}" for i in range(300)))
+        fake_anthropic.chunk_delay = 0.02
+        answering = asyncio.create_task(platform.deliver(first.service, message(where, "more", mention=False)))
+        while not (len(platform.replies) == 2 and platform.replies[1].deltas):
+            await asyncio.sleep(0.01)
+
+        clicked = await second.service.controls.regenerate(answer.id, Presser(person(), is_admin=_no), platform.surface)
+
+        assert clicked == ControlResult(False, BUSY_NOTE)
+        await first.service.controls.stop(where, Presser(person(), is_admin=_no))
+        await answering
+        fake_anthropic.chunk_delay = 0.0
+        stored = await second.store.answers.get(answer.id)
+        assert stored is not None and not stored.superseded, "the answer stands"
     finally:
         await first.close()
         await second.close()
