@@ -33,6 +33,7 @@ from bot.locks import LeasedThreadLocks, ThreadLocks
 from bot.ports import MessageSurface, Platform, ServesHttp
 from bot.pricing import PriceFileError, load_price_table
 from bot.recovery import Recovery, RecoveryPolicy
+from bot.running import RunningAnswers
 from bot.scheduler import BackgroundJobs, prune_once
 from bot.spend import SpendGuard, SpendRules
 from bot.store import Store, create_engine
@@ -89,6 +90,11 @@ async def open_core(config: Config) -> Core:
         if engine.dialect.name == "postgresql"
         else ThreadLocks(max_wait_seconds=wait)
     )
+    running = (  # a Stop may reach any instance: the answers being written are shared there
+        RunningAnswers(store.stops, dead_after_seconds=config.instance_dead_after_seconds)
+        if engine.dialect.name == "postgresql"
+        else RunningAnswers()
+    )
     service = ConversationService(
         store,
         claude,
@@ -101,6 +107,7 @@ async def open_core(config: Config) -> Core:
         files=files,
         web_max_uses=config.web_max_uses,
         spend=spend,
+        running=running,
     )
     await store.instances.heartbeat(instance_id)  # alive before the first accept (the timer keeps it so)
     return Core(config, store, claude, service)

@@ -24,6 +24,7 @@ from bot.controls import (
     AnswerControls,
     Control,
     ControlResult,
+    ControlsMessage,
     Presser,
     continuable,
     may_press,
@@ -58,11 +59,25 @@ class ControlService:
     async def stop(self, thread: ThreadKey, presser: Presser) -> ControlResult:
         running = self._conversation.running.get(thread)
         if running is None:
-            return ControlResult(False, NOT_RUNNING_NOTE)
+            return await self._stop_elsewhere(thread, presser)
         if not await _allowed(Control.STOP, presser, running.asker_id, self._admins):
             return ControlResult(False, refusal(Control.STOP))
         running.stop.set()
         log.info("answer stopped: thread=%s by=%s", thread, presser.actor.user_id)
+        return ControlResult(True)
+
+    async def _stop_elsewhere(self, thread: ThreadKey, presser: Presser) -> ControlResult:
+        """Another instance writes this thread's answer: a stop request in the database, which
+        it notices within a second (see `bot.running`)."""
+        running = self._conversation.running
+        elsewhere = await running.elsewhere(thread)
+        if elsewhere is None:
+            return ControlResult(False, NOT_RUNNING_NOTE)
+        if not await _allowed(Control.STOP, presser, elsewhere.asker_id, self._admins):
+            return ControlResult(False, refusal(Control.STOP))
+        if not await running.request_stop(thread, elsewhere, presser.actor.user_id):
+            return ControlResult(False, NOT_RUNNING_NOTE)  # it ended meanwhile
+        log.info("answer stop requested of another instance: thread=%s by=%s", thread, presser.actor.user_id)
         return ControlResult(True)
 
     async def finish_stopped(self, thread: ThreadKey, model: str, history: History, reply: ShownAnswer) -> None:
@@ -80,6 +95,15 @@ class ControlService:
         else:
             await self._store.turns.settle(thread, up_to_order=covered, state=ANSWERED)
         await reply.finish(join_notes(written, STOPPED_NOTE))
+
+    # --- which message carries the buttons ----------------------------------------
+
+    async def controls_moved(
+        self, thread: ThreadKey, carrier: ControlsMessage | None, answer_id: int | None
+    ) -> list[ControlsMessage]:
+        """`carrier` now shows `thread`'s latest answer buttons; the messages that showed them
+        before (on any instance, before any restart) are returned to have theirs taken off."""
+        return await self._store.shown.move_controls(thread, carrier, answer_id=answer_id)
 
     # --- feedback --------------------------------------------------------------
 
@@ -106,7 +130,7 @@ class ControlService:
         if room is None:
             return ControlResult(False, OVERLOADED_NOTE)
         try:
-            await self._store.answers.supersede(answer.id)
+            await self._store.answers.supersede(answer.id, owner=self._conversation.instance_id)
         except BaseException:
             room.release()
             raise
@@ -136,8 +160,9 @@ class ControlService:
             return None, ControlResult(False, refusal(control))
         if not answer.is_latest:
             return None, ControlResult(False, NOT_LATEST_NOTE)
-        if self._conversation.running.get(answer.thread) is not None:
-            return None, ControlResult(False, BUSY_NOTE)
+        running = self._conversation.running
+        if running.get(answer.thread) is not None or await running.elsewhere(answer.thread) is not None:
+            return None, ControlResult(False, BUSY_NOTE)  # (here, or on another instance)
         return answer, ControlResult(True)
 
     async def _go_on(self, answer: StoredAnswer, message: IncomingMessage, surface_for: SurfaceFor) -> None:

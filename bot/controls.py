@@ -99,6 +99,14 @@ class AnswerControls:
 
 
 @dataclass(frozen=True, slots=True)
+class ControlsMessage:
+    """A platform message carrying an answer's buttons (`channel_id`: where it was posted)."""
+
+    channel_id: str
+    message_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class FeedbackCount:
     model: str
     up: int

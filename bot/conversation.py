@@ -113,6 +113,7 @@ class ConversationService:
         files: Attachments | None = None,
         web_max_uses: int = 5,
         spend: SpendGuard | None = None,
+        running: RunningAnswers | None = None,
     ) -> None:
         self.store = store
         self.claude = claude
@@ -125,7 +126,7 @@ class ConversationService:
         self._claude_slots = asyncio.Semaphore(max_concurrent_claude_calls)
         self.changes = MessageChanges(store)
         self.turns = TurnRunner(claude, web_max_uses)  # tools, pause_turn, fallback, sources
-        self.running = RunningAnswers()  # the answers being written, for Stop
+        self.running = running or RunningAnswers()  # the answers being written, for Stop
         self.controls = ControlService(self)
         self.spend = spend  # spend limits and rate limits (None: none)
 

@@ -23,7 +23,7 @@ from bot.domain import CommandInvocation, ContextMessage, FileRef, IncomingMessa
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from bot.controls import AnswerControls, ControlResult, Presser
+    from bot.controls import AnswerControls, ControlResult, ControlsMessage, Presser
 
 
 class ReplyStream(Protocol):
@@ -171,6 +171,13 @@ class Controls(Protocol):
 
     async def continue_answer(self, answer_id: int, presser: Presser, surface_for: SurfaceFor) -> ControlResult:
         """Have Claude go on after a cut-off answer, shown as the next message."""
+        ...
+
+    async def controls_moved(
+        self, thread: ThreadKey, carrier: ControlsMessage | None, answer_id: int | None
+    ) -> list[ControlsMessage]:
+        """`carrier` (None: no message) now shows the buttons of `thread`'s latest answer
+        (`answer_id`); returns the messages that showed them before, to take theirs off."""
         ...
 
 

@@ -68,6 +68,11 @@ conversations = Table(
     # A mention that started the conversation: the thread's replies after it are still to be
     # read back (they may have overtaken its delivery); cleared once they were.
     Column("read_back_from", String(64), nullable=True),
+    # The answer being written in this thread (a random id from the instance writing it), who
+    # asked it, and who asked to stop it: a Stop reaches any instance (see bot/running.py).
+    Column("running_answer", String(32), nullable=True),
+    Column("running_asker", String(64), nullable=True),
+    Column("stop_requested_by", String(64), nullable=True),
     UniqueConstraint("platform", "workspace_id", "channel_id", "thread_id", name="uq_conversations_thread"),
     Index("ix_conversations_last_activity_at", "last_activity_at"),
     Index("ix_conversations_channel", "platform", "workspace_id", "channel_id"),
@@ -114,6 +119,8 @@ messages = Table(
     Column("owner", String(64), nullable=True),  # the instance answering it (see `instances`)
     # An answer replaced by Regenerate: kept (it is still in the chat) but never resent to Claude.
     Column("superseded", Boolean, nullable=False, default=False, server_default=false()),
+    # When Regenerate put an answered user turn back to pending (recovery times it from then).
+    Column("requeued_at", UTCDateTime, nullable=True),
     Index("ix_messages_conversation_id", "conversation_id", "id"),
     Index("ix_messages_state", "state", "created_at"),
     Index("ix_messages_platform_message_id", "conversation_id", "platform_message_id"),
@@ -138,6 +145,10 @@ shown_messages = Table(
     # The stored answer shown (None: a note alone, e.g. an error); forgetting it forgets the link.
     Column("answer_id", BigInteger, ForeignKey("messages.id", ondelete="CASCADE"), nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
+    # The platform channel of the message, and whether it carries its answer's buttons now
+    # (Discord: the thread's latest answer; older ones lose theirs, on any instance).
+    Column("channel_id", String(64), nullable=True),
+    Column("has_controls", Boolean, nullable=False, default=False, server_default=false()),
     Index("ix_shown_messages_conversation_id", "conversation_id"),
     Index("ix_shown_messages_answer_id", "answer_id"),
 )

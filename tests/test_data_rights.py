@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 
 from bot.app import Core
 from bot.config import load_config
+from bot.controls import Presser
 from bot.domain import Actor, ChannelKey, CommandInvocation, StoredTurn, ThreadKey, now
 from bot.errors import StartupError
 from bot.scheduler import prune_once
@@ -103,6 +104,37 @@ async def test_export_writes_their_turns_and_the_answers_only_they_got_as_json_l
     for row in rows:
         assert datetime.fromisoformat(row["time"]).tzinfo is not None
         assert set(row) == {"conversation", "time", "role", "author", "text"}
+
+
+async def test_export_includes_their_feedback_votes_and_no_one_elses(
+    core: Core, cli_env: tuple[dict[str, str], Path]
+) -> None:
+    env, workdir = cli_env
+    await seed_two_people(core)
+    async with core.store.engine.connect() as conn:
+        answers = select(messages.c.content, messages.c.id).where(messages.c.role == "assistant")
+        ids = dict((await conn.execute(answers)).all())
+
+    async def no() -> bool:
+        return False
+
+    votes = [(ALICE, "answer for bob", True), (ALICE, "answer for alice one", False), (BOB, "answer for both", True)]
+    for who, answer, positive in votes:
+        assert (await core.service.controls.rate(ids[answer], Presser(who, no), positive=positive)).done
+
+    result = await run_bot("export", "--user", "test:U1", env=env, cwd=workdir)
+
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    feedback = [r for r in rows if r["role"] == "feedback"]
+    assert [(r["conversation"], r["vote"], r["model"]) for r in feedback] == [
+        ("test:T1:C1:solo", "up", None),
+        ("test:T1:C1:solo", "down", None),
+    ], "Alice's two votes (one on an answer to Bob), not Bob's"
+    for row in feedback:
+        assert set(row) == {"conversation", "time", "role", "vote", "model", "answer_time"}
+        assert datetime.fromisoformat(row["time"]).tzinfo is not None
+    assert len(rows) == 5 + 2, "her turns and answers as before, then her votes"
 
 
 async def test_erase_deletes_them_everywhere_keeps_others_and_audits_without_content(

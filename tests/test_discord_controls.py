@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from bot.app import Core
+from adapters.discord import DiscordAdapter, DiscordConfig
+from bot.app import Core, open_core
+from bot.config import Config
 from bot.schema import answer_feedback, messages
 from fakes.anthropic_server import FakeAnthropic
+from fakes.discord_server import guild_payload, ready_payload
 from tests.discord_harness import DiscordHarness, discord_service
 
 
@@ -108,3 +112,41 @@ async def test_feedback_and_continue_from_discord(discord_bot: DiscordHarness, f
     discord_bot.click(button(cut, "cont"), dict(cut.data), user=discord_bot.bob)
     await discord_bot.settle()
     assert [m.content for m in discord_bot.fake.sent(thread_id)][-1] == "and the second half"
+
+
+@asynccontextmanager
+async def another_instance(first: DiscordHarness, config: Config) -> AsyncIterator[DiscordHarness]:
+    """A second service (its own core and Discord client, nothing in memory from the first)
+    on the same database and the same Discord: what a restart or another instance sees."""
+    core = await open_core(config)
+    adapter = DiscordAdapter(DiscordConfig(token="fake-token", api_url=first.fake.api_base))
+    try:
+        await adapter.log_in(core.service)
+        second = DiscordHarness(adapter, first.fake, core, first.guild_id, first.channel, first.alice, first.bob)
+        guild = guild_payload(first.guild_id, owner_id=first.alice["id"], channels=[first.channel],
+                              bot_user=first.fake.bot_user)
+        second.feed("READY", ready_payload(first.fake.bot_user, first.fake.application_id, [first.guild_id]))
+        second.feed("GUILD_CREATE", guild)
+        yield second
+    finally:
+        await adapter.stop_intake()
+        await core.service.drain()
+        await adapter.close()
+        await core.close()
+
+
+async def test_another_instance_or_a_restart_takes_the_buttons_off_the_previous_answer(
+    discord_bot: DiscordHarness, config: Config
+) -> None:
+    root = discord_bot.say("hello", mention=True)
+    await discord_bot.settle()
+    thread_id = int(root["id"])
+    [first] = discord_bot.fake.sent(thread_id)
+    assert custom_ids(first)
+
+    async with another_instance(discord_bot, config) as second:
+        second.say("and again", channel_id=thread_id)
+        await second.settle()
+        older, newer = second.fake.sent(thread_id)
+        assert custom_ids(newer), "the newer answer has the buttons"
+        assert custom_ids(older) == [], "the previous answer's were taken off, though another process showed it"

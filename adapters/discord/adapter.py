@@ -86,7 +86,7 @@ class DiscordAdapter:
             self.client.event(handler)
         self.held = HeldMessages(config.outage_retry_delays)
         self.file_hosts = with_api_host(DISCORD_FILE_HOSTS, config.api_url, "discord.com")
-        self.controls = DiscordControls(lambda: self._inbox)
+        self.controls = DiscordControls(lambda: self._inbox, self.client)
         self.client.event(self.controls.on_interaction)
         self._inbox: Inbox | None = None
         self._gateway: asyncio.Task[str | None] | None = None
@@ -118,6 +118,7 @@ class DiscordAdapter:
     async def log_in(self, inbox: Inbox) -> None:
         """Log in over REST; events flow once the gateway is connected (`start` does it)."""
         self._inbox = inbox
+        self.controls.last_answers.bind(inbox.controls)
         try:
             await self.client.login(self.config.token)
         except discord.LoginFailure:

@@ -3,7 +3,7 @@ complete, thumbs up/down, Regenerate and (after a cut-off) Continue. A click is 
 component interaction, translated into the core's control calls (`Inbox.controls`); what
 the core says to the presser is an ephemeral reply. Buttons carry no mention, so they
 never ping; an answer's buttons are taken off when a newer answer in its thread gets its
-own (remembered in memory, per instance).
+own (which message carries them is kept in the database, for restarts and other instances).
 
 Each button's `custom_id` says what it acts on: `claude:stop:<workspace>:<channel>:<thread>`
 or `claude:<up|down|regen|cont>:<answer id>` (at most 100 characters, as Discord allows).
@@ -22,17 +22,14 @@ import discord
 
 from adapters.discord.reply import NO_MENTIONS, DiscordReply
 from adapters.discord.translate import DISCORD_FILE_HOSTS, PLATFORM
-from bot.controls import AnswerControls, Control, ControlResult, Presser
+from bot.controls import AnswerControls, Control, ControlResult, ControlsMessage, Presser
 from bot.domain import Actor, FileRef, IncomingMessage, ThreadKey
 from bot.files.download import fetch_limited
-from bot.ports import Inbox, MessageSurface, ReplyStream
-from bot.ttl import TtlCache
+from bot.ports import Controls, Inbox, MessageSurface, ReplyStream
 
 log = logging.getLogger(__name__)
 
 PREFIX = "claude:"
-LAST_ANSWER_SECONDS = 7 * 24 * 3600.0
-MAX_THREADS = 10_000
 
 
 def stop_view(thread: ThreadKey) -> discord.ui.View:
@@ -62,18 +59,33 @@ def _view(buttons: list[discord.ui.Button[Any]]) -> discord.ui.View:
 
 
 class LastAnswers:
-    """The message carrying each thread's latest answer buttons (to take them off later)."""
+    """Takes the buttons off a thread's previous answer when a newer one gets its own. Which
+    message carries them is kept by the core in the database (`Controls.controls_moved`), so
+    a restart or another instance still finds the previous answer's message."""
 
-    def __init__(self) -> None:
-        self._messages: TtlCache[ThreadKey, discord.Message] = TtlCache(LAST_ANSWER_SECONDS, max_entries=MAX_THREADS)
+    def __init__(self, client: discord.Client) -> None:
+        self._client = client
+        self._controls: Controls | None = None
 
-    async def replace(self, thread: ThreadKey, message: discord.Message | None) -> None:
-        previous = self._messages.get(thread)
-        if message is not None:
-            self._messages.put(thread, message)
-        if previous is not None and (message is None or previous.id != message.id):
+    def bind(self, controls: Controls) -> None:
+        """The core's controls (kept past `stop_intake`: answers finishing then still move them)."""
+        self._controls = controls
+
+    async def replace(self, thread: ThreadKey, message: discord.Message | None, answer_id: int | None) -> None:
+        if self._controls is None:
+            return
+        carrier = ControlsMessage(str(message.channel.id), str(message.id)) if message is not None else None
+        try:
+            previous = await self._controls.controls_moved(thread, carrier, answer_id)
+        except Exception:  # the answer is shown; only an older answer keeps its buttons
+            log.warning("discord: recording which answer has the buttons failed: thread=%s", thread)
+            return
+        for shown in previous:
+            old = self._client.get_partial_messageable(int(shown.channel_id)).get_partial_message(
+                int(shown.message_id)
+            )
             with contextlib.suppress(discord.HTTPException):
-                await previous.edit(view=None, allowed_mentions=NO_MENTIONS)
+                await old.edit(view=None, allowed_mentions=NO_MENTIONS)
 
 
 class ControlledReply(DiscordReply):
@@ -136,7 +148,10 @@ class ControlledReply(DiscordReply):
             await last.handle.edit(view=self._final_view(), allowed_mentions=NO_MENTIONS)
             last.updated_at = self._clock()
             self._final_view_shown = True
-        await self._last.replace(self._thread, last.handle if self._controls is not None else None)
+        if self._controls is not None:
+            await self._last.replace(self._thread, last.handle, self._controls.answer_id)
+        else:
+            await self._last.replace(self._thread, None, None)
 
 
 def _view_arg(view: discord.ui.View | None) -> dict[str, Any]:
@@ -146,9 +161,9 @@ def _view_arg(view: discord.ui.View | None) -> dict[str, Any]:
 class DiscordControls:
     """Turns component clicks into core calls."""
 
-    def __init__(self, inbox: Callable[[], Inbox | None]) -> None:
+    def __init__(self, inbox: Callable[[], Inbox | None], client: discord.Client) -> None:
         self._inbox = inbox
-        self.last_answers = LastAnswers()
+        self.last_answers = LastAnswers(client)
 
     async def on_interaction(self, interaction: discord.Interaction) -> None:
         if interaction.type is not discord.InteractionType.component:

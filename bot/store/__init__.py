@@ -2,8 +2,9 @@
 `turns` (conversations, claimed events, history), `channels` (settings rows and their
 audit trail), `housekeeping` (usage reports, pruning, retention), `people` (one
 person's data: export, erase; forgetting a conversation), `changes` (people deleting
-and editing their messages) and `shown` (the platform messages each answer was shown
-in). Persistence only: the rules that read these values live in `bot.policy`."""
+and editing their messages), `shown` (the platform messages each answer was shown
+in) and `stops` (the answer being written in each thread, and Stop requests for it, seen
+by every instance). Persistence only: the rules that read these values live in `bot.policy`."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from bot.store.instances import InstanceRegistry
 from bot.store.people import PeopleData
 from bot.store.shown import ShownMessages
 from bot.store.spend import SpendStore
+from bot.store.stops import StopRequests
 from bot.store.turns import TurnStore
 from bot.store.workspaces import Departures
 
@@ -39,6 +41,7 @@ class Store:
         self.answers = AnswerStore(self.db)
         self.spend = SpendStore(self.db)
         self.workspaces = Departures(self.db)
+        self.stops = StopRequests(self.db)
 
     @property
     def engine(self) -> AsyncEngine:

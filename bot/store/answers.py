@@ -14,6 +14,7 @@ from bot.controls import FeedbackCount
 from bot.domain import ChannelKey, ThreadKey, TokenUsage, now
 from bot.schema import answer_feedback, conversations, messages
 from bot.store.db import Database, channel_filter, storable
+from bot.store.turns import PENDING
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +74,25 @@ class AnswerStore:
             asker_id=row.author_id, asker_name=row.author, asker_message_id=row.platform_message_id,
         )
 
-    async def supersede(self, answer_id: int) -> None:
-        """Regenerate: the answer stays stored (and in the chat) but is never resent to Claude."""
+    async def supersede(self, answer_id: int, *, owner: str) -> None:
+        """Regenerate: the answer stays stored (and in the chat) but is never resent to Claude,
+        and the turn it answered is pending again, owned by `owner` (the instance answering it
+        again), in the same transaction: if that instance dies first, recovery answers it."""
         async with self._db.write() as conn:
-            await conn.execute(update(messages).where(messages.c.id == answer_id).values(superseded=True))
+            asked = (
+                await conn.execute(
+                    update(messages)
+                    .where(messages.c.id == answer_id, messages.c.role == "assistant")
+                    .values(superseded=True)
+                    .returning(messages.c.position)
+                )
+            ).scalar()
+            if asked is not None:
+                await conn.execute(
+                    update(messages)
+                    .where(messages.c.id == asked, messages.c.role == "user")
+                    .values(state=PENDING, owner=owner or None, attempts=1, requeued_at=now())
+                )
 
     async def extend(self, answer_id: int, more: str, *, stop_reason: str | None, usage: TokenUsage) -> None:
         """Continue: the continuation joins the answer it continues (one assistant turn)."""

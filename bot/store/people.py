@@ -8,7 +8,8 @@ every one of those is theirs, the answer exists only because of them); and, for
 erasure, the thread context quoted just before their own mentions (fetched for their
 question, it would otherwise stay behind as a dangling quote). Quoted context fetched
 for someone else's mention is text under display names, not ids: it cannot be told
-apart reliably and stays until the conversation is pruned or forgotten.
+apart reliably and stays until the conversation is pruned or forgotten. Their feedback
+votes (👍/👎 on anyone's answers) are theirs too: exported, and erased.
 """
 
 from __future__ import annotations
@@ -66,6 +67,27 @@ class ExportedTurn:
 
 
 @dataclass(frozen=True, slots=True)
+class ExportedVote:
+    """A feedback vote they gave on an answer (which answer: its conversation and time)."""
+
+    conversation: str
+    time: datetime  # when they voted (or last changed the vote)
+    positive: bool
+    model: str | None  # the model that wrote the answer
+    answer_time: datetime
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "conversation": self.conversation,
+            "time": self.time.isoformat(),
+            "role": "feedback",
+            "vote": "up" if self.positive else "down",
+            "model": self.model,
+            "answer_time": self.answer_time.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Erasure:
     turns: int  # their own user turns
     answers: int  # answers that answered only them
@@ -81,8 +103,9 @@ class PeopleData:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def export(self, person: Person) -> AsyncIterator[ExportedTurn]:
-        """Their turns and the answers that answered only them, by conversation, in order."""
+    async def export(self, person: Person) -> AsyncIterator[ExportedTurn | ExportedVote]:
+        """Their turns and the answers that answered only them, by conversation, in order;
+        then their feedback votes, oldest first."""
         for conversation_id in await self._conversations_of(person):
             async with self._db.engine.connect() as conn:
                 rows = await _rows(conn, conversation_id, with_content=True)
@@ -102,6 +125,28 @@ class PeopleData:
                     yield ExportedTurn(
                         str(ThreadKey(*key)), row.created_at, row.role, row.author, row.content
                     )
+        for vote in await self._votes_of(person):
+            yield vote
+
+    async def _votes_of(self, person: Person) -> list[ExportedVote]:
+        query = (
+            select(
+                conversations.c.platform, conversations.c.workspace_id, conversations.c.channel_id,
+                conversations.c.thread_id, answer_feedback.c.updated_at, answer_feedback.c.positive,
+                answer_feedback.c.model, messages.c.created_at,
+            )
+            .select_from(
+                answer_feedback.join(messages, messages.c.id == answer_feedback.c.message_id).join(conversations)
+            )
+            .where(answer_feedback.c.platform == person.platform, answer_feedback.c.user_id == person.user_id)
+            .order_by(answer_feedback.c.updated_at, answer_feedback.c.id)
+        )
+        async with self._db.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            ExportedVote(str(ThreadKey(*row[:4])), row.updated_at, bool(row.positive), row.model, row.created_at)
+            for row in rows
+        ]
 
     async def erase(self, person: Person, *, operator: str) -> Erasure:
         """Delete their turns everywhere (one transaction per conversation), then record the

@@ -1,11 +1,12 @@
 """Where each answer was shown: the platform's message ids, so that replying to any of
-them continues that conversation (Discord's reply mode), after a restart and on every
-instance."""
+them continues that conversation (Discord's reply mode), and which of them carries the
+thread's answer buttons (Discord), after a restart and on every instance."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from bot.controls import ControlsMessage
 from bot.domain import ThreadKey, now
 from bot.schema import conversations, shown_messages
 from bot.store.db import Database, thread_filter
@@ -39,6 +40,43 @@ class ShownMessages:
                 .values(rows)
                 .on_conflict_do_nothing(index_elements=["platform", "platform_message_id"])
             )
+
+    async def move_controls(
+        self, thread: ThreadKey, carrier: ControlsMessage | None, *, answer_id: int | None
+    ) -> list[ControlsMessage]:
+        """`carrier` now shows `thread`'s answer buttons (None: no message does); returns the
+        messages that showed them until now, whose buttons are to be taken off."""
+        async with self._db.write() as conn:
+            conversation_id = (await conn.execute(select(conversations.c.id).where(thread_filter(thread)))).scalar()
+            if conversation_id is None:
+                return []
+            mine = (shown_messages.c.conversation_id == conversation_id, shown_messages.c.has_controls.is_(True))
+            where = select(shown_messages.c.channel_id, shown_messages.c.platform_message_id).where(*mine)
+            carried = (await conn.execute(where)).all()
+            await conn.execute(update(shown_messages).where(*mine).values(has_controls=False))
+            if carrier is not None:
+                row = {
+                    "platform": thread.platform,
+                    "platform_message_id": carrier.message_id,
+                    "conversation_id": conversation_id,
+                    "answer_id": answer_id,
+                    "created_at": now(),
+                    "channel_id": carrier.channel_id,
+                    "has_controls": True,
+                }
+                await conn.execute(
+                    self._db.insert(shown_messages)
+                    .values(row)
+                    .on_conflict_do_update(
+                        index_elements=["platform", "platform_message_id"],
+                        set_={"channel_id": carrier.channel_id, "has_controls": True},
+                    )
+                )
+        return [
+            ControlsMessage(channel_id, message_id)
+            for channel_id, message_id in carried
+            if channel_id is not None and (carrier is None or message_id != carrier.message_id)
+        ]
 
     async def conversation_of(self, platform: str, message_id: str) -> ThreadKey | None:
         """The conversation whose answer was shown in that platform message, if any."""

@@ -107,8 +107,10 @@ class TurnStore:
         self, *, alive_since: datetime, created_after: datetime, created_before: datetime
     ) -> list[OrphanedTurn]:
         """Pending turns whose owner has not said it is alive since `alive_since` (it died
-        while answering them), created in the given window, oldest first."""
+        while answering them), created (or put back to pending by Regenerate: `created_at`
+        is then that moment) in the given window, oldest first."""
         live = select(instances.c.id).where(instances.c.seen_at >= alive_since)
+        since = func.coalesce(messages.c.requeued_at, messages.c.created_at)  # Regenerate: pending again
         query = (
             select(
                 messages.c.id,
@@ -120,14 +122,14 @@ class TurnStore:
                 messages.c.author,
                 messages.c.author_id,
                 messages.c.content,
-                messages.c.created_at,
+                since.label("created_at"),
                 messages.c.attempts,
             )
             .select_from(messages.join(conversations))
             .where(
                 messages.c.state == PENDING,
-                messages.c.created_at > created_after,
-                messages.c.created_at <= created_before,
+                since > created_after,
+                since <= created_before,
                 or_(messages.c.owner.is_(None), messages.c.owner.not_in(live)),
             )
             .order_by(messages.c.id)
