@@ -121,19 +121,23 @@ class ControlledReply(DiscordReply):
         else:
             view = stop_view(self._thread)
         message: discord.Message = await self._channel.send(
-            text, allowed_mentions=NO_MENTIONS, reference=self._reference if index == 0 else None, **_view_arg(view)
+            text,
+            allowed_mentions=NO_MENTIONS,
+            reference=self._reference if index == 0 else None,
+            suppress_embeds=True,  # a link the model wrote is never previewed (see adapters/discord/reply.py)
+            **_view_arg(view),
         )
         return message
 
     async def _edit_part(self, handle: discord.Message, text: str) -> None:
         index, complete = self._bringing
         if not complete:
-            await handle.edit(content=text, allowed_mentions=NO_MENTIONS)
+            await handle.edit(content=text, allowed_mentions=NO_MENTIONS, suppress=True)
             return
         view = None  # a finished part loses its Stop button
         if self._is_last(index):
             view, self._final_view_shown = self._final_view(), True
-        await handle.edit(content=text, view=view, allowed_mentions=NO_MENTIONS)
+        await handle.edit(content=text, view=view, allowed_mentions=NO_MENTIONS, suppress=True)
 
     async def finish(self, text: str) -> None:
         self._finishing = True
@@ -145,7 +149,7 @@ class ControlledReply(DiscordReply):
             wait = last.updated_at + self._limits.edit_interval - self._clock()
             if wait > 0:
                 await asyncio.sleep(wait)
-            await last.handle.edit(view=self._final_view(), allowed_mentions=NO_MENTIONS)
+            await last.handle.edit(view=self._final_view(), allowed_mentions=NO_MENTIONS, suppress=True)
             last.updated_at = self._clock()
             self._final_view_shown = True
         if self._controls is not None:
