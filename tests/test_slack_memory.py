@@ -52,7 +52,10 @@ async def test_summoned_into_a_thread_of_5000_messages_it_sends_the_latest_50_ho
     sent = fake_anthropic.message_requests[0]["messages"][0]["content"]
     assert f"reply number {LONG_THREAD - 1} " in sent and f"reply number {LONG_THREAD - 50} " in sent
     assert f"reply number {LONG_THREAD - 51} " not in sent, "the 50 messages just before the mention"
-    pages = slack.slack.calls_to("conversations.replies")
+    calls = slack.slack.calls_to("conversations.replies")
+    read_back = [c for c in calls if c.params.get("oldest")]  # replies after the mention (none here)
+    pages = [c for c in calls if not c.params.get("oldest")]
+    assert len(read_back) == 1, "one page read after the mention that starts the conversation"
     assert len(pages) == LONG_THREAD // 200 + 1 and all(p.params.get("cursor") for p in pages[1:])
     assert peak - start < 10_000_000, f"{(peak - start) / 1e6:.1f} MB at the peak while reading the thread"
 
