@@ -140,7 +140,8 @@ class ControlService:
             if latest is None or not latest.is_latest or not continuable(latest.stop_reason):
                 return  # something else happened in the thread meanwhile
             settings = await conversation.settings.for_channel(message.channel)
-            history = await self._store.turns.load_history(thread)
+            # With their files, as every request of the conversation carries them (same prefix).
+            history = await conversation.files.with_attachments(thread, await self._store.turns.load_history(thread))
             mine = next((i for i, t in enumerate(history.turns) if t.id == answer.id), None)
             if mine is None:
                 return
