@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import nullcontext
 from typing import TYPE_CHECKING
 
 from bot import metrics
@@ -147,14 +148,20 @@ class ControlService:
                 return
             turns = history.turns[: mine + 1]
             ask = StoredTurn(0, "user", None, CONTINUE_PROMPT, position=turns[-1].order)
+            asked = History([*turns, ask], history.trim_noticed)
             started = time.monotonic()
-            async with conversation.running.track(thread, message.actor.user_id):
+            # A continuation is a request like any other: within the limits, and counted.
+            admission = await conversation.spend.admit(message, settings, asked) if conversation.spend else None
+            if admission is not None and admission.refusal is not None:
+                if admission.refusal:
+                    refused = await surface_for(message).open_reply()
+                    await refused.finish(admission.refusal)
+                return
+            async with conversation.running.track(thread, message.actor.user_id), admission or nullcontext():
                 surface = surface_for(message)
                 reply = ShownAnswer(await surface.open_reply(), thread)
                 try:
-                    turn, notes, _sent = await conversation._ask_claude(
-                        thread, settings, History([*turns, ask], history.trim_noticed), reply, surface
-                    )
+                    turn, notes, _sent = await conversation._ask_claude(thread, settings, asked, reply, surface)
                 except TurnStopped:
                     stopped = "\n\n" + join_notes(reply.received, STOPPED_NOTE)
                     await self._store.answers.extend(answer.id, stopped, stop_reason="stopped", usage=TokenUsage())
@@ -165,6 +172,9 @@ class ControlService:
                     await reply.finish(join_notes(reply.received, getattr(error, "user_message", FAILED_NOTE)))
                     return
                 result = turn.reply
+                if admission is not None:
+                    admission.spent(result.model, result.usage)
+                    notes = [*notes, *admission.notes]
                 await self._store.answers.extend(
                     answer.id, "\n\n" + turn.kept, stop_reason=result.stop_reason, usage=result.usage
                 )

@@ -9,15 +9,18 @@ from pathlib import Path
 import pytest
 
 from bot.app import Core
+from bot.budgets import Period, Scope
 from bot.config import Config
 from bot.controls import Presser
-from bot.domain import IncomingMessage
+from bot.domain import IncomingMessage, now
 from fakes import sample_files as samples
 from fakes.anthropic_server import FakeAnthropic
-from fakes.recording import RecordingPlatform, message, person, thread
+from fakes.recording import RecordingPlatform, command, message, person, thread
 from tests.test_files import blocks_of, with_files
+from tests.test_spend import cost
 
 ALICE = person("U1", "Alice")
+ADMIN = person("ADMIN", "Ada")
 
 
 @pytest.fixture
@@ -65,3 +68,22 @@ async def test_continue_sends_the_files_of_the_conversation_as_every_other_reque
     last = [r for r in fake_anthropic.requests if r.path == "/v1/messages"][-1]
     assert "files-api-2025-04-14" in last.headers["anthropic-beta"]
     assert adapter.finals(where)[-1].startswith("and the second half")
+
+
+async def test_continue_is_counted_in_the_spend_and_stopped_at_a_limit(
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
+) -> None:
+    where = thread("spend.1")
+    answer_id = await cut_off_answer(core, adapter, fake_anthropic, message(where, "write an essay"))
+    fake_anthropic.queue_reply("and the second half", stop_reason="max_tokens")
+    await press_continue(core, adapter, answer_id)
+    assert len(fake_anthropic.usages) == 2
+    expected = sum(cost(usage) for usage in fake_anthropic.usages)
+    assert await core.store.spend.spent(where.channel, Scope.CHANNEL, Period.DAY, now()) == expected
+
+    # A limit the channel has already passed: the next Continue makes no request.
+    await adapter.run_command(core.service, command(where.channel, "budget channel 0.01/day", who=ADMIN))
+    requests = len(fake_anthropic.message_requests)
+    await press_continue(core, adapter, answer_id)
+    assert len(fake_anthropic.message_requests) == requests, "no request past the limit"
+    assert "spending limit has been reached" in adapter.finals(where)[-1]
