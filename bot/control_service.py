@@ -66,8 +66,11 @@ class ControlService:
         log.info("answer stopped: thread=%s by=%s", thread, presser.actor.user_id)
         return ControlResult(True)
 
-    async def finish_stopped(self, thread: ThreadKey, model: str, history: History, reply: ShownAnswer) -> None:
-        """A stopped answer: what was written is stored and shown with the "(stopped)" note."""
+    async def finish_stopped(
+        self, thread: ThreadKey, model: str, history: History, reply: ShownAnswer
+    ) -> int | None:
+        """A stopped answer: what was written is stored and shown with the "(stopped)" note;
+        returns the stored answer's id (None: nothing was written)."""
         written = reply.received if reply.received.strip() else ""
         covered = history.turns[-1].order
         answer_id = None
@@ -81,6 +84,7 @@ class ControlService:
         else:
             await self._store.turns.settle(thread, up_to_order=covered, state=ANSWERED)
         await reply.finish(join_notes(written, STOPPED_NOTE))
+        return answer_id
 
     # --- feedback --------------------------------------------------------------
 
@@ -166,10 +170,12 @@ class ControlService:
                     stopped = "\n\n" + join_notes(reply.received, STOPPED_NOTE)
                     await self._store.answers.extend(answer.id, stopped, stop_reason="stopped", usage=TokenUsage())
                     await reply.finish(join_notes(reply.received, STOPPED_NOTE))
+                    await conversation._remember_shown(thread, reply, answer.id)
                     return
                 except Exception as error:
                     log.warning("continue failed: thread=%s (%s)", thread, type(error).__name__)
                     await reply.finish(join_notes(reply.received, getattr(error, "user_message", FAILED_NOTE)))
+                    await conversation._remember_shown(thread, reply, None)
                     return
                 result = turn.reply
                 if admission is not None:
@@ -181,6 +187,7 @@ class ControlService:
                 offered = offered_controls(stored=True, stop_reason=result.stop_reason, is_latest=True)
                 reply.offer_controls(AnswerControls(thread, answer.id, offered))
                 await reply.finish(join_notes(turn.shown, *notes))
+                await conversation._remember_shown(thread, reply, answer.id)  # a reply to it goes on here
             log.info("answer continued: thread=%s seconds=%.2f", thread, time.monotonic() - started)
 
 

@@ -339,7 +339,8 @@ class ConversationService:
         try:
             turn, notes, sent = await self._ask_claude(message.thread, settings, history, reply_stream, surface)
         except TurnStopped:
-            await self.controls.finish_stopped(message.thread, settings.model, history, reply_stream)
+            stopped = await self.controls.finish_stopped(message.thread, settings.model, history, reply_stream)
+            await self._remember_shown(message.thread, reply_stream, stopped)  # a reply to it continues here
             return TurnOutcome(answered=True)
         notes = [*file_notes, *notes]
         reply = turn.reply

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from bot.app import Core
 from bot.schema import answer_feedback, messages
 from fakes.anthropic_server import FakeAnthropic
+from fakes.discord_server import message_payload, reply_reference
 from tests.discord_harness import DiscordHarness, discord_service
 
 
@@ -108,3 +109,32 @@ async def test_feedback_and_continue_from_discord(discord_bot: DiscordHarness, f
     discord_bot.click(button(cut, "cont"), dict(cut.data), user=discord_bot.bob)
     await discord_bot.settle()
     assert [m.content for m in discord_bot.fake.sent(thread_id)][-1] == "and the second half"
+
+
+async def test_a_reply_to_a_stopped_reply_mode_answer_continues_its_conversation(
+    discord_bot: DiscordHarness, fake_anthropic: FakeAnthropic
+) -> None:
+    channel_id = discord_bot.channel["id"]
+    discord_bot.fake.refuse_threads_in(channel_id)
+    fake_anthropic.queue_reply(" ".join(f"w{i}" for i in range(300)))
+    fake_anthropic.chunk_delay = 0.03
+    discord_bot.say("write a lot", mention=True)
+    mine = int(discord_bot.bot["id"])
+    for _ in range(500):
+        sent = [m for m in discord_bot.fake.sent(channel_id) if m.author_id == mine]
+        if sent and any(c.startswith("claude:stop") for c in custom_ids(sent[0])):
+            break
+        await asyncio.sleep(0.02)
+    else:
+        raise AssertionError("no Stop button while the answer streamed")
+    discord_bot.click(button(sent[0], "stop"), dict(sent[0].data))
+    await discord_bot.settle()
+    fake_anthropic.chunk_delay = 0.0
+    [answer] = [m for m in discord_bot.fake.sent(channel_id) if m.author_id == mine]
+    assert answer.content.endswith("_(stopped)_")
+
+    payload = message_payload(channel_id, discord_bot.bot, answer.content, guild_id=discord_bot.guild_id,
+                              message_id=answer.id)
+    discord_bot.say("go on from there", message_reference=reply_reference(payload), type=19)
+    await discord_bot.settle()
+    assert [m["role"] for m in fake_anthropic.message_requests[-1]["messages"]] == ["user", "assistant", "user"]
