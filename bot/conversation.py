@@ -147,7 +147,10 @@ class ConversationService:
         self.tasks.spawn(self.run_command(invocation, surface))
 
     async def message_deleted(self, posted: PostedMessage) -> bool:
-        return await self.changes.deleted(posted)
+        deleted = await self.changes.deleted(posted)
+        if deleted:  # its files' uploads go too; after the ack (the Files API may be slow)
+            self.tasks.spawn(self.files.sweep())
+        return deleted
 
     async def message_edited(self, posted: PostedMessage, text: str) -> bool:
         return await self.changes.edited(posted, text)
