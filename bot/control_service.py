@@ -37,6 +37,7 @@ from bot.policy import FAILED_NOTE, join_notes
 from bot.ports import SurfaceFor
 from bot.running import TurnStopped
 from bot.showing import ShownAnswer
+from bot.spend import stopped_usage
 from bot.store.answers import StoredAnswer
 from bot.store.turns import ANSWERED
 
@@ -167,6 +168,8 @@ class ControlService:
                 try:
                     turn, notes, _sent = await conversation._ask_claude(thread, settings, asked, reply, surface)
                 except TurnStopped:
+                    if admission is not None:
+                        admission.spent(settings.model, stopped_usage(settings.system_prompt, asked, reply.received))
                     stopped = "\n\n" + join_notes(reply.received, STOPPED_NOTE)
                     await self._store.answers.extend(answer.id, stopped, stop_reason="stopped", usage=TokenUsage())
                     await reply.finish(join_notes(reply.received, STOPPED_NOTE))

@@ -66,7 +66,7 @@ from bot.ports import CommandSurface, MessageSurface
 from bot.prompt import ContextPlan, context_tokens, estimate_tokens, fit_context, render_thread_context, to_messages
 from bot.running import RunningAnswers, TurnStopped, until_stopped
 from bot.showing import ShownAnswer
-from bot.spend import Admission, SpendGuard
+from bot.spend import Admission, SpendGuard, stopped_usage
 from bot.store import Store
 from bot.store.db import is_outage
 from bot.store.turns import ANSWERED, FAILED
@@ -342,6 +342,8 @@ class ConversationService:
         try:
             turn, notes, sent = await self._ask_claude(message.thread, settings, history, reply_stream, surface)
         except TurnStopped:
+            if admission is not None:
+                admission.spent(settings.model, stopped_usage(settings.system_prompt, history, reply_stream.received))
             stopped = await self.controls.finish_stopped(message.thread, settings.model, history, reply_stream)
             await self._remember_shown(message.thread, reply_stream, stopped)  # a reply to it continues here
             return TurnOutcome(answered=True)

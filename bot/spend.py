@@ -99,6 +99,15 @@ class Admission:
             await asyncio.shield(self.guard.settle(self))
 
 
+def stopped_usage(system_prompt: str, history: History, written: str) -> TokenUsage:
+    """What a stopped request is counted as: its usage never arrives, but Claude bills the
+    input it read and what it wrote. Our estimates, input at the full input price."""
+    return TokenUsage(
+        input_tokens=estimate_tokens(system_prompt) + context_tokens(history.turns),
+        output_tokens=estimate_tokens(written),
+    )
+
+
 class SpendGuard:
     def __init__(self, store: SpendStore, rules: SpendRules, clock: Callable[[], datetime] = now) -> None:
         self.store = store

@@ -4,6 +4,7 @@ prices from a PRICES_FILE at $1,000 per million tokens, as in `test_spend.py`.""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,23 @@ async def test_continue_is_counted_in_the_spend_and_stopped_at_a_limit(
     await press_continue(core, adapter, answer_id)
     assert len(fake_anthropic.message_requests) == requests, "no request past the limit"
     assert "spending limit has been reached" in adapter.finals(where)[-1]
+
+
+async def test_a_stopped_answer_is_counted_in_the_spend(
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
+) -> None:
+    """Claude bills a stopped request (its input at least) though its usage never arrives: the
+    answer counts an estimate, so asking and stopping again and again does not spend unseen."""
+    where = thread("stop.1")
+    fake_anthropic.queue_reply(" ".join(f"w{i}" for i in range(300)))
+    fake_anthropic.chunk_delay = 0.02
+    answering = asyncio.create_task(adapter.deliver(core.service, message(where, "write a lot " * 50)))
+    while not (adapter.replies and adapter.replies[0].deltas):
+        await asyncio.sleep(0.01)
+    assert (await core.service.controls.stop(where, Presser(ALICE, _anyone))).done
+    await answering
+    fake_anthropic.chunk_delay = 0.0
+    assert adapter.finals(where)[-1].endswith("_(stopped)_")
+
+    spent = await core.store.spend.spent(where.channel, Scope.CHANNEL, Period.DAY, now())
+    assert spent >= 1000 * 150, "at least the question's tokens (about 150) at $1,000/Mtok"
