@@ -182,7 +182,8 @@ class ControlService:
                     return
                 result = turn.reply
                 if admission is not None:
-                    admission.spent(result.model, result.usage)
+                    for model, usage in turn.spent:
+                        admission.spent(model, usage)
                     notes = [*notes, *admission.notes]
                 await self._store.answers.extend(
                     answer.id, "\n\n" + turn.kept, stop_reason=result.stop_reason, usage=result.usage

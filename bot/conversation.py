@@ -350,7 +350,8 @@ class ConversationService:
         notes = [*file_notes, *notes]
         reply = turn.reply
         if admission is not None:
-            admission.spent(reply.model, reply.usage)
+            for model, usage in turn.spent:  # each model's share at its own price (a fallback's refusal)
+                admission.spent(model, usage)
             notes = [*notes, *admission.notes]
         answer = turn.kept if turn.kept.strip() else ""  # whitespace alone is no answer
         # A refusal is stored even without text: its stop reason marks the exchange as never resent.

@@ -27,7 +27,10 @@ ADMIN = person("ADMIN", "Ada")
 @pytest.fixture
 def config(config: Config, tmp_path: Path) -> Config:
     prices = tmp_path / "prices.toml"
-    prices.write_text('[models."claude-sonnet-5-5"]\ninput = 1000\noutput = 1000\n')
+    prices.write_text(
+        '[models."claude-sonnet-5-5"]\ninput = 1000\noutput = 1000\n'
+        '[models."claude-haiku-5-5"]\ninput = 1\noutput = 1\n'
+    )
     return config.model_copy(update={"prices_file": prices})
 
 
@@ -108,3 +111,19 @@ async def test_a_stopped_answer_is_counted_in_the_spend(
 
     spent = await core.store.spend.spent(where.channel, Scope.CHANNEL, Period.DAY, now())
     assert spent >= 1000 * 150, "at least the question's tokens (about 150) at $1,000/Mtok"
+
+
+async def test_a_refused_request_is_priced_at_the_refusing_models_price_when_a_fallback_answers(
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic, tmp_path: Path
+) -> None:
+    where = thread("refusal.1")
+    await adapter.run_command(core.service, command(where.channel, "fallback claude-haiku-5-5", who=ADMIN))
+    fake_anthropic.queue_blocks(stop_reason="refusal", stop_details={"type": "refusal", "category": "cyber"})
+    fake_anthropic.queue_reply("Here is a careful answer.")
+    await adapter.deliver(core.service, message(where, "a borderline question " * 20))
+    refused, answered = fake_anthropic.usages
+    assert [r["model"] for r in fake_anthropic.message_requests] == ["claude-sonnet-5-5", "claude-haiku-5-5"]
+
+    spent = await core.store.spend.spent(where.channel, Scope.CHANNEL, Period.DAY, now())
+    # Haiku costs $1/Mtok here (the config below); Sonnet $1,000/Mtok.
+    assert spent == cost(refused) + -(-cost(answered) // 1000)

@@ -20,7 +20,7 @@ from bot.claude.client import ClaudeClient, ClaudeReply, ClaudeRequest, OnText
 from bot.claude.request import request_extras
 from bot.claude.response import OnProgress
 from bot.claude.tools import with_uses_left
-from bot.domain import ChannelSettings
+from bot.domain import ChannelSettings, TokenUsage
 from bot.policy import fallback_note, join_notes
 from bot.sources import cited_sources, render_sources
 
@@ -33,6 +33,8 @@ class TurnAnswer:
     shown: str  # everything streamed, then the sources: the answer as the person sees it
     kept: str  # the answering model's text and the sources: what is stored and resent
     notes: tuple[str, ...]  # shown after the answer, never stored
+    # What each model used, for its price: a refused request is billed at the refusing model's.
+    spent: tuple[tuple[str, TokenUsage], ...] = ()
 
 
 class TurnRunner:
@@ -61,6 +63,7 @@ class TurnRunner:
 
         reply = await self._to_the_end(request, show, on_progress)
         notes: list[str] = []
+        spent = [(reply.model, reply.usage)]
         fallback = settings.fallback_model
         if reply.stop_reason == "refusal" and fallback and await self._usable(fallback, request.model):
             refused = reply
@@ -72,6 +75,7 @@ class TurnRunner:
                 betas=request.betas,  # the same files, referenced the same way
             )
             reply = await self._to_the_end(retry, show, on_progress)
+            spent.append((reply.model, reply.usage))
             reply = replace(reply, usage=refused.usage + reply.usage)
             if reply.stop_reason != "refusal":  # (a second refusal gets the usual note)
                 notes.append(fallback_note(fallback, request.model, refused.refusal_category))
@@ -80,7 +84,7 @@ class TurnRunner:
         sources = render_sources(cited_sources(reply.content))
         shown = join_notes("".join(streamed), sources) if sources else "".join(streamed)
         kept = join_notes(reply.text, sources) if reply.text.strip() else reply.text
-        return TurnAnswer(reply, shown, kept, tuple(notes))
+        return TurnAnswer(reply, shown, kept, tuple(notes), tuple(spent))
 
     async def _usable(self, fallback: str, refusing: str) -> bool:
         """A fallback other than the refusing model, and not retired (a request naming it would fail)."""
