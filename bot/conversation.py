@@ -239,7 +239,8 @@ class ConversationService:
         history = await self.store.turns.load_history(message.thread)
         if history.read_back_from is not None:  # replies may have overtaken the mention that started it
             for later in await surface.fetch_later_messages(history.read_back_from):
-                await self.store.turns.accept_message(later, owner=self.instance_id)  # claimed: once only
+                if await self.store.turns.accept_message(later, owner=self.instance_id):  # claimed: once only
+                    file_notes += await self.files.ingest(later, surface, settings.model)  # its files too
             await self.store.turns.replies_read_back(message.thread)
             history = await self.store.turns.load_history(message.thread)
         if moves := in_posting_order(history):  # a retried delivery was stored after a later message

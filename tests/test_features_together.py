@@ -1,10 +1,11 @@
-"""Regenerate, Continue and Stop together with the other features: files, spend limits and
+"""Features that meet: Regenerate, Continue, Stop, the read-back of replies, with files, spend limits and
 Discord's reply-mode links. Recording platform -> service -> store -> real SDK -> fake Anthropic;
 prices from a PRICES_FILE at $1,000 per million tokens, as in `test_spend.py`."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -127,3 +128,22 @@ async def test_a_refused_request_is_priced_at_the_refusing_models_price_when_a_f
     spent = await core.store.spend.spent(where.channel, Scope.CHANNEL, Period.DAY, now())
     # Haiku costs $1/Mtok here (the config below); Sonnet $1,000/Mtok.
     assert spent == cost(refused) + -(-cost(answered) // 1000)
+
+
+async def test_a_reply_read_back_after_its_mention_brings_its_files(
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
+) -> None:
+    """A reply with a screenshot overtook the mention that starts the conversation (acked, not
+    taken); read back when the mention is answered, its file goes to Claude like any other."""
+    where = thread("readback.1")
+    mention = message(where, "what is wrong here?")
+    overtaking = with_files(adapter, message(where, "here is the screen", mention=False), ("s.png", samples.png()))
+    assert await core.service.accept(overtaking) is None  # no conversation yet: acked, not taken
+    adapter.later_messages[where] = [overtaking]
+
+    await adapter.deliver(core.service, mention)
+
+    [file_id] = fake_anthropic.files.uploads
+    [request] = fake_anthropic.message_requests
+    assert blocks_of(request, "image") == [{"type": "image", "source": {"type": "file", "file_id": file_id}}]
+    assert "here is the screen" in json.dumps(request["messages"])
