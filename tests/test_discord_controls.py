@@ -138,3 +138,26 @@ async def test_a_reply_to_a_stopped_reply_mode_answer_continues_its_conversation
     discord_bot.say("go on from there", message_reference=reply_reference(payload), type=19)
     await discord_bot.settle()
     assert [m["role"] for m in fake_anthropic.message_requests[-1]["messages"]] == ["user", "assistant", "user"]
+
+
+async def test_a_reply_to_a_regenerated_reply_mode_answer_continues_its_conversation(
+    discord_bot: DiscordHarness, fake_anthropic: FakeAnthropic
+) -> None:
+    channel_id = discord_bot.channel["id"]
+    discord_bot.fake.refuse_threads_in(channel_id)
+    mine = int(discord_bot.bot["id"])
+    discord_bot.say("tell me a joke", mention=True)
+    await discord_bot.settle()
+    [first] = [m for m in discord_bot.fake.sent(channel_id) if m.author_id == mine]
+    fake_anthropic.queue_reply("a better joke")
+    discord_bot.click(button(first, "regen"), dict(first.data))
+    await discord_bot.settle()
+    _, newer = [m for m in discord_bot.fake.sent(channel_id) if m.author_id == mine]
+    assert newer.content == "a better joke"
+
+    payload = message_payload(channel_id, discord_bot.bot, newer.content, guild_id=discord_bot.guild_id,
+                              message_id=newer.id)
+    discord_bot.say("another one", message_reference=reply_reference(payload), type=19)
+    await discord_bot.settle()
+    sent = fake_anthropic.message_requests[-1]["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"] and "better joke" in str(sent[1]["content"])
