@@ -7,6 +7,7 @@ Continue run as the core's own background work, under the thread's lock, like an
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from contextlib import nullcontext
@@ -34,7 +35,7 @@ from bot.controls import (
 )
 from bot.domain import Actor, History, IncomingMessage, StoredTurn, ThreadKey, TokenUsage
 from bot.policy import FAILED_NOTE, join_notes
-from bot.ports import SurfaceFor
+from bot.ports import MessageSurface, SurfaceFor
 from bot.running import TurnStopped
 from bot.showing import ShownAnswer
 from bot.spend import stopped_usage
@@ -42,7 +43,7 @@ from bot.store.answers import StoredAnswer
 from bot.store.turns import ANSWERED
 
 if TYPE_CHECKING:
-    from bot.conversation import ConversationService
+    from bot.conversation import AcceptedTurn, ConversationService
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +110,16 @@ class ControlService:
         from bot.conversation import AcceptedTurn  # (that module builds this service)
 
         await self._store.answers.supersede(answer.id)
-        self._conversation.tasks.spawn(self._conversation.answer(AcceptedTurn(message), surface_for(message)))
+        self._conversation.tasks.spawn(self._again(answer.id, AcceptedTurn(message), surface_for(message)))
         return ControlResult(True)
+
+    async def _again(self, answer_id: int, turn: AcceptedTurn, surface: MessageSurface) -> None:
+        """Regenerate's answer; where none was stored (a spend or rate limit, an error), the
+        earlier answer stands again: resent to Claude, and the one to regenerate later."""
+        try:
+            await self._conversation.answer(turn, surface)
+        finally:
+            await asyncio.shield(self._store.answers.restore_unless_replaced(answer_id))
 
     async def continue_answer(self, answer_id: int, presser: Presser, surface_for: SurfaceFor) -> ControlResult:
         answer, refused = await self._checked(Control.CONTINUE, answer_id, presser)

@@ -147,3 +147,24 @@ async def test_a_reply_read_back_after_its_mention_brings_its_files(
     [request] = fake_anthropic.message_requests
     assert blocks_of(request, "image") == [{"type": "image", "source": {"type": "file", "file_id": file_id}}]
     assert "here is the screen" in json.dumps(request["messages"])
+
+
+async def test_regenerate_stopped_at_a_spend_limit_keeps_the_earlier_answer(
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
+) -> None:
+    """No new answer was made (a limit's line instead): the earlier one still stands, is resent
+    to Claude and may be regenerated again later."""
+    where = thread("regen.1")
+    await adapter.deliver(core.service, message(where, "tell me a joke"))
+    [answer] = [t for t in (await core.store.turns.load_history(where)).turns if t.role == "assistant"]
+    await adapter.run_command(core.service, command(where.channel, "budget channel 0.01/day", who=ADMIN))
+
+    result = await core.service.controls.regenerate(answer.id, Presser(ALICE, _anyone), adapter.surface)
+    assert result.done
+    await core.service.tasks.idle()
+    assert "spending limit has been reached" in adapter.finals(where)[-1]
+    assert len(fake_anthropic.message_requests) == 1
+
+    stored = await core.store.answers.get(answer.id)
+    assert stored is not None and not stored.superseded and stored.is_latest
+    assert [t.id for t in (await core.store.turns.load_history(where)).turns if t.role == "assistant"] == [answer.id]

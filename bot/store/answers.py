@@ -78,6 +78,28 @@ class AnswerStore:
         async with self._db.write() as conn:
             await conn.execute(update(messages).where(messages.c.id == answer_id).values(superseded=True))
 
+    async def restore_unless_replaced(self, answer_id: int) -> bool:
+        """A Regenerate that stored no new answer (a limit, an error): the superseded answer
+        stands again. True if it was restored."""
+        later = (
+            select(messages.c.id)
+            .where(
+                messages.c.conversation_id == select(messages.c.conversation_id)
+                .where(messages.c.id == answer_id)
+                .scalar_subquery(),
+                messages.c.role == "assistant",
+                messages.c.id > answer_id,
+            )
+            .exists()
+        )
+        async with self._db.write() as conn:
+            result = await conn.execute(
+                update(messages)
+                .where(messages.c.id == answer_id, messages.c.superseded.is_(True), ~later)
+                .values(superseded=False)
+            )
+            return bool(result.rowcount)
+
     async def extend(self, answer_id: int, more: str, *, stop_reason: str | None, usage: TokenUsage) -> None:
         """Continue: the continuation joins the answer it continues (one assistant turn)."""
         async with self._db.write() as conn:
