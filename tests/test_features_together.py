@@ -15,6 +15,7 @@ from bot.budgets import Period, Scope
 from bot.config import Config
 from bot.controls import Presser
 from bot.domain import IncomingMessage, now
+from fakes import anthropic_tools as blocks
 from fakes import sample_files as samples
 from fakes.anthropic_server import FakeAnthropic
 from fakes.recording import RecordingPlatform, command, message, person, thread
@@ -168,3 +169,27 @@ async def test_regenerate_stopped_at_a_spend_limit_keeps_the_earlier_answer(
     stored = await core.store.answers.get(answer.id)
     assert stored is not None and not stored.superseded and stored.is_latest
     assert [t.id for t in (await core.store.turns.load_history(where)).turns if t.role == "assistant"] == [answer.id]
+
+
+async def test_turns_with_web_tools_reserve_what_their_continued_requests_may_cost(
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
+) -> None:
+    """With the web tools on, one answer may take several requests (pause_turn continued): what
+    a turn in flight reserves counts them, so two concurrent answers cannot both start under a
+    limit that one of them alone passes (a limit is passed by at most one answer)."""
+    channel = thread().channel
+    await adapter.run_command(core.service, command(channel, "tools web on", who=ADMIN))
+    await adapter.run_command(core.service, command(channel, "budget channel 10/day", who=ADMIN))
+    long_text = "word " * 3000  # about 3,750 output tokens: about $3.75 a request here
+    for _ in range(2):
+        for _ in range(3):
+            fake_anthropic.queue_blocks(blocks.text(long_text), stop_reason="pause_turn")
+        fake_anthropic.queue_blocks(blocks.text(long_text))
+    fake_anthropic.latency = 0.05  # the two answers overlap
+    burst = [message(thread(f"{n}.web"), "look it up") for n in range(2)]
+    for sent in burst:
+        assert await core.service.submit(sent, adapter.surface(sent))
+    await core.service.tasks.idle()
+
+    answered = [m for m in burst if "spending limit has been reached" not in adapter.finals(m.thread)[-1]]
+    assert len(answered) == 1, "the second turn did not start: the first alone could pass the limit"
