@@ -5,6 +5,7 @@ prices from a PRICES_FILE at $1,000 per million tokens, as in `test_spend.py`.""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from pathlib import Path
 
@@ -193,3 +194,21 @@ async def test_turns_with_web_tools_reserve_what_their_continued_requests_may_co
 
     answered = [m for m in burst if "spending limit has been reached" not in adapter.finals(m.thread)[-1]]
     assert len(answered) == 1, "the second turn did not start: the first alone could pass the limit"
+
+
+async def test_a_fallback_model_that_cannot_read_the_files_is_not_asked(
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
+) -> None:
+    """The refused request carried an image; the fallback model cannot read images (the models
+    API says so): it is not sent a request it would refuse with 400; the refusal's note stands."""
+    fake_anthropic.models.append(
+        dataclasses.replace(fake_anthropic.models[0], id="claude-textonly-1", image_input=False, pdf_input=False)
+    )
+    where = thread("fallback.files")
+    await adapter.run_command(core.service, command(where.channel, "fallback claude-textonly-1", who=ADMIN))
+    fake_anthropic.queue_blocks(stop_reason="refusal", stop_details={"type": "refusal", "category": "cyber"})
+    await adapter.deliver(core.service, with_files(adapter, message(where, "what is it?"), ("x.png", samples.png())))
+
+    assert all(r.status == 200 for r in fake_anthropic.requests if r.path == "/v1/messages")
+    assert len(fake_anthropic.message_requests) == 1
+    assert "declined to answer" in adapter.finals(where)[-1]

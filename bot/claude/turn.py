@@ -65,7 +65,7 @@ class TurnRunner:
         notes: list[str] = []
         spent = [(reply.model, reply.usage)]
         fallback = settings.fallback_model
-        if reply.stop_reason == "refusal" and fallback and await self._usable(fallback, request.model):
+        if reply.stop_reason == "refusal" and fallback and await self._usable(fallback, request):
             refused = reply
             if "".join(streamed).strip():
                 await show("\n\n")  # the fallback's answer starts apart from what was shown
@@ -86,10 +86,14 @@ class TurnRunner:
         kept = join_notes(reply.text, sources) if reply.text.strip() else reply.text
         return TurnAnswer(reply, shown, kept, tuple(notes), tuple(spent))
 
-    async def _usable(self, fallback: str, refusing: str) -> bool:
-        """A fallback other than the refusing model, and not retired (a request naming it would fail)."""
+    async def _usable(self, fallback: str, refused: ClaudeRequest) -> bool:
+        """A fallback other than the refusing model, not retired, and able to read the files the
+        request carries (a request it cannot take would fail: the refusal's note is better)."""
         info = await self._claude.catalog.get(fallback)
-        return fallback != refusing and (info is None or info.lifecycle != "retired")
+        if fallback == refused.model or info is None:
+            return fallback != refused.model
+        reads = {"image": info.image_input is not False, "pdf": info.pdf_input is not False}
+        return info.lifecycle != "retired" and all(reads[kind] for kind in _file_kinds(refused.messages))
 
     async def _to_the_end(
         self, request: ClaudeRequest, show: OnText, on_progress: OnProgress | None
@@ -116,3 +120,19 @@ class TurnRunner:
             content += reply.content
             usage = usage + reply.usage
         return replace(reply, text="".join(texts), content=tuple(content), usage=usage)
+
+
+def _file_kinds(messages: list[dict[str, Any]]) -> set[str]:
+    """What the request's file blocks need a model to read: "image", "pdf" (text documents
+    need nothing; a PDF is the document with citations, see `bot.files.blocks`)."""
+    kinds = set()
+    for message in messages:
+        content = message.get("content")
+        for block in content if isinstance(content, list) else ():
+            if block.get("type") == "image":
+                kinds.add("image")
+            elif block.get("type") == "document" and (
+                "citations" in block or block.get("source", {}).get("media_type") == "application/pdf"
+            ):
+                kinds.add("pdf")
+    return kinds
