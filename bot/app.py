@@ -130,6 +130,7 @@ def spend_rules(config: Config) -> SpendRules:
         rate_user_per_minute=config.rate_user_per_minute,
         rate_channel_per_minute=config.rate_channel_per_minute,
         hold_seconds=config.max_turn_seconds + config.thread_busy_wait_seconds,
+        web_max_uses=config.web_max_uses,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import nullcontext
 from typing import TYPE_CHECKING
 
 from bot import metrics
@@ -34,14 +35,15 @@ from bot.controls import (
 )
 from bot.domain import Actor, History, IncomingMessage, StoredTurn, ThreadKey, TokenUsage
 from bot.policy import FAILED_NOTE, OVERLOADED_NOTE, join_notes
-from bot.ports import SurfaceFor
+from bot.ports import MessageSurface, SurfaceFor
 from bot.running import TurnStopped
 from bot.showing import ShownAnswer
+from bot.spend import stopped_usage
 from bot.store.answers import StoredAnswer
 from bot.store.turns import ANSWERED
 
 if TYPE_CHECKING:
-    from bot.conversation import ConversationService
+    from bot.conversation import AcceptedTurn, ConversationService
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +82,11 @@ class ControlService:
         log.info("answer stop requested of another instance: thread=%s by=%s", thread, presser.actor.user_id)
         return ControlResult(True)
 
-    async def finish_stopped(self, thread: ThreadKey, model: str, history: History, reply: ShownAnswer) -> None:
-        """A stopped answer: what was written is stored and shown with the "(stopped)" note."""
+    async def finish_stopped(
+        self, thread: ThreadKey, model: str, history: History, reply: ShownAnswer
+    ) -> int | None:
+        """A stopped answer: what was written is stored and shown with the "(stopped)" note;
+        returns the stored answer's id (None: nothing was written)."""
         written = reply.received if reply.received.strip() else ""
         covered = history.turns[-1].order
         answer_id = None
@@ -95,6 +100,7 @@ class ControlService:
         else:
             await self._store.turns.settle(thread, up_to_order=covered, state=ANSWERED)
         await reply.finish(join_notes(written, STOPPED_NOTE))
+        return answer_id
 
     # --- which message carries the buttons ----------------------------------------
 
@@ -134,8 +140,15 @@ class ControlService:
         except BaseException:
             room.release()
             raise
-        room.spawn(self._conversation.answer(AcceptedTurn(message), surface_for(message)))
+        room.spawn(self._again(answer.id, AcceptedTurn(message), surface_for(message)))
         return ControlResult(True)
+
+    async def _again(self, answer_id: int, turn: AcceptedTurn, surface: MessageSurface) -> None:
+        """Regenerate's answer; where none was stored (a spend or rate limit, an error), the
+        earlier answer stands again: resent to Claude, and the one to regenerate later."""
+        await self._conversation.answer(turn, surface)
+        # (Cancelled, the service is stopping or dying: the turn stays pending for recovery.)
+        await self._store.answers.restore_unless_replaced(answer_id)
 
     async def continue_answer(self, answer_id: int, presser: Presser, surface_for: SurfaceFor) -> ControlResult:
         answer, refused = await self._checked(Control.CONTINUE, answer_id, presser)
@@ -175,36 +188,52 @@ class ControlService:
             if latest is None or not latest.is_latest or not continuable(latest.stop_reason):
                 return  # something else happened in the thread meanwhile
             settings = await conversation.settings.for_channel(message.channel)
-            history = await self._store.turns.load_history(thread)
+            # With their files, as every request of the conversation carries them (same prefix).
+            history = await conversation.files.with_attachments(thread, await self._store.turns.load_history(thread))
             mine = next((i for i, t in enumerate(history.turns) if t.id == answer.id), None)
             if mine is None:
                 return
             turns = history.turns[: mine + 1]
             ask = StoredTurn(0, "user", None, CONTINUE_PROMPT, position=turns[-1].order)
+            asked = History([*turns, ask], history.trim_noticed)
             started = time.monotonic()
-            async with conversation.running.track(thread, message.actor.user_id):
+            # A continuation is a request like any other: within the limits, and counted.
+            admission = await conversation.spend.admit(message, settings, asked) if conversation.spend else None
+            if admission is not None and admission.refusal is not None:
+                if admission.refusal:
+                    refused = await surface_for(message).open_reply()
+                    await refused.finish(admission.refusal)
+                return
+            async with conversation.running.track(thread, message.actor.user_id), admission or nullcontext():
                 surface = surface_for(message)
                 reply = ShownAnswer(await surface.open_reply(), thread)
                 try:
-                    turn, notes, _sent = await conversation._ask_claude(
-                        thread, settings, History([*turns, ask], history.trim_noticed), reply, surface
-                    )
+                    turn, notes, _sent = await conversation._ask_claude(thread, settings, asked, reply, surface)
                 except TurnStopped:
+                    if admission is not None:
+                        admission.spent(settings.model, stopped_usage(settings.system_prompt, asked, reply.received))
                     stopped = "\n\n" + join_notes(reply.received, STOPPED_NOTE)
                     await self._store.answers.extend(answer.id, stopped, stop_reason="stopped", usage=TokenUsage())
                     await reply.finish(join_notes(reply.received, STOPPED_NOTE))
+                    await conversation._remember_shown(thread, reply, answer.id)
                     return
                 except Exception as error:
                     log.warning("continue failed: thread=%s (%s)", thread, type(error).__name__)
                     await reply.finish(join_notes(reply.received, getattr(error, "user_message", FAILED_NOTE)))
+                    await conversation._remember_shown(thread, reply, None)
                     return
                 result = turn.reply
+                if admission is not None:
+                    for model, usage in turn.spent:
+                        admission.spent(model, usage)
+                    notes = [*notes, *admission.notes]
                 await self._store.answers.extend(
                     answer.id, "\n\n" + turn.kept, stop_reason=result.stop_reason, usage=result.usage
                 )
                 offered = offered_controls(stored=True, stop_reason=result.stop_reason, is_latest=True)
                 reply.offer_controls(AnswerControls(thread, answer.id, offered))
                 await reply.finish(join_notes(turn.shown, *notes))
+                await conversation._remember_shown(thread, reply, answer.id)  # a reply to it goes on here
             log.info("answer continued: thread=%s seconds=%.2f", thread, time.monotonic() - started)
 
 

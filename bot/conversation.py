@@ -67,7 +67,7 @@ from bot.ports import CommandSurface, MessageSurface
 from bot.prompt import ContextPlan, context_tokens, estimate_tokens, fit_context, render_thread_context, to_messages
 from bot.running import RunningAnswers, TurnStopped, until_stopped
 from bot.showing import ShownAnswer
-from bot.spend import Admission, SpendGuard
+from bot.spend import Admission, SpendGuard, stopped_usage
 from bot.store import Store
 from bot.store.db import is_outage
 from bot.store.turns import ANSWERED, FAILED
@@ -264,7 +264,7 @@ class ConversationService:
         if history.read_back_from is not None:  # replies may have overtaken the mention that started it
             for later in await surface.fetch_later_messages(history.read_back_from):
                 if await self.store.turns.accept_message(later, owner=self.instance_id):  # claimed: once only
-                    file_notes += await self.files.ingest(later, surface, settings.model)
+                    file_notes += await self.files.ingest(later, surface, settings.model)  # its files too
             await self.store.turns.replies_read_back(message.thread)
             history = await self.store.turns.load_history(message.thread)
         if moves := in_posting_order(history):  # a retried delivery was stored after a later message
@@ -369,12 +369,16 @@ class ConversationService:
         try:
             turn, notes, sent = await self._ask_claude(message.thread, settings, history, reply_stream, surface)
         except TurnStopped:
-            await self.controls.finish_stopped(message.thread, settings.model, history, reply_stream)
+            if admission is not None:
+                admission.spent(settings.model, stopped_usage(settings.system_prompt, history, reply_stream.received))
+            stopped = await self.controls.finish_stopped(message.thread, settings.model, history, reply_stream)
+            await self._remember_shown(message.thread, reply_stream, stopped)  # a reply to it continues here
             return TurnOutcome(answered=True)
         notes = [*file_notes, *notes]
         reply = turn.reply
         if admission is not None:
-            admission.spent(reply.model, reply.usage)
+            for model, usage in turn.spent:  # each model's share at its own price (a fallback's refusal)
+                admission.spent(model, usage)
             notes = [*notes, *admission.notes]
         answer = turn.kept if turn.kept.strip() else ""  # whitespace alone is no answer
         # A refusal is stored even without text: its stop reason marks the exchange as never resent.

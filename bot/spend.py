@@ -43,8 +43,9 @@ from bot.budgets import (
     slow_down_line,
     usd,
 )
+from bot.claude.turn import MAX_CONTINUATIONS
 from bot.domain import ChannelKey, ChannelSettings, CommandInvocation, History, IncomingMessage, TokenUsage, now
-from bot.pricing import MICROS_PER_USD, PriceTable
+from bot.pricing import MICROS_PER_USD, WEB_SEARCH, PriceTable
 from bot.prompt import context_tokens, estimate_tokens
 from bot.store.spend import SpendPlace, SpendSnapshot, SpendStore
 
@@ -67,6 +68,7 @@ class SpendRules:
     rate_user_per_minute: int = 10
     rate_channel_per_minute: int = 60
     hold_seconds: float = 900.0  # a reservation outlives a dead instance's turn this long at most
+    web_max_uses: int = 5  # WEB_MAX_USES: the searches one answer may make, reserved with it
 
 
 @dataclass
@@ -99,6 +101,15 @@ class Admission:
             await asyncio.shield(self.guard.settle(self))
 
 
+def stopped_usage(system_prompt: str, history: History, written: str) -> TokenUsage:
+    """What a stopped request is counted as: its usage never arrives, but Claude bills the
+    input it read and what it wrote. Our estimates, input at the full input price."""
+    return TokenUsage(
+        input_tokens=estimate_tokens(system_prompt) + context_tokens(history.turns),
+        output_tokens=estimate_tokens(written),
+    )
+
+
 class SpendGuard:
     def __init__(self, store: SpendStore, rules: SpendRules, clock: Callable[[], datetime] = now) -> None:
         self.store = store
@@ -114,7 +125,7 @@ class SpendGuard:
             await self.store.limit_rows(message.channel), message.channel.channel_id, self.rules.defaults
         )
         input_tokens = estimate_tokens(settings.system_prompt) + context_tokens(history.turns)
-        reservation = self.rules.prices.most_micros(settings.model, input_tokens, settings.max_tokens)
+        reservation = self._most_turn_micros(settings, input_tokens)
         delay = _POLL_START
         deadline = asyncio.get_running_loop().time() + self.rules.hold_seconds
         while True:
@@ -131,6 +142,21 @@ class SpendGuard:
                 return Admission(None, place, refusal=BUSY_AT_LIMIT)
             await asyncio.sleep(delay)
             delay = min(delay * 2, _POLL_CAP)
+
+    def _most_turn_micros(self, settings: ChannelSettings, input_tokens: int) -> int:
+        """The most one answer can cost: one request, or with the web tools on, every request
+        of a paused turn continued (each resending what came before) and their searches; the
+        fallback model's request too where one is set."""
+        prices, output = self.rules.prices, settings.max_tokens
+        requests = 1 + MAX_CONTINUATIONS if settings.web else 1
+        searches = {WEB_SEARCH: self.rules.web_max_uses if settings.web else 0}
+
+        def most(model: str) -> int:
+            each = prices.most_micros(model, input_tokens + (requests - 1) * output, output)
+            return requests * each + prices.cost_micros(model, TokenUsage(), searches)
+
+        fallback = settings.fallback_model
+        return most(settings.model) + (most(fallback) if fallback and fallback != settings.model else 0)
 
     async def _try(
         self, place: SpendPlace, limits: list[Limit], reservation: int, moment: datetime

@@ -17,7 +17,7 @@ from bot.app import Core, open_core
 from bot.config import Config
 from bot.schema import answer_feedback, messages
 from fakes.anthropic_server import FakeAnthropic
-from fakes.discord_server import guild_payload, ready_payload
+from fakes.discord_server import guild_payload, message_payload, ready_payload, reply_reference
 from tests.discord_harness import DiscordHarness, discord_service
 
 
@@ -150,3 +150,55 @@ async def test_another_instance_or_a_restart_takes_the_buttons_off_the_previous_
         older, newer = second.fake.sent(thread_id)
         assert custom_ids(newer), "the newer answer has the buttons"
         assert custom_ids(older) == [], "the previous answer's were taken off, though another process showed it"
+
+
+async def test_a_reply_to_a_stopped_reply_mode_answer_continues_its_conversation(
+    discord_bot: DiscordHarness, fake_anthropic: FakeAnthropic
+) -> None:
+    channel_id = discord_bot.channel["id"]
+    discord_bot.fake.refuse_threads_in(channel_id)
+    fake_anthropic.queue_reply(" ".join(f"w{i}" for i in range(300)))
+    fake_anthropic.chunk_delay = 0.03
+    discord_bot.say("write a lot", mention=True)
+    mine = int(discord_bot.bot["id"])
+    for _ in range(500):
+        sent = [m for m in discord_bot.fake.sent(channel_id) if m.author_id == mine]
+        if sent and any(c.startswith("claude:stop") for c in custom_ids(sent[0])):
+            break
+        await asyncio.sleep(0.02)
+    else:
+        raise AssertionError("no Stop button while the answer streamed")
+    discord_bot.click(button(sent[0], "stop"), dict(sent[0].data))
+    await discord_bot.settle()
+    fake_anthropic.chunk_delay = 0.0
+    [answer] = [m for m in discord_bot.fake.sent(channel_id) if m.author_id == mine]
+    assert answer.content.endswith("_(stopped)_")
+
+    payload = message_payload(channel_id, discord_bot.bot, answer.content, guild_id=discord_bot.guild_id,
+                              message_id=answer.id)
+    discord_bot.say("go on from there", message_reference=reply_reference(payload), type=19)
+    await discord_bot.settle()
+    assert [m["role"] for m in fake_anthropic.message_requests[-1]["messages"]] == ["user", "assistant", "user"]
+
+
+async def test_a_reply_to_a_regenerated_reply_mode_answer_continues_its_conversation(
+    discord_bot: DiscordHarness, fake_anthropic: FakeAnthropic
+) -> None:
+    channel_id = discord_bot.channel["id"]
+    discord_bot.fake.refuse_threads_in(channel_id)
+    mine = int(discord_bot.bot["id"])
+    discord_bot.say("tell me a joke", mention=True)
+    await discord_bot.settle()
+    [first] = [m for m in discord_bot.fake.sent(channel_id) if m.author_id == mine]
+    fake_anthropic.queue_reply("a better joke")
+    discord_bot.click(button(first, "regen"), dict(first.data))
+    await discord_bot.settle()
+    _, newer = [m for m in discord_bot.fake.sent(channel_id) if m.author_id == mine]
+    assert newer.content == "a better joke"
+
+    payload = message_payload(channel_id, discord_bot.bot, newer.content, guild_id=discord_bot.guild_id,
+                              message_id=newer.id)
+    discord_bot.say("another one", message_reference=reply_reference(payload), type=19)
+    await discord_bot.settle()
+    sent = fake_anthropic.message_requests[-1]["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"] and "better joke" in str(sent[1]["content"])

@@ -68,3 +68,28 @@ async def test_a_message_the_outage_outlasts_gets_a_clear_note_not_silence(
         assert bot.fake.texts(int(root["id"])) == [NOT_STORED_NOTE]
         assert fake_anthropic.message_requests == []
         assert bot.adapter.held.held == 0
+
+
+async def test_a_message_deleted_while_held_through_an_outage_is_never_answered(
+    core_through_proxy: Core, proxy: CuttableProxy, fake_anthropic: FakeAnthropic
+) -> None:
+    """Its deletion cannot be stored either (the database is down), but the message is still
+    held here: it is dropped, so deleted means deleted also across an outage."""
+    async with discord_service(core_through_proxy, outage_retry_delays=(0.3,) * 20) as bot:
+        proxy.cut()
+        root = bot.say("my password is hunter2", mention=True)
+        await asyncio.sleep(0.5)
+        assert bot.adapter.held.held == 1
+        bot.feed(
+            "MESSAGE_DELETE",
+            {"id": root["id"], "channel_id": str(bot.channel["id"]), "guild_id": str(bot.guild_id)},
+        )
+        await asyncio.sleep(0.5)
+        proxy.restore()
+        await bot.settle()
+        await asyncio.sleep(0.7)  # past the next hand-over
+        await bot.settle()
+
+        assert bot.adapter.held.held == 0
+        assert fake_anthropic.message_requests == [], "the deleted message was not answered"
+        assert bot.fake.threads == []

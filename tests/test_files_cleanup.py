@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import func, select, update
 
 from bot.app import Core
-from bot.domain import CommandInvocation, FileRef, IncomingMessage, ThreadKey, now
+from bot.domain import CommandInvocation, FileRef, IncomingMessage, PostedMessage, ThreadKey, now
 from bot.schema import attachments, conversations
 from fakes import sample_files as samples
 from fakes.anthropic_server import FakeAnthropic
@@ -118,3 +118,19 @@ async def test_the_services_own_sweep_retries_a_delete_that_failed(
     assert fake_anthropic.files.deleted == [file_id] and await rows(core) == 0
 
 
+
+
+async def test_a_deleted_message_has_its_uploaded_file_deleted_at_once(
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
+) -> None:
+    where = thread("5.5")
+    posted = attach(adapter, message(where, "look", who=ALICE), "a.png", samples.png())
+    await adapter.deliver(core.service, posted)
+    [file_id] = fake_anthropic.files.uploads
+
+    gone = PostedMessage("test", where.workspace_id, where.channel_id, posted.message_id, "Ev-delete")
+    assert await core.service.message_deleted(gone)
+    await core.service.tasks.idle()
+
+    assert fake_anthropic.files.deleted == [file_id], "deleted means deleted, the upload too"
+    assert await rows(core) == 0

@@ -27,7 +27,7 @@ from bot.logs import RedactingFilter
 from bot.scheduler import prune_once
 from bot.schema import conversations, slack_bots, slack_installations
 from fakes.anthropic_server import FakeAnthropic
-from fakes.slack_server import FakeSlack, event_body
+from fakes.slack_server import FakeSlack, block_actions_body, event_body
 from tests.slack_harness import SIGNING_SECRET, SlackHarness, mention
 
 KEY = Fernet.generate_key().decode()
@@ -264,3 +264,46 @@ async def test_a_stored_message_of_an_org_wide_install_is_answered_with_the_orgs
         reply = await surface.open_reply()
         await reply.finish("recovered")
         assert {c.token for c in fake_slack.calls if c.params.get("channel") == "C555"} == {token}
+
+
+async def test_controls_and_the_agent_home_of_a_workspace_use_that_workspaces_token(
+    config: Config, fake_slack: FakeSlack, fake_anthropic: FakeAnthropic
+) -> None:
+    """Regenerate's new answer, the presser's notice and the DM greeting are sent with the token
+    of the workspace the click or event came from (there is no app-wide token in this mode)."""
+    async with oauth_service(config, fake_slack) as slack:
+        await install(slack, "T100")
+        [token] = fake_slack.tokens_of("T100")
+        root = await mention_in(slack, "T100", "tell me a joke", channel="C100")
+        [first] = fake_slack.bot_messages("C100", root["ts"])
+        fake_anthropic.queue_reply("a better joke")
+        regenerate = {
+            "type": "button", "action_id": "claude_regenerate", "block_id": "b",
+            "value": next(
+                e["value"] for b in first.blocks or [] for e in b.get("elements", [])
+                if e.get("action_id") == "claude_regenerate"
+            ),
+        }
+        body = block_actions_body(
+            regenerate, user_id="U1", channel_id="C100", message_ts=first.ts, thread_ts=first.thread_ts,
+            team_id="T100",
+        )
+        assert (await slack.post(body, content_type="application/x-www-form-urlencoded")).status == 200
+        await slack.settle()
+        assert [m.text for m in fake_slack.bot_messages("C100", root["ts"])][1:] == ["a better joke"]
+
+        rated = block_actions_body(
+            {**regenerate, "action_id": "claude_regenerate"}, user_id="U2", channel_id="C100",
+            message_ts=first.ts, thread_ts=first.thread_ts, team_id="T100",
+        )
+        assert (await slack.post(rated, content_type="application/x-www-form-urlencoded")).status == 200
+        await slack.settle()
+        assert fake_slack.ephemeral, "the presser was told"
+
+        opened = {"type": "app_home_opened", "user": "U1", "channel": "D100", "tab": "messages", "event_ts": "1.1"}
+        home = event_body(opened, "Ev-home-T100", team_id="T100", bot_user_id="UBOTT100")
+        assert (await slack.post(json.dumps(home))).status == 200
+        await slack.settle()
+        assert [m.channel for m in fake_slack.messages if m.channel == "D100"] == ["D100"], "greeted"
+        used = {c.token for c in fake_slack.calls if c.params.get("channel") in ("C100", "D100")}
+        assert used == {token}

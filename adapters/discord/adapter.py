@@ -207,6 +207,8 @@ class DiscordAdapter:
         try:
             await self._inbox.message_deleted(posted)
         except ServiceUnavailable:
+            if self.held.withdraw(posted.message_id):  # still held here: never handed over
+                return
             log.warning("discord: the deletion of message %s could not be applied (database unavailable)",
                         posted.message_id)
 

@@ -234,7 +234,13 @@ class ClickSurface:
         reference = None if in_place else self._interaction.message
         reply = ControlledReply(channel, reference, self._message.thread, self._last)
         reply.start_typing()
-        return reply
+        if reference is None:
+            return reply
+        # A reply-mode answer says where it was shown, so replying to it continues the
+        # conversation (imported here: the surface module builds on this one).
+        from adapters.discord.surface import ReplyModeAnswer
+
+        return ReplyModeAnswer(reply)
 
     async def fetch_thread_context(self) -> list[Any]:
         return []

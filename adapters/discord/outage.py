@@ -6,6 +6,7 @@ keeps the message in memory and hands it over again, and if the outage outlasts 
 retries it tells the person in the channel instead of dropping the message silently.
 A message refused because the core's work is at its cap (`Overloaded`) is not held (that
 would be the unbounded queue the cap exists against): the person is told at once.
+A held message its author deletes meanwhile is dropped (`withdraw`): never answered.
 (Own code: discord.py has no redelivery to lean on.)
 """
 
@@ -30,6 +31,16 @@ class HeldMessages:
         self._delays = delays
         self._limit = limit
         self.held = 0
+        self._held_ids: set[str] = set()  # the platform ids of the messages held
+        self._withdrawn: set[str] = set()  # ... deleted by their authors while held
+
+    def withdraw(self, message_id: str) -> bool:
+        """Its author deleted a held message (a deletion the core cannot store either): it is
+        never handed over. True if it was held."""
+        if message_id not in self._held_ids:
+            return False
+        self._withdrawn.add(message_id)
+        return True
 
     async def submit(self, inbox: Inbox, message: IncomingMessage, surface: MessageSurface) -> None:
         """Hand the message to the core; while it cannot be stored, try again, then tell."""
@@ -47,9 +58,13 @@ class HeldMessages:
             await _tell(surface, message, NOT_STORED_NOTE)
             return
         self.held += 1
+        self._held_ids.add(message.message_id)
         try:
             for delay in self._delays:
                 await asyncio.sleep(delay)
+                if message.message_id in self._withdrawn:
+                    log.info("discord: a message held during an outage was deleted; dropped: %s", message.thread)
+                    return
                 try:
                     await inbox.submit(replace(message, redelivered=True), surface)
                     log.info("discord: a message held during an outage was taken: %s", message.thread)
@@ -63,6 +78,8 @@ class HeldMessages:
             await _tell(surface, message, NOT_STORED_NOTE)
         finally:
             self.held -= 1
+            self._held_ids.discard(message.message_id)
+            self._withdrawn.discard(message.message_id)
 
 
 async def _tell(surface: MessageSurface, message: IncomingMessage, note: str) -> None:

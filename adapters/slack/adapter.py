@@ -262,14 +262,14 @@ class SlackAdapter:
 
         # The agent messaging experience (agent_view); the two above serve assistant_view installs.
         @app.event("app_home_opened")
-        async def on_home_opened(event: dict[str, Any]) -> None:
-            await self.slack.home.opened(event)  # before the ack, within a short bound
+        async def on_home_opened(event: dict[str, Any], context: AsyncBoltContext) -> None:
+            await self._for(context).home.opened(event)  # before the ack, within a short bound
 
         @app.event("app_context_changed")
         async def on_app_context_changed() -> None:
             return None  # what the person looks at; the bot takes its context from the thread
 
-        register_controls(app, self.slack, lambda: self._inbox)
+        register_controls(app, self._for, lambda: self._inbox)
 
         @app.error
         async def on_listener_error(error: Exception) -> BoltResponse:

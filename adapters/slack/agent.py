@@ -26,7 +26,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.assistant import quietly
 from bot.controls import AnswerControls
-from bot.ports import OffersControls, ReplyStream
+from bot.domain import Progress
+from bot.ports import OffersControls, ReplyStream, ShowsProgress
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,11 @@ class SessionReply:
 
     async def append(self, delta: str) -> None:
         await self._reply.append(delta)
+
+    async def progress(self, status: Progress) -> None:
+        """What Claude is doing (thinking, searching), passed on: the session is only a frame."""
+        if isinstance(self._reply, ShowsProgress):
+            await self._reply.progress(status)
 
     async def finish(self, text: str) -> None:
         try:

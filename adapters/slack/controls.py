@@ -14,32 +14,40 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from slack_bolt.async_app import AsyncApp
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 
 from adapters.slack.blocks import CONTINUE_ACTION, FEEDBACK_ACTION, REGENERATE_ACTION
 from adapters.slack.surface import SlackMessageSurface, SlackWorkspace
 from adapters.slack.translate import PLATFORM
 from bot.controls import ControlResult, Presser
 from bot.domain import Actor, IncomingMessage, ThreadKey
-from bot.ports import Inbox, MessageSurface
+from bot.ports import Inbox, MessageSurface, SurfaceFor
 
 log = logging.getLogger(__name__)
 
 NOTICE_SECONDS = 1.5
 
-def register_controls(app: AsyncApp, slack: SlackWorkspace, inbox: Callable[[], Inbox | None]) -> None:
-    """Bolt listeners for the controls; `inbox` is None once intake has stopped."""
+def register_controls(
+    app: AsyncApp, workspace: Callable[[AsyncBoltContext], SlackWorkspace], inbox: Callable[[], Inbox | None]
+) -> None:
+    """Bolt listeners for the controls; `inbox` is None once intake has stopped. `workspace`
+    gives the click's workspace (with many workspaces, each has its own token)."""
 
-    def presser(user_id: str) -> Presser:
+    def presser(slack: SlackWorkspace, user_id: str) -> Presser:
         async def is_admin() -> bool:
             return await slack.users.is_admin(user_id)
 
         return Presser(Actor(PLATFORM, user_id, user_id), is_admin)
 
-    def surface_for(message: IncomingMessage) -> MessageSurface:
-        return SlackMessageSurface(slack, message, event={})
+    def surfaces(slack: SlackWorkspace) -> Callable[[IncomingMessage], MessageSurface]:
+        def surface_for(message: IncomingMessage) -> MessageSurface:
+            return SlackMessageSurface(slack, message, event={})
 
-    async def tell(result: ControlResult, user_id: str, channel: str, thread_ts: str | None) -> None:
+        return surface_for
+
+    async def tell(
+        slack: SlackWorkspace, result: ControlResult, user_id: str, channel: str, thread_ts: str | None
+    ) -> None:
         if not result.notice or not channel or not user_id:
             return
         notice = slack.client.chat_postEphemeral(channel=channel, user=user_id, thread_ts=thread_ts, text=result.notice)
@@ -49,18 +57,20 @@ def register_controls(app: AsyncApp, slack: SlackWorkspace, inbox: Callable[[], 
             log.warning("slack: could not tell the presser (%s)", type(exc).__name__)
 
     @app.event("agent_session_stopped")
-    async def on_session_stopped(event: dict[str, Any], body: dict[str, Any]) -> None:
-        core = inbox()
+    async def on_session_stopped(event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext) -> None:
+        core, slack = inbox(), workspace(context)
         channel, thread_ts = str(event.get("channel", "")), str(event.get("thread_ts", ""))
         user = str(event.get("user", ""))
         if core is None or not channel or not thread_ts:
             return
         thread = ThreadKey(PLATFORM, str(body.get("team_id") or slack.translator.team_id), channel, thread_ts)
-        result = await core.controls.stop(thread, presser(user))
-        await tell(result, user, channel, thread_ts)
+        result = await core.controls.stop(thread, presser(slack, user))
+        await tell(slack, result, user, channel, thread_ts)
 
-    async def on_click(action: dict[str, Any], body: dict[str, Any], run: Callable[..., Any]) -> None:
-        core = inbox()
+    async def on_click(
+        action: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext, run: Callable[..., Any]
+    ) -> None:
+        core, slack = inbox(), workspace(context)
         user = str((body.get("user") or {}).get("id", ""))
         channel = str((body.get("channel") or {}).get("id", "") or (body.get("container") or {}).get("channel_id", ""))
         message = body.get("message") or {}
@@ -70,32 +80,32 @@ def register_controls(app: AsyncApp, slack: SlackWorkspace, inbox: Callable[[], 
         if core is None or not answer_text.isdigit():
             log.warning("slack: dropped a control click without a usable answer id")
             return
-        result: ControlResult = await run(core, int(answer_text), presser(user), value)
-        await tell(result, user, channel, thread_ts)
+        result: ControlResult = await run(core, int(answer_text), presser(slack, user), value, surfaces(slack))
+        await tell(slack, result, user, channel, thread_ts)
 
     @app.action(FEEDBACK_ACTION)
-    async def on_feedback(ack: Any, action: dict[str, Any], body: dict[str, Any]) -> None:
+    async def on_feedback(ack: Any, action: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext) -> None:
         await ack()
 
-        async def run(core: Inbox, answer: int, who: Presser, value: str) -> ControlResult:
+        async def run(core: Inbox, answer: int, who: Presser, value: str, _surfaces: SurfaceFor) -> ControlResult:
             return await core.controls.rate(answer, who, positive=value.startswith("up:"))
 
-        await on_click(action, body, run)
+        await on_click(action, body, context, run)
 
     @app.action(REGENERATE_ACTION)
-    async def on_regenerate(ack: Any, action: dict[str, Any], body: dict[str, Any]) -> None:
+    async def on_regenerate(ack: Any, action: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext) -> None:
         await ack()
 
-        async def run(core: Inbox, answer: int, who: Presser, _value: str) -> ControlResult:
+        async def run(core: Inbox, answer: int, who: Presser, _value: str, surface_for: SurfaceFor) -> ControlResult:
             return await core.controls.regenerate(answer, who, surface_for)
 
-        await on_click(action, body, run)
+        await on_click(action, body, context, run)
 
     @app.action(CONTINUE_ACTION)
-    async def on_continue(ack: Any, action: dict[str, Any], body: dict[str, Any]) -> None:
+    async def on_continue(ack: Any, action: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext) -> None:
         await ack()
 
-        async def run(core: Inbox, answer: int, who: Presser, _value: str) -> ControlResult:
+        async def run(core: Inbox, answer: int, who: Presser, _value: str, surface_for: SurfaceFor) -> ControlResult:
             return await core.controls.continue_answer(answer, who, surface_for)
 
-        await on_click(action, body, run)
+        await on_click(action, body, context, run)

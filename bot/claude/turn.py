@@ -20,7 +20,7 @@ from bot.claude.client import ClaudeClient, ClaudeReply, ClaudeRequest, OnText
 from bot.claude.request import request_extras
 from bot.claude.response import OnProgress
 from bot.claude.tools import with_uses_left
-from bot.domain import ChannelSettings
+from bot.domain import ChannelSettings, TokenUsage
 from bot.policy import fallback_note, join_notes
 from bot.sources import cited_sources, render_sources
 
@@ -33,6 +33,8 @@ class TurnAnswer:
     shown: str  # everything streamed, then the sources: the answer as the person sees it
     kept: str  # the answering model's text and the sources: what is stored and resent
     notes: tuple[str, ...]  # shown after the answer, never stored
+    # What each model used, for its price: a refused request is billed at the refusing model's.
+    spent: tuple[tuple[str, TokenUsage], ...] = ()
 
 
 class TurnRunner:
@@ -61,8 +63,9 @@ class TurnRunner:
 
         reply = await self._to_the_end(request, show, on_progress)
         notes: list[str] = []
+        spent = [(reply.model, reply.usage)]
         fallback = settings.fallback_model
-        if reply.stop_reason == "refusal" and fallback and await self._usable(fallback, request.model):
+        if reply.stop_reason == "refusal" and fallback and await self._usable(fallback, request):
             refused = reply
             if "".join(streamed).strip():
                 await show("\n\n")  # the fallback's answer starts apart from what was shown
@@ -72,6 +75,7 @@ class TurnRunner:
                 betas=request.betas,  # the same files, referenced the same way
             )
             reply = await self._to_the_end(retry, show, on_progress)
+            spent.append((reply.model, reply.usage))
             reply = replace(reply, usage=refused.usage + reply.usage)
             if reply.stop_reason != "refusal":  # (a second refusal gets the usual note)
                 notes.append(fallback_note(fallback, request.model, refused.refusal_category))
@@ -80,12 +84,16 @@ class TurnRunner:
         sources = render_sources(cited_sources(reply.content))
         shown = join_notes("".join(streamed), sources) if sources else "".join(streamed)
         kept = join_notes(reply.text, sources) if reply.text.strip() else reply.text
-        return TurnAnswer(reply, shown, kept, tuple(notes))
+        return TurnAnswer(reply, shown, kept, tuple(notes), tuple(spent))
 
-    async def _usable(self, fallback: str, refusing: str) -> bool:
-        """A fallback other than the refusing model, and not retired (a request naming it would fail)."""
+    async def _usable(self, fallback: str, refused: ClaudeRequest) -> bool:
+        """A fallback other than the refusing model, not retired, and able to read the files the
+        request carries (a request it cannot take would fail: the refusal's note is better)."""
         info = await self._claude.catalog.get(fallback)
-        return fallback != refusing and (info is None or info.lifecycle != "retired")
+        if fallback == refused.model or info is None:
+            return fallback != refused.model
+        reads = {"image": info.image_input is not False, "pdf": info.pdf_input is not False}
+        return info.lifecycle != "retired" and all(reads[kind] for kind in _file_kinds(refused.messages))
 
     async def _to_the_end(
         self, request: ClaudeRequest, show: OnText, on_progress: OnProgress | None
@@ -112,3 +120,19 @@ class TurnRunner:
             content += reply.content
             usage = usage + reply.usage
         return replace(reply, text="".join(texts), content=tuple(content), usage=usage)
+
+
+def _file_kinds(messages: list[dict[str, Any]]) -> set[str]:
+    """What the request's file blocks need a model to read: "image", "pdf" (text documents
+    need nothing; a PDF is the document with citations, see `bot.files.blocks`)."""
+    kinds = set()
+    for message in messages:
+        content = message.get("content")
+        for block in content if isinstance(content, list) else ():
+            if block.get("type") == "image":
+                kinds.add("image")
+            elif block.get("type") == "document" and (
+                "citations" in block or block.get("source", {}).get("media_type") == "application/pdf"
+            ):
+                kinds.add("pdf")
+    return kinds

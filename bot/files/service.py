@@ -2,7 +2,7 @@
 surface, judged (`kinds`, `limits`, the model's capabilities), uploaded once per
 conversation (same sha256, same upload), stored with the turn, and turned into content
 blocks for each request. Uploads whose turns were deleted are deleted at the Files API
-by `sweep` (after pruning, `/claude forget` and `bot erase`)."""
+by `sweep` (after a deletion, pruning, `/claude forget` and `bot erase`)."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from bot.controls import FeedbackCount
 from bot.domain import ChannelKey, ThreadKey, TokenUsage, now
 from bot.schema import answer_feedback, conversations, messages
 from bot.store.db import Database, channel_filter, storable
-from bot.store.turns import PENDING
+from bot.store.turns import ANSWERED, PENDING
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +93,39 @@ class AnswerStore:
                     .where(messages.c.id == asked, messages.c.role == "user")
                     .values(state=PENDING, owner=owner or None, attempts=1, requeued_at=now())
                 )
+
+    async def restore_unless_replaced(self, answer_id: int) -> bool:
+        """A Regenerate that stored no new answer (a limit, an error): the superseded answer
+        stands again. True if it was restored."""
+        later = (
+            select(messages.c.id)
+            .where(
+                messages.c.conversation_id == select(messages.c.conversation_id)
+                .where(messages.c.id == answer_id)
+                .scalar_subquery(),
+                messages.c.role == "assistant",
+                messages.c.id > answer_id,
+            )
+            .exists()
+        )
+        async with self._db.write() as conn:
+            asked = (
+                await conn.execute(
+                    update(messages)
+                    .where(messages.c.id == answer_id, messages.c.superseded.is_(True), ~later)
+                    .values(superseded=False)
+                    .returning(messages.c.position)
+                )
+            ).scalar()
+            if asked is None:
+                return False
+            # The turn it answers has that answer again: not pending (recovery would answer it twice).
+            await conn.execute(
+                update(messages)
+                .where(messages.c.id == asked, messages.c.role == "user", messages.c.state != ANSWERED)
+                .values(state=ANSWERED)
+            )
+            return True
 
     async def extend(self, answer_id: int, more: str, *, stop_reason: str | None, usage: TokenUsage) -> None:
         """Continue: the continuation joins the answer it continues (one assistant turn)."""
