@@ -208,7 +208,7 @@ class ControlService:
                 surface = surface_for(message)
                 reply = ShownAnswer(await surface.open_reply(), thread)
                 try:
-                    turn, notes, _sent = await conversation._ask_claude(thread, settings, asked, reply, surface)
+                    turn, notes, _sent = await conversation.asker.ask(thread, settings, asked, reply, surface)
                 except TurnStopped:
                     if admission is not None:
                         admission.spent(settings.model, stopped_usage(settings.system_prompt, asked, reply.received))

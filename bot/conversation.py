@@ -21,13 +21,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from bot import metrics
+from bot.asking import ClaudeAsker
 from bot.changes import MessageChanges
 from bot.channel_settings import ChannelSettingsResolver
-from bot.claude import DEFAULT_CONTEXT_WINDOW, ClaudeClient, ClaudeError, ClaudeReply, ClaudeRequest
-from bot.claude.turn import TurnAnswer, TurnRunner
+from bot.claude import ClaudeClient, ClaudeError, ClaudeReply
+from bot.claude.turn import TurnRunner
 from bot.commands import CommandService
 from bot.control_service import ControlService
 from bot.controls import AnswerControls, offered_controls
@@ -37,7 +38,6 @@ from bot.domain import (
     History,
     IncomingMessage,
     PostedMessage,
-    StoredTurn,
     ThreadKey,
 )
 from bot.errors import Overloaded, ServiceUnavailable
@@ -51,21 +51,17 @@ from bot.policy import (
     INTERRUPTED_NOTE,
     OVERLOADED_NOTE,
     REFUSAL_PLACEHOLDER,
-    TRIMMED_NOTE,
     Addressed,
     already_answered,
-    history_budget,
     in_posting_order,
     is_addressed,
     join_notes,
     may_have_later_replies,
-    output_limit,
-    stop_note,
     summoned_mid_thread,
 )
 from bot.ports import CommandSurface, MessageSurface
-from bot.prompt import ContextPlan, context_tokens, estimate_tokens, fit_context, render_thread_context, to_messages
-from bot.running import RunningAnswers, TurnStopped, until_stopped
+from bot.prompt import render_thread_context
+from bot.running import RunningAnswers, TurnStopped
 from bot.showing import ShownAnswer
 from bot.spend import Admission, SpendGuard, stopped_usage
 from bot.store import Store
@@ -74,10 +70,6 @@ from bot.store.turns import ANSWERED, FAILED
 from bot.tasks import TaskSet
 
 log = logging.getLogger(__name__)
-
-# When the output fills the context window, keep a quarter of the budget next time.
-_HARD_TRIM_SHARE = 0.25
-
 
 @dataclass(frozen=True, slots=True)
 class AcceptedTurn:
@@ -127,6 +119,7 @@ class ConversationService:
         self.changes = MessageChanges(store)
         self.turns = TurnRunner(claude, web_max_uses)  # tools, pause_turn, fallback, sources
         self.running = running or RunningAnswers()  # the answers being written, for Stop
+        self.asker = ClaudeAsker(store, claude, settings, self.files, self.turns, self.running)
         self.controls = ControlService(self)
         self.spend = spend  # spend limits and rate limits (None: none)
 
@@ -367,7 +360,7 @@ class ConversationService:
     ) -> TurnOutcome:
         """Ask Claude, store the answer, then show its final text."""
         try:
-            turn, notes, sent = await self._ask_claude(message.thread, settings, history, reply_stream, surface)
+            turn, notes, sent = await self.asker.ask(message.thread, settings, history, reply_stream, surface)
         except TurnStopped:
             if admission is not None:
                 admission.spent(settings.model, stopped_usage(settings.system_prompt, history, reply_stream.received))
@@ -411,80 +404,8 @@ class ConversationService:
         )
         return TurnOutcome(answered=True, reply=reply)
 
-    async def _ask_claude(
-        self,
-        thread: ThreadKey,
-        settings: ChannelSettings,
-        history: History,
-        reply_stream: ShownAnswer,
-        surface: MessageSurface,
-    ) -> tuple[TurnAnswer, list[str], list[StoredTurn]]:
-        """Fit the history to the window and stream the answer; on "prompt too long", trim
-        harder and try once more. Returns the answer, the notes to show and the turns sent."""
-        settings, retired = await self.settings.unretired(thread.channel, settings, self.claude.catalog)
-        model = await self.claude.catalog.get(settings.model)
-        max_tokens = output_limit(settings.max_tokens, model.max_output_tokens if model else None)
-        window = model.context_window if model else DEFAULT_CONTEXT_WINDOW
-        budget = history_budget(window, max_tokens, estimate_tokens(settings.system_prompt))
-
-        plan = fit_context(history.turns, budget)
-        trimmed = await self._keep_from(thread, plan)
-        request = await self._request(settings, plan.turns, max_tokens, surface)
-        try:
-            turn = await self._run(request, settings, reply_stream, thread)
-        except ClaudeError as error:
-            # A request with uploaded files refused: the Files API may have lost some (once).
-            renewed = None
-            if error.kind == "bad_request" and request.betas:
-                renewed = await self.files.restore(thread, plan.turns, surface)
-            if renewed:
-                request = await self._request(settings, renewed, max_tokens, surface)
-                turn = await self._run(request, settings, reply_stream, thread)
-            elif error.kind != "prompt_too_long":
-                raise
-            else:
-                # Our estimate was too low for this text: send at most half of what was refused.
-                plan = fit_context(history.turns, context_tokens(plan.turns) // 2, keep_share=1.0)
-                trimmed = await self._keep_from(thread, plan) or trimmed
-                request = await self._request(settings, plan.turns, max_tokens, surface)
-                turn = await self._run(request, settings, reply_stream, thread)
-
-        reply = turn.reply
-        if reply.stop_reason == "model_context_window_exceeded":
-            hard_trim = fit_context(plan.turns, budget, keep_share=_HARD_TRIM_SHARE)
-            await self.store.turns.trim_context(thread, first_kept=hard_trim.turns[0].order)
-        notes = [
-            retired,
-            *turn.notes,
-            stop_note(reply.stop_reason, reply.refusal_category),
-            TRIMMED_NOTE if trimmed and not history.trim_noticed else None,
-        ]
-        return turn, [note for note in notes if note], plan.turns
-
-    async def _request(
-        self, settings: ChannelSettings, turns: list[StoredTurn], max_tokens: int, surface: MessageSurface
-    ) -> ClaudeRequest:
-        """The request for these turns: their files as blocks, the channel's tools and effort."""
-        prepared = await self.files.prepare(turns, surface, settings.model)
-        messages = to_messages(turns, prepared.blocks)
-        request = await self.turns.request(settings.model, settings, settings.system_prompt, messages, max_tokens)
-        return replace(request, betas=prepared.betas)
-
-    async def _run(
-        self, request: ClaudeRequest, settings: ChannelSettings, reply_stream: ShownAnswer, thread: ThreadKey
-    ) -> TurnAnswer:
-        """One answer across its requests (tools, pause_turn, fallback), ended early by Stop."""
-        run = self.turns.run(request, settings, reply_stream.append, reply_stream.progress)
-        return await until_stopped(run, self.running.get(thread))
-
     def _tracked(self, message: IncomingMessage) -> contextlib.AbstractAsyncContextManager[object]:
         return self.running.track(message.thread, message.actor.user_id)
-
-    async def _keep_from(self, thread: ThreadKey, plan: ContextPlan) -> bool:
-        """Where a plan dropped older turns, stop sending them from now on; True if it did."""
-        if plan.trimmed:
-            await self.store.turns.trim_context(thread, first_kept=plan.turns[0].order)
-        return plan.trimmed
 
 
 def _count(platform: str, reply: ClaudeReply, seconds: float) -> None:
