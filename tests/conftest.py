@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from bot import migrate
 from bot.app import Core, open_core
@@ -20,6 +21,7 @@ from bot.store import create_engine
 from fakes.anthropic_server import FakeAnthropic
 from fakes.recording import RecordingPlatform
 from fakes.slack_server import FakeSlack
+from fakes.tcp_proxy import CuttableProxy
 from tests.slack_harness import SlackHarness, slack_service
 
 API_KEY = "sk-ant-test-canary-0123456789"
@@ -60,6 +62,15 @@ async def database_url(tmp_path: Path, _postgres_schema: str | None) -> AsyncIte
 async def fake_anthropic() -> AsyncIterator[FakeAnthropic]:
     async with FakeAnthropic(api_key=API_KEY) as fake:
         yield fake
+
+
+@pytest.fixture
+async def proxy(config: Config) -> AsyncIterator[CuttableProxy]:
+    """The test database (PostgreSQL) reached through a proxy on 127.0.0.1 that a test cuts
+    (every connection reset, new ones refused) and restores: an outage, as the service sees one."""
+    url = make_url(config.database_url)
+    async with CuttableProxy(url.host or "127.0.0.1", url.port or 5432) as cuttable:
+        yield cuttable
 
 
 @pytest.fixture

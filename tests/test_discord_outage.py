@@ -23,13 +23,6 @@ pytestmark = pytest.mark.skipif(POSTGRES_URL is None, reason="needs PostgreSQL (
 
 
 @pytest.fixture
-async def proxy(config: Config) -> AsyncIterator[CuttableProxy]:
-    url = make_url(config.database_url)
-    async with CuttableProxy(url.host or "127.0.0.1", url.port or 5432) as cuttable:
-        yield cuttable
-
-
-@pytest.fixture
 async def core_through_proxy(config: Config, proxy: CuttableProxy) -> AsyncIterator[Core]:
     url = make_url(config.database_url).set(port=proxy.port)
     core = await open_core(config.model_copy(update={"database_url": url.render_as_string(hide_password=False)}))

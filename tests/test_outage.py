@@ -26,13 +26,6 @@ pytestmark = pytest.mark.skipif(POSTGRES_URL is None, reason="needs PostgreSQL (
 
 
 @pytest.fixture
-async def proxy(config: Config) -> AsyncIterator[CuttableProxy]:
-    url = make_url(config.database_url)
-    async with CuttableProxy(url.host or "127.0.0.1", url.port or 5432) as cuttable:
-        yield cuttable
-
-
-@pytest.fixture
 async def slack_through_proxy(
     config: Config, fake_slack: FakeSlack, proxy: CuttableProxy
 ) -> AsyncIterator[SlackHarness]:
