@@ -73,7 +73,7 @@ class LastAnswers:
             self._messages.put(thread, message)
         if previous is not None and (message is None or previous.id != message.id):
             with contextlib.suppress(discord.HTTPException):
-                await previous.edit(view=None, allowed_mentions=NO_MENTIONS)
+                await previous.edit(view=None, allowed_mentions=NO_MENTIONS, suppress=True)
 
 
 class ControlledReply(DiscordReply):
@@ -109,19 +109,23 @@ class ControlledReply(DiscordReply):
         else:
             view = stop_view(self._thread)
         message: discord.Message = await self._channel.send(
-            text, allowed_mentions=NO_MENTIONS, reference=self._reference if index == 0 else None, **_view_arg(view)
+            text,
+            allowed_mentions=NO_MENTIONS,
+            suppress_embeds=True,  # as every message of the bot: a link the model writes is never previewed
+            reference=self._reference if index == 0 else None,
+            **_view_arg(view),
         )
         return message
 
     async def _edit_part(self, handle: discord.Message, text: str) -> None:
         index, complete = self._bringing
         if not complete:
-            await handle.edit(content=text, allowed_mentions=NO_MENTIONS)
+            await handle.edit(content=text, allowed_mentions=NO_MENTIONS, suppress=True)
             return
         view = None  # a finished part loses its Stop button
         if self._is_last(index):
             view, self._final_view_shown = self._final_view(), True
-        await handle.edit(content=text, view=view, allowed_mentions=NO_MENTIONS)
+        await handle.edit(content=text, view=view, allowed_mentions=NO_MENTIONS, suppress=True)
 
     async def finish(self, text: str) -> None:
         self._finishing = True
@@ -133,7 +137,7 @@ class ControlledReply(DiscordReply):
             wait = last.updated_at + self._limits.edit_interval - self._clock()
             if wait > 0:
                 await asyncio.sleep(wait)
-            await last.handle.edit(view=self._final_view(), allowed_mentions=NO_MENTIONS)
+            await last.handle.edit(view=self._final_view(), allowed_mentions=NO_MENTIONS, suppress=True)
             last.updated_at = self._clock()
             self._final_view_shown = True
         await self._last.replace(self._thread, last.handle if self._controls is not None else None)
