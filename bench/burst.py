@@ -48,9 +48,18 @@ async def _served(database_url: str, anthropic_url: str, **settings: str) -> Asy
 # -- Slack ----------------------------------------------------------------------------------------
 
 
+def _post(slack: FakeSlack, number: int) -> None:
+    """The post is in the channel before Slack delivers it (the service reads its thread back)."""
+    slack.seed_message("C1", f"<@UBOT> question {number}", user="U1", ts=_ts(number))
+
+
+def _ts(number: int) -> str:
+    return f"1900{number:06d}.000100"
+
+
 def _deliveries(number: int) -> tuple[str, list[bytes]]:
     """A post that mentions the bot, as Slack delivers it: (its ts, the two signed event bodies)."""
-    ts = f"1900{number:06d}.000100"
+    ts = _ts(number)
     text = f"<@UBOT> question {number}"
     mention = {"type": "app_mention", "user": "U1", "text": text, "ts": ts, "channel": "C1"}
     message = {"type": "message", "channel_type": "channel", "user": "U1", "text": text, "ts": ts, "channel": "C1"}
@@ -92,10 +101,13 @@ async def slack_burst(
         ) as http:
             url = service.url + "/slack/events"
             warm_ts, warm = _deliveries(0)  # connections, the model list, the bot's own identity
+            _post(slack, 0)
             await asyncio.gather(*(_deliver(http, url, body) for body in warm))
             await until(lambda: warm_ts in _answered_threads(slack), "the warm-up answer", service)
             await claude_peak(http, anthropic_url, reset=True)
             posts = [_deliveries(n) for n in range(1, count + 1)]
+            for number in range(1, count + 1):
+                _post(slack, number)
             cpu_before = service.cpu_seconds()
             started = time.perf_counter()
             acks = await asyncio.gather(*(_deliver(http, url, body) for _, bodies in posts for body in bodies))
