@@ -23,6 +23,7 @@ from bench.files import file_request_bytes
 from bench.harness import DATABASE_KINDS, database, fake_anthropic_process
 from bench.housekeeping import ignored_per_second, memory_after_many_conversations, prune_million
 from bench.slack import slack_concurrent, slack_overhead
+from bot.cli import event_loop_factory
 
 
 @dataclass(frozen=True)
@@ -193,7 +194,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     measurements = [m for m in MEASUREMENTS if args.only is None or m.name in args.only]
     kinds = [kind for kind in DATABASE_KINDS if args.database is None or kind in args.database]
-    results = {kind: asyncio.run(run_column(kind, measurements, quick=args.quick)) for kind in kinds}
+    results = {}
+    for kind in kinds:  # on the event loop `bot serve` runs on (uvloop where installed)
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            results[kind] = runner.run(run_column(kind, measurements, quick=args.quick))
     labels = [m.label for m in measurements]
     width = max(len(label) for label in labels)
     if args.quick:
