@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
+from bench.burst import discord_burst, slack_burst
 from bench.controls import stop_latency
 from bench.core import cached_share, concurrent_conversations, overhead_per_turn
 from bench.files import file_request_bytes
 from bench.harness import DATABASE_KINDS, database, fake_anthropic_process
 from bench.housekeeping import ignored_per_second, memory_after_many_conversations, prune_million
 from bench.slack import slack_concurrent, slack_overhead
+from bot.cli import event_loop_factory
 
 
 @dataclass(frozen=True)
@@ -38,15 +42,23 @@ def _ms(value: tuple[float, float]) -> str:
     return f"{value[0]:.1f} / {value[1]:.1f}"
 
 
+BURST_FIGURES = "ack max / p99 (s), last answer (s), peak Claude calls, CPU/mention (ms)"
+
+
+def _burst(value: tuple[float, float, float, float, float]) -> str:
+    slowest, p99, last, peak, cpu = value
+    return f"{slowest:.2f} / {p99:.2f}, {last:.2f}, {peak:.0f}, {cpu:.1f}"
+
+
 MEASUREMENTS = [
     Measurement(
         "overhead", "core: overhead per turn p50 / p99 (ms)", overhead_per_turn, _ms, quick={"turns": 3}
     ),
     Measurement(
         "concurrent",
-        "core: 1,000 concurrent conversations, 1 s Claude (s)",
+        "core: 1,000 concurrent conversations, 1 s Claude: s / CPU per turn (ms)",
         concurrent_conversations,
-        "{:.2f}".format,
+        lambda v: f"{v[0]:.2f} / {v[1]:.1f}",
         latency=1.0,
         quick={"count": 5},
     ),
@@ -90,6 +102,30 @@ MEASUREMENTS = [
         quick={"count": 5},
     ),
     Measurement(
+        "slack-burst-200",
+        "slack burst 200 (x2 deliveries), 1 s Claude: " + BURST_FIGURES,
+        slack_burst,
+        _burst,
+        latency=1.0,
+        quick={"count": 3},
+    ),
+    Measurement(
+        "slack-burst-1000",
+        "slack burst 1,000 (x2 deliveries), 1 s Claude: " + BURST_FIGURES,
+        partial(slack_burst, count=1000),
+        _burst,
+        latency=1.0,
+        quick={"count": 4},
+    ),
+    Measurement(
+        "discord-burst",
+        "discord burst 200 via the gateway, 1 s Claude: last answer (s) / CPU/message (ms)",
+        discord_burst,
+        lambda v: f"{v[0]:.2f} / {v[1]:.1f}",
+        latency=1.0,
+        quick={"count": 3},
+    ),
+    Measurement(
         "slack-ignored",
         "slack: ignored channel messages per second",
         ignored_per_second,
@@ -124,6 +160,7 @@ async def run_column(kind: str, measurements: Sequence[Measurement], *, quick: b
     """Every measurement on a fresh database of `kind`: label -> the figure as printed."""
     column: dict[str, str] = {}
     for measurement in measurements:
+        print(f"[{kind}] {measurement.name}: {measurement.label} ...", file=sys.stderr, flush=True)
         async with database(kind) as url:
             if url is None:
                 column[measurement.label] = "n/a (no server)"
@@ -157,7 +194,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     measurements = [m for m in MEASUREMENTS if args.only is None or m.name in args.only]
     kinds = [kind for kind in DATABASE_KINDS if args.database is None or kind in args.database]
-    results = {kind: asyncio.run(run_column(kind, measurements, quick=args.quick)) for kind in kinds}
+    results = {}
+    for kind in kinds:  # on the event loop `bot serve` runs on (uvloop where installed)
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            results[kind] = runner.run(run_column(kind, measurements, quick=args.quick))
     labels = [m.label for m in measurements]
     width = max(len(label) for label in labels)
     if args.quick:

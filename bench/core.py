@@ -5,7 +5,7 @@ our event loop).
 - overhead per turn: wall time of one turn minus the time spent inside the
   Claude call, text callbacks included (p50 / p99 over sequential turns);
 - concurrent conversations at 1 s Claude latency: wall time until every
-  answer is stored and shown;
+  answer is stored and shown, and the CPU per turn;
 - cached share of input tokens over a multi-turn thread (cache reads / all input).
 """
 
@@ -44,17 +44,22 @@ async def overhead_per_turn(database_url: str, anthropic_url: str, turns: int = 
     return percentile(samples, 50) * 1000, percentile(samples, 99) * 1000
 
 
-async def concurrent_conversations(database_url: str, anthropic_url: str, count: int = 1000) -> float:
-    """Seconds until `count` new conversations, started at once, are all answered."""
+async def concurrent_conversations(
+    database_url: str, anthropic_url: str, count: int = 1000
+) -> tuple[float, float]:
+    """(seconds until `count` new conversations, started at once, are all answered; CPU ms per turn).
+    The CPU is this process's (the core and its database threads; the fake API runs elsewhere)."""
     async with bench_core(database_url, anthropic_url) as core:
         platform = recording_platform()
         await converse(core, platform, message(thread("warm-up"), "hello"))  # connections, model list
+        cpu_before = time.process_time()
         started = time.perf_counter()
         await asyncio.gather(*(converse(core, platform, message(thread(f"c{i}"), "hi")) for i in range(count)))
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu_before
         if answered(platform) != count + 1:
             raise RuntimeError(f"only {answered(platform) - 1} of {count} conversations were answered")
-    return elapsed
+    return elapsed, cpu / count * 1000
 
 
 async def cached_share(database_url: str, anthropic_url: str, turns: int = 12) -> float:

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from adapters.slack import SlackConfig, SlackOAuthConfig
 
 log = logging.getLogger(__name__)
+LISTEN_BACKLOG = 4096  # connections waiting to be accepted (the kernel caps it at net.core.somaxconn)
 
 
 @dataclass
@@ -312,7 +313,8 @@ async def running_service(config: Config) -> AsyncIterator[RunningService]:
         for platform in connected:  # before the port opens: events need a started platform
             await platform.start(core.service)
             started.append(platform)
-        site = web.TCPSite(runner, config.host, config.port)
+        # A burst opens a connection per delivery: the default backlog (128) drops the rest's SYNs.
+        site = web.TCPSite(runner, config.host, config.port, backlog=LISTEN_BACKLOG)
         await site.start()
         jobs.start()
         if not connected:

@@ -72,6 +72,8 @@ def configure_logging(level: str, secrets: Iterable[str] = (), log_format: str =
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # The HTTP clients log request lines (and at DEBUG, headers) of their own.
+    # The HTTP clients log request lines (and at DEBUG, headers) of their own: the request
+    # lines only at DEBUG (one INFO line per Claude request costs CPU in a burst), never headers.
+    chosen = logging.getLevelName(level)
     for noisy in ("httpx2", "httpcore", "anthropic._base_client"):
-        logging.getLogger(noisy).setLevel(max(logging.getLevelName(level), logging.INFO))
+        logging.getLogger(noisy).setLevel(logging.INFO if chosen <= logging.DEBUG else max(chosen, logging.WARNING))

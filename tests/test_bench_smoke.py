@@ -37,6 +37,12 @@ async def test_each_benchmark_produces_its_figure(measurement: Measurement, data
     assert all(math.isfinite(v) and v >= 0 for v in values), figure
     if measurement.name in ("concurrent", "slack-concurrent", "slack-ignored", "memory"):
         assert all(v > 0 for v in values), figure
+    if measurement.name.startswith("slack-burst"):
+        slowest, p99, last_answer, peak_claude_calls, _cpu = values
+        assert 0 < p99 <= slowest and last_answer > 0, figure
+        assert peak_claude_calls >= 1, figure  # the fake API saw the burst's requests
+    if measurement.name == "discord-burst":
+        assert values[0] > 0, figure
     if measurement.name == "cached-share":
         assert 0 < values[0] < 1, figure  # the long system prompt is read from the cache after the first turn
     assert any(ch.isdigit() for ch in measurement.show(figure))

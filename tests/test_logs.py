@@ -5,9 +5,12 @@ from __future__ import annotations
 import io
 import logging
 
+import anthropic
 import pytest
 
 from bot.logs import RedactingFilter, configure_logging
+from fakes.anthropic_server import FakeAnthropic
+from tests.conftest import API_KEY
 
 CANARIES = {
     "anthropic": "sk-ant-api03-canary-0123456789abcdef",
@@ -103,3 +106,21 @@ def test_a_url_password_nobody_configured_is_masked_on_every_logger(captured: io
     output = captured.getvalue()
     assert "unconfigured-pw-31" not in output
     assert output.count("postgresql://bot:[redacted]@db.internal:5432/chat") == 2
+
+
+@pytest.mark.parametrize(("level", "logged"), [("INFO", False), ("WARNING", False), ("DEBUG", True)])
+async def test_the_http_clients_request_lines_are_logged_only_at_debug(
+    fake_anthropic: FakeAnthropic, level: str, logged: bool
+) -> None:
+    # One INFO line per Claude request is CPU spent in a burst for a line nobody reads in production.
+    stream = io.StringIO()
+    configure_logging(level)
+    handler = logging.getLogger().handlers[0]
+    assert isinstance(handler, logging.StreamHandler)
+    handler.setStream(stream)
+    try:
+        async with anthropic.AsyncAnthropic(api_key=API_KEY, base_url=fake_anthropic.base_url) as client:
+            await client.models.list()
+    finally:
+        configure_logging("DEBUG")
+    assert ("HTTP Request: GET" in stream.getvalue()) is logged, stream.getvalue()

@@ -8,7 +8,6 @@ WAL mode and a busy timeout.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,6 +21,7 @@ from bot.config import sqlite_path
 from bot.domain import ChannelKey, ThreadKey
 from bot.locks import advisory_key
 from bot.schema import conversations
+from bot.store.writer_lock import FIRST, IN_TURN, WriterLock
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -69,15 +69,16 @@ class Database:
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
         self.insert = sqlite.insert if self.is_sqlite else postgresql.insert  # with ON CONFLICT
-        self._sqlite_writer = asyncio.Lock()
+        self._sqlite_writer = WriterLock()  # intakes (acks wait for them) before other writes
 
     async def close(self) -> None:
         await self.engine.dispose()
 
     @contextlib.asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
-        """One write transaction (serialized in-process on SQLite)."""
-        lock = self._sqlite_writer if self.is_sqlite else contextlib.nullcontext()
+    async def write(self, *, first: bool = False) -> AsyncIterator[AsyncConnection]:
+        """One write transaction (serialized in-process on SQLite; `first`: before the writes
+        already waiting, for a write a platform's ack waits for)."""
+        lock = self._sqlite_writer.hold(FIRST if first else IN_TURN) if self.is_sqlite else contextlib.nullcontext()
         async with lock, self.engine.begin() as conn:
             yield conn
 

@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bot.domain import History, IncomingMessage, OrphanedTurn, StoredTurn, ThreadKey, TokenUsage, now
 from bot.schema import conversations, instances, messages, processed_events
 from bot.store.db import Database, storable, thread_filter
+from bot.store.group_commit import GroupCommit
+from bot.store.intake import Intake, accept_many
 
 PENDING, ANSWERED, FAILED = "pending", "answered", "failed"  # a user turn's state
 
@@ -18,6 +20,10 @@ PENDING, ANSWERED, FAILED = "pending", "answered", "failed"  # a user turn's sta
 class TurnStore:
     def __init__(self, db: Database) -> None:
         self._db = db
+        # Concurrent intakes share a transaction on SQLite, written a batch at a time.
+        self._intake: GroupCommit[Intake, bool] = GroupCommit(
+            db, self._accept, lambda conn, batch: accept_many(db, conn, batch)
+        )
 
     async def accept_message(self, message: IncomingMessage, *, owner: str = "", read_back: bool = False) -> bool:
         """Claim the message's event and store it as a pending user turn owned by the
@@ -27,32 +33,35 @@ class TurnStore:
         False (and nothing written) when the event was already claimed. Doing both
         at once means a crash can never leave a claimed event whose turn is lost.
         """
-        async with self._db.write() as conn:
-            if not await self._claim(conn, message.thread.platform, message.event_id):
-                return False
-            conversation_id = await self._touch_conversation(conn, message.thread)
-            if read_back:
-                await conn.execute(
-                    update(conversations)
-                    .where(conversations.c.id == conversation_id)
-                    .values(read_back_from=message.message_id)
-                )
+        return await self._intake.run(Intake(message, owner, read_back))
+
+    async def _accept(self, conn: AsyncConnection, intake: Intake) -> bool:
+        message, owner, read_back = intake
+        if not await self._claim(conn, message.thread.platform, message.event_id):
+            return False
+        conversation_id = await self._touch_conversation(conn, message.thread)
+        if read_back:
             await conn.execute(
-                messages.insert().values(
-                    conversation_id=conversation_id,
-                    role="user",
-                    author=storable(message.actor.display_name),
-                    author_id=message.actor.user_id,
-                    content=storable(message.text),
-                    platform_message_id=message.message_id,
-                    created_at=now(),
-                    sent_at=message.sent_at,
-                    state=PENDING,
-                    attempts=1,
-                    owner=owner or None,
-                )
+                update(conversations)
+                .where(conversations.c.id == conversation_id)
+                .values(read_back_from=message.message_id)
             )
-            return True
+        await conn.execute(
+            messages.insert().values(
+                conversation_id=conversation_id,
+                role="user",
+                author=storable(message.actor.display_name),
+                author_id=message.actor.user_id,
+                content=storable(message.text),
+                platform_message_id=message.message_id,
+                created_at=now(),
+                sent_at=message.sent_at,
+                state=PENDING,
+                attempts=1,
+                owner=owner or None,
+            )
+        )
+        return True
 
     async def append_answer(
         self,
