@@ -4,6 +4,7 @@ the store, proven on the requests the fake Anthropic API received."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -226,23 +227,51 @@ async def test_discord_an_uncached_deleted_message_leaves_every_later_request(
     assert [m["role"] for m in last] == ["user", "assistant", "user"]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="flaky, open: once in about four PostgreSQL runs the deleted mention's text is still resent "
-    "(a race between the raw delete event and the answer being stored; see the closing note of stop 19)",
-)
 async def test_discord_a_deleted_mention_that_opened_the_thread_is_forgotten(
-    discord_bot: DiscordHarness, fake_anthropic: FakeAnthropic
+    discord_bot: DiscordHarness, fake_anthropic: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = discord_bot.say(SECRET, mention=True)
     await discord_bot.settle()
     forget_cache(discord_bot)
+    slow_database_write(monkeypatch, discord_bot.core)
     channel_id = discord_bot.channel["id"]  # a mention is posted in the channel, not in its thread
     discord_bot.feed("MESSAGE_DELETE", deletion(discord_bot, root["id"], channel_id))
     discord_bot.open_thread_event(int(root["id"]))
     discord_bot.say("anyone?", channel_id=int(root["id"]))
     await discord_bot.settle()
-    assert "hunter2" not in all_text(fake_anthropic.message_requests[-1])
+    assert "hunter2" not in all_text(fake_anthropic.message_requests[-1]), (
+        "the message that came after the deletion waited for it"
+    )
+
+
+async def test_discord_an_edit_received_before_the_next_message_is_what_its_answer_sends(
+    discord_bot: DiscordHarness, fake_anthropic: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    thread_id, [turn] = await discord_thread(discord_bot, "the colour is blue")
+    forget_cache(discord_bot)
+    slow_database_write(monkeypatch, discord_bot.core)
+    discord_bot.feed("MESSAGE_UPDATE", message_payload(
+        thread_id, discord_bot.alice, "the colour is red", guild_id=discord_bot.guild_id, message_id=turn["id"],
+        edited_timestamp=discord.utils.utcnow().isoformat(),
+    ))
+    discord_bot.say("which colour?", channel_id=thread_id)
+    await discord_bot.settle()
+    last = fake_anthropic.message_requests[-1]["messages"]
+    assert last[2] == {"role": "user", "content": '<message from="Alice">the colour is red</message>'}
+
+
+def slow_database_write(monkeypatch: pytest.MonkeyPatch, core: Core) -> None:
+    """Deletions and edits take a while to reach the database (a loaded machine): the next
+    message's handling would overtake them unless it waits."""
+    changes = core.store.changes
+    for name in ("delete", "edit"):
+        applied = getattr(changes, name)
+
+        async def slowly(*args: Any, _applied: Any = applied) -> int:
+            await asyncio.sleep(0.5)
+            return int(await _applied(*args))
+
+        monkeypatch.setattr(changes, name, slowly)
 
 
 async def test_discord_a_bulk_deletion_forgets_each_message(

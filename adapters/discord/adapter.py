@@ -38,6 +38,7 @@ from bot.ports import Inbox, MessageSurface
 log = logging.getLogger(__name__)
 
 READY_WAIT_SECONDS = 60.0  # start-up waits this long for READY, then goes on (discord.py keeps trying)
+CHANGE_WAIT_SECONDS = 5.0  # a message waits at most this long for deletions and edits received before it
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ class DiscordAdapter:
         self._inbox: Inbox | None = None
         self._gateway: asyncio.Task[str | None] | None = None
         self._starting = False
+        self._changes_in_flight: set[asyncio.Task[Any]] = set()
 
     # --- lifecycle --------------------------------------------------------
 
@@ -164,6 +166,7 @@ class DiscordAdapter:
         me = self.client.user
         if self._inbox is None or me is None:
             return
+        await self._after_earlier_changes()
         if isinstance(message.channel, discord.PartialMessageable) and message.guild is not None:
             # A thread the cache has not seen (created while we were away): learn its parent.
             try:
@@ -184,14 +187,32 @@ class DiscordAdapter:
             return None
         return await self._inbox.conversation_of(PLATFORM, replied)
 
+    # Discord sends events in order, but discord.py runs each as a task of its own: a message
+    # that follows a deletion or an edit waits for it (bounded), so the answer it starts never
+    # resends what was deleted or the text before the edit. Each change's task registers in its
+    # first step, which runs before the next event's task starts.
+
+    def _change_started(self) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._changes_in_flight.add(task)
+            task.add_done_callback(self._changes_in_flight.discard)
+
+    async def _after_earlier_changes(self) -> None:
+        if self._changes_in_flight:
+            await asyncio.wait(set(self._changes_in_flight), timeout=CHANGE_WAIT_SECONDS)
+
     async def on_raw_message_delete(self, event: discord.RawMessageDeleteEvent) -> None:
+        self._change_started()
         await self._deleted(changes.posted(event.guild_id, event.channel_id, event.message_id))
 
     async def on_raw_bulk_message_delete(self, event: discord.RawBulkMessageDeleteEvent) -> None:
+        self._change_started()
         for message_id in sorted(event.message_ids):
             await self._deleted(changes.posted(event.guild_id, event.channel_id, message_id))
 
     async def on_raw_message_edit(self, event: discord.RawMessageUpdateEvent) -> None:
+        self._change_started()
         me = self.client.user
         edited = changes.edit(event, me) if me is not None else None
         if edited is None or self._inbox is None:
