@@ -28,16 +28,17 @@ from typing import Any
 import aiohttp
 
 from bench.harness import ECHO_PREFIX, SIGNING_SECRET, bench_config, migrated, percentile
-from bench.service import ServiceProcess, claude_peak, service_environment, service_process, until
+from bench.service import claude_peak, cpu_seconds, service_environment, service_process, until
 from fakes.discord_gateway import FakeGateway
 from fakes.discord_server import FakeDiscord, guild_payload, text_channel, user_payload
 from fakes.slack_server import FakeSlack, event_body, sign_request
+from tests.processes import ServeProcess
 
 DISCORD_TOKEN = "bench-discord-token"
 
 
 @contextlib.asynccontextmanager
-async def _served(database_url: str, anthropic_url: str, **settings: str) -> AsyncIterator[ServiceProcess]:
+async def _served(database_url: str, anthropic_url: str, **settings: str) -> AsyncIterator[ServeProcess]:
     await migrated(bench_config(database_url, anthropic_url))
     with tempfile.TemporaryDirectory() as home:
         env = service_environment(database_url, anthropic_url, Path(home), **settings)
@@ -96,9 +97,10 @@ async def slack_burst(
             "SLACK_API_URL": slack.api_url,
         }
         connector = aiohttp.TCPConnector(limit=0)  # Slack opens a connection per delivery
-        async with _served(database_url, anthropic_url, **settings) as service, aiohttp.ClientSession(
-            connector=connector
-        ) as http:
+        async with (
+            _served(database_url, anthropic_url, **settings) as service,
+            aiohttp.ClientSession(connector=connector) as http,
+        ):
             url = service.url + "/slack/events"
             warm_ts, warm = _deliveries(0)  # connections, the model list, the bot's own identity
             _post(slack, 0)
@@ -108,13 +110,13 @@ async def slack_burst(
             posts = [_deliveries(n) for n in range(1, count + 1)]
             for number in range(1, count + 1):
                 _post(slack, number)
-            cpu_before = service.cpu_seconds()
+            cpu_before = cpu_seconds(service)
             started = time.perf_counter()
             acks = await asyncio.gather(*(_deliver(http, url, body) for _, bodies in posts for body in bodies))
             expected: set[str | None] = {ts for ts, _ in posts}
             await until(lambda: expected <= _answered_threads(slack), f"{count} Slack answers", service, 0.01)
             elapsed = time.perf_counter() - started
-            cpu = service.cpu_seconds() - cpu_before
+            cpu = cpu_seconds(service) - cpu_before
             peak = await claude_peak(http, anthropic_url)
     return max(acks), percentile(list(acks), 99), elapsed, float(peak), cpu / count * 1000
 
@@ -143,10 +145,10 @@ async def discord_burst(database_url: str, anthropic_url: str, count: int = 200)
         async with _served(database_url, anthropic_url, **settings) as service:
             await mention(0)
             await until(lambda: _finished_answers(rest) >= 1, "the warm-up answer", service)
-            cpu_before = service.cpu_seconds()
+            cpu_before = cpu_seconds(service)
             started = time.perf_counter()
             await asyncio.gather(*(mention(n) for n in range(1, count + 1)))
             await until(lambda: _finished_answers(rest) >= count + 1, f"{count} Discord answers", service, 0.01)
             elapsed = time.perf_counter() - started
-            cpu = service.cpu_seconds() - cpu_before
+            cpu = cpu_seconds(service) - cpu_before
     return elapsed, cpu / count * 1000

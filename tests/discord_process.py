@@ -4,11 +4,8 @@ real protocol end to end."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import signal
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,50 +22,9 @@ from fakes.discord_server import (
     user_payload,
 )
 from tests.conftest import API_KEY
-from tests.processes import BOT, free_port
+from tests.processes import ServeProcess, eventually, free_port, serve
 
 TOKEN = "discord-process-token-canary-7f3a"
-LIMIT_SECONDS = 60.0  # a failure guard for each wait, not a speed requirement
-
-
-@dataclass
-class ServeProcess:
-    """One `bot serve` subprocess; both pipes are drained all along."""
-
-    proc: asyncio.subprocess.Process
-    lines: list[str] = field(default_factory=list)
-    readers: list[asyncio.Task[None]] = field(default_factory=list)
-
-    def output(self) -> str:
-        return "\n".join(self.lines[-80:])
-
-    async def _drain(self, stream: asyncio.StreamReader) -> None:
-        while line := await stream.readline():
-            self.lines.append(line.decode(errors="replace").rstrip())
-
-    async def exited(self, within: float = LIMIT_SECONDS) -> int:
-        code = await asyncio.wait_for(self.proc.wait(), within)
-        await asyncio.wait_for(asyncio.gather(*self.readers), within)
-        return code
-
-    async def stop(self, sig: int = signal.SIGKILL) -> None:
-        if self.proc.returncode is None:
-            self.proc.send_signal(sig)
-        with contextlib.suppress(TimeoutError):
-            await self.exited()
-
-
-async def eventually(condition: Callable[[], bool], what: str, process: ServeProcess | None = None) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + LIMIT_SECONDS
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"gave up waiting for {what}\n{process.output() if process else ''}")
-        if process is not None and process.proc.returncode is not None:
-            raise AssertionError(
-                f"`bot serve` exited ({process.proc.returncode}) waiting for {what}\n{process.output()}"
-            )
-        await asyncio.sleep(0.05)
 
 
 @dataclass
@@ -88,23 +44,10 @@ class DiscordWorld:
         return self.rest.bot_user
 
     async def serve(self, *, wait_ready: bool = True, **env: str) -> ServeProcess:
-        proc = await asyncio.create_subprocess_exec(
-            *BOT,
-            "serve",
-            cwd=self.cwd,
-            env={**self.env, "PORT": str(free_port()), **env},
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        assert proc.stdout is not None and proc.stderr is not None
-        process = ServeProcess(proc)
-        process.readers = [asyncio.create_task(process._drain(s)) for s in (proc.stdout, proc.stderr)]
+        process = await serve({**self.env, "PORT": str(free_port()), **env}, self.cwd)
         self.processes.append(process)
         if wait_ready:
-            await eventually(
-                lambda: any("serving on" in line for line in process.lines), "`bot serve` to start", process
-            )
+            await process.ready()
         return process
 
     async def mention(self, text: str, **extra: Any) -> dict[str, Any]:

@@ -13,9 +13,8 @@ import asyncio
 import contextlib
 import itertools
 import json
-import signal
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ import pytest
 from fakes.anthropic_server import FakeAnthropic
 from fakes.slack_server import FakeSlack, event_body, sign_request
 from tests.conftest import API_KEY
-from tests.processes import BOT, conversation, free_port
+from tests.processes import ServeProcess, conversation, eventually, free_port, serve
 
 SIGNING_SECRET = "slack-restart-signing-canary-41c9"
 LIMIT_SECONDS = 30.0  # a failure guard for each wait, not a speed requirement
@@ -36,50 +35,6 @@ _event_ids = itertools.count(1)
 
 def next_ts() -> str:
     return f"1810000{next(_ts):03d}.000200"
-
-
-async def eventually(condition: Callable[[], bool], what: str, process: ServeProcess | None = None) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + LIMIT_SECONDS
-    while not condition():
-        if loop.time() > deadline:
-            log = process.output() if process is not None else ""
-            raise AssertionError(f"gave up waiting ({LIMIT_SECONDS:.0f} s) for {what}\n{log}")
-        if process is not None and process.proc.returncode is not None:
-            raise AssertionError(
-                f"`bot serve` exited ({process.proc.returncode}) while waiting for {what}\n{process.output()}"
-            )
-        await asyncio.sleep(0.05)
-
-
-@dataclass
-class ServeProcess:
-    """One `bot serve` subprocess; both pipes are drained all along (DEBUG logging
-    would otherwise fill a pipe buffer and block the service)."""
-
-    proc: asyncio.subprocess.Process
-    port: int
-    lines: list[str] = field(default_factory=list)
-    readers: list[asyncio.Task[None]] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def output(self) -> str:
-        return "\n".join(self.lines[-60:])
-
-    async def _drain(self, stream: asyncio.StreamReader) -> None:
-        while line := await stream.readline():
-            self.lines.append(line.decode(errors="replace").rstrip())
-
-    async def kill(self) -> None:
-        """SIGKILL: no shutdown code runs, as when a machine or container dies."""
-        if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGKILL)
-        await asyncio.wait_for(self.proc.wait(), LIMIT_SECONDS)
-        await asyncio.wait_for(asyncio.gather(*self.readers), LIMIT_SECONDS)
-        assert self.proc.returncode == -signal.SIGKILL, self.proc.returncode
 
 
 @dataclass
@@ -94,21 +49,9 @@ class Deployment:
     processes: list[ServeProcess] = field(default_factory=list)
 
     async def start(self) -> ServeProcess:
-        port = free_port()
-        proc = await asyncio.create_subprocess_exec(
-            *BOT,
-            "serve",
-            cwd=self.cwd,
-            env={**self.env, "PORT": str(port)},
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        assert proc.stdout is not None and proc.stderr is not None
-        process = ServeProcess(proc, port)
-        process.readers = [asyncio.create_task(process._drain(s)) for s in (proc.stdout, proc.stderr)]
+        process = await serve({**self.env, "PORT": str(free_port())}, self.cwd)
         self.processes.append(process)
-        await eventually(lambda: any("serving on" in line for line in process.lines), "`bot serve` to start", process)
+        await process.ready()
         async with self.http.get(process.url + "/healthz") as health:
             assert health.status == 200, process.output()
         return process
