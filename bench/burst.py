@@ -112,7 +112,10 @@ async def slack_burst(
                 _post(slack, number)
             cpu_before = cpu_seconds(service)
             started = time.perf_counter()
-            acks = await asyncio.gather(*(_deliver(http, url, body) for _, bodies in posts for body in bodies))
+            try:
+                acks = await asyncio.gather(*(_deliver(http, url, body) for _, bodies in posts for body in bodies))
+            except RuntimeError as error:
+                raise RuntimeError(f"{error}\n{service.output()}") from None
             expected: set[str | None] = {ts for ts, _ in posts}
             await until(lambda: expected <= _answered_threads(slack), f"{count} Slack answers", service, 0.01)
             elapsed = time.perf_counter() - started

@@ -71,6 +71,16 @@ from bot.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
+# With every place taken, but some only by deliveries still being checked (a duplicate gives
+# its place back), a message waits this long for them before it is refused (within an ack).
+RESERVATION_WAIT_SECONDS = 2.5
+
+
+def _dropped_duplicate(message: IncomingMessage) -> None:
+    metrics.DUPLICATES.inc()
+    log.info("duplicate delivery dropped: event=%s thread=%s", message.event_id, message.thread)
+
+
 @dataclass(frozen=True, slots=True)
 class AcceptedTurn:
     """A message the core has stored as a turn and will answer."""
@@ -122,11 +132,33 @@ class ConversationService:
         self.asker = ClaudeAsker(store, claude, settings, self.files, self.turns, self.running)
         self.controls = ControlService(self)
         self.spend = spend  # spend limits and rate limits (None: none)
+        self._being_taken: dict[tuple[str, str], asyncio.Future[bool]] = {}  # deliveries in `submit`
 
     # --- Inbox --------------------------------------------------------------
 
     async def submit(self, message: IncomingMessage, surface: MessageSurface) -> bool:
-        room = self.tasks.reserve()  # before anything is stored: see bot.tasks
+        """Take a message in (True: stored, its answer under way). A platform may deliver one
+        post twice at once (Slack: as `app_mention` and as `message`): the second delivery
+        waits for the first one's outcome here instead of racing it to the database."""
+        claim = (message.thread.platform, message.event_id)
+        first = self._being_taken.get(claim)
+        if first is not None:
+            if await asyncio.shield(first):
+                _dropped_duplicate(message)
+                return False
+            return await self._submit(message, surface)  # the first was refused or failed
+        outcome = asyncio.get_running_loop().create_future()
+        self._being_taken[claim] = outcome
+        taken = False
+        try:
+            taken = await self._submit(message, surface)
+            return taken
+        finally:
+            del self._being_taken[claim]
+            outcome.set_result(taken)
+
+    async def _submit(self, message: IncomingMessage, surface: MessageSurface) -> bool:
+        room = await self.tasks.reserve_when_decided(RESERVATION_WAIT_SECONDS)  # before storing: see bot.tasks
         try:
             if room is None:
                 if await self._would_answer(message):
@@ -150,6 +182,9 @@ class ConversationService:
         return True
 
     async def _would_answer(self, message: IncomingMessage) -> bool:
+        """Whether refusing `message` refuses work: not for a duplicate of a taken delivery."""
+        if await self.store.turns.is_claimed(message.thread.platform, message.event_id):
+            return False
         addressed = is_addressed(message)
         if addressed is Addressed.IF_CONVERSATION:
             return await self.store.turns.conversation_exists(message.thread)
@@ -200,8 +235,7 @@ class ConversationService:
             existed = await self.store.turns.conversation_exists(message.thread)
         read_back = may_have_later_replies(message, existed)
         if not await self.store.turns.accept_message(message, owner=self.instance_id, read_back=read_back):
-            metrics.DUPLICATES.inc()
-            log.info("duplicate delivery dropped: event=%s thread=%s", message.event_id, message.thread)
+            _dropped_duplicate(message)
             return None
         return AcceptedTurn(
             message,
@@ -283,7 +317,11 @@ class ConversationService:
             except ClaudeError as error:
                 log.warning(
                     "turn failed: thread=%s model=%s kind=%s status=%s request_id=%s",
-                    message.thread, settings.model, error.kind, error.status, error.request_id,
+                    message.thread,
+                    settings.model,
+                    error.kind,
+                    error.status,
+                    error.request_id,
                 )
                 await self._fail(reply_stream, error.user_message, message.thread, covered)
                 metrics.ERRORS.labels(error.kind).inc()
@@ -398,8 +436,13 @@ class ConversationService:
         _count(message.thread.platform, reply, time.monotonic() - started)
         log.info(
             "turn: thread=%s model=%s stop=%s in=%d cache_read=%d cache_write=%d out=%d seconds=%.2f",
-            message.thread, reply.model, reply.stop_reason, reply.usage.input_tokens,
-            reply.usage.cache_read_tokens, reply.usage.cache_write_tokens, reply.usage.output_tokens,
+            message.thread,
+            reply.model,
+            reply.stop_reason,
+            reply.usage.input_tokens,
+            reply.usage.cache_read_tokens,
+            reply.usage.cache_write_tokens,
+            reply.usage.output_tokens,
             time.monotonic() - started,
         )
         return TurnOutcome(answered=True, reply=reply)

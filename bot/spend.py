@@ -124,13 +124,16 @@ class SpendGuard:
         limits = applicable_limits(
             await self.store.limit_rows(message.channel), message.channel.channel_id, self.rules.defaults
         )
+        rates = bool(self.rules.rate_user_per_minute or self.rules.rate_channel_per_minute)
+        if not limits and not rates:  # nothing to check; what the answer costs is still added up
+            return Admission(self, place)
         input_tokens = estimate_tokens(settings.system_prompt) + context_tokens(history.turns)
         reservation = self._most_turn_micros(settings, input_tokens)
         delay = _POLL_START
         deadline = asyncio.get_running_loop().time() + self.rules.hold_seconds
         while True:
             moment = self.clock()
-            rate, decision, hold_id = await self._try(place, limits, reservation, moment)
+            rate, decision, hold_id = await self._try(place, limits, reservation, moment, rates=rates)
             if rate is not None:
                 return await self._refuse_rate(place, rate, moment)
             if decision.verdict is Verdict.STOP and decision.reached is not None:
@@ -159,14 +162,18 @@ class SpendGuard:
         return most(settings.model) + (most(fallback) if fallback and fallback != settings.model else 0)
 
     async def _try(
-        self, place: SpendPlace, limits: list[Limit], reservation: int, moment: datetime
+        self, place: SpendPlace, limits: list[Limit], reservation: int, moment: datetime, *, rates: bool
     ) -> tuple[RateScope | None, Decision, int | None]:
+        """One look at the counts; a reservation (with limits) and a rate event (with rates)
+        written when the turn may go."""
         rules = self.rules
 
         def choose(snapshot: SpendSnapshot) -> tuple[tuple[RateScope | None, Decision], int | None]:
             rate = over_rate(
-                snapshot.recent_by_user, snapshot.recent_in_channel,
-                rules.rate_user_per_minute, rules.rate_channel_per_minute,
+                snapshot.recent_by_user,
+                snapshot.recent_in_channel,
+                rules.rate_user_per_minute,
+                rules.rate_channel_per_minute,
             )
             checks = [
                 LimitCheck(limit, snapshot.spent_in(limit.scope, limit.period, moment), snapshot.held[limit.scope])
@@ -177,7 +184,13 @@ class SpendGuard:
             return (rate, decision), (reservation if go else None)
 
         (rate, decision), hold_id = await self.store.hold(
-            place, moment, moment - RATE_WINDOW, moment + timedelta(seconds=rules.hold_seconds), choose
+            place,
+            moment,
+            moment - RATE_WINDOW,
+            moment + timedelta(seconds=rules.hold_seconds),
+            choose,
+            spend=bool(limits),
+            rates=rates,
         )
         return rate, decision, hold_id
 
@@ -235,8 +248,13 @@ class SpendGuard:
         else:
             shown = f"{usd(change.limit.micros)}/{change.limit.period.value}"
         await self.store.set_limit(invocation.channel, change.scope, change.limit, invocation.actor.qualified_id, shown)
-        log.info("budget: %s set the %s limit in %s to %s", invocation.actor.qualified_id, change.scope.value,
-                 invocation.channel, shown)
+        log.info(
+            "budget: %s set the %s limit in %s to %s",
+            invocation.actor.qualified_id,
+            change.scope.value,
+            invocation.channel,
+            shown,
+        )
         return f"The {change.scope.value} limit is now {shown}.\n\n{await self.show(invocation.channel)}"
 
     async def show(self, channel: ChannelKey) -> str:
@@ -244,8 +262,11 @@ class SpendGuard:
         limits = {limit.scope: limit for limit in applicable_limits(stored, channel.channel_id, self.rules.defaults)}
         moment = self.clock()
         lines = ["*Claude spending limits (US$, UTC days and calendar months):*"]
-        for scope, label in ((Scope.CHANNEL, "This channel"), (Scope.USER, "Each person"),
-                             (Scope.WORKSPACE, "This workspace")):
+        for scope, label in (
+            (Scope.CHANNEL, "This channel"),
+            (Scope.USER, "Each person"),
+            (Scope.WORKSPACE, "This workspace"),
+        ):
             limit = limits.get(scope)
             text = "no limit" if limit is None else f"{usd(limit.micros)}/{limit.period.value}"
             scope_id = channel.channel_id if scope is Scope.CHANNEL else EACH

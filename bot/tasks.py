@@ -9,7 +9,10 @@ The set holds at most `max_tasks` (answers running or waiting for their thread o
 Claude slot, and commands): one parked task per incoming message would let a flood
 take all the memory. Room is reserved *before* a message is stored, so a message is
 either refused before anything was stored or acked (the platform delivers it again or
-the person is told), or stored with its answer's task sure to start.
+the person is told), or stored with its answer's task sure to start. A reservation that
+turns out not to be needed (a duplicate delivery, a message nobody addressed) is given
+back, so a full set whose places are partly undecided makes a newcomer wait for them
+(`reserve_when_decided`) rather than refuse it for work that will never run.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ class TaskSet:
         self._reserved = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._room_changed = asyncio.Event()  # a reservation was decided or a task finished
 
     def reserve(self) -> Reservation | None:
         """Room for one task to be spawned soon (None when the set is full). Checked and taken
@@ -37,6 +41,19 @@ class TaskSet:
             return None
         self._reserved += 1
         return Reservation(self)
+
+    async def reserve_when_decided(self, within: float) -> Reservation | None:
+        """`reserve`, but while the set is full only because of reservations not yet spawned
+        or released, wait (at most `within` seconds) to see whether they free a place."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while (room := self.reserve()) is None and self._reserved > 0:
+            self._room_changed.clear()
+            try:
+                await asyncio.wait_for(self._room_changed.wait(), deadline - loop.time())
+            except TimeoutError:
+                return None
+        return room
 
     def spawn(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Start `work` whether or not there is room (work already promised elsewhere)."""
@@ -48,6 +65,7 @@ class TaskSet:
 
     def _finished(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
+        self._room_changed.set()
         if not self._tasks:
             self._idle.set()
         if not task.cancelled() and task.exception() is not None:
@@ -93,4 +111,5 @@ class Reservation:
             raise RuntimeError("this reservation was already used")
         tasks, self._tasks = self._tasks, None
         tasks._reserved -= 1
+        tasks._room_changed.set()
         return tasks

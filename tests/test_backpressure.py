@@ -42,6 +42,52 @@ async def test_the_task_set_keeps_room_for_what_it_promised_and_no_more() -> Non
     assert tasks.reserve() is not None, "finished work gives its place back"
 
 
+async def test_a_full_set_waits_for_places_still_undecided_and_refuses_only_when_they_are_taken() -> None:
+    tasks = TaskSet(max_tasks=2)
+    release = asyncio.Event()
+    duplicate, answer = tasks.reserve(), tasks.reserve()
+    assert duplicate is not None and answer is not None
+    waiting = asyncio.create_task(tasks.reserve_when_decided(5.0))
+    await asyncio.sleep(0.01)
+    assert not waiting.done(), "two places promised but not yet used: it waits"
+    duplicate.release()  # a duplicate delivery gives its place back
+    newcomer = await asyncio.wait_for(waiting, 1.0)
+    assert newcomer is not None
+
+    late = asyncio.create_task(tasks.reserve_when_decided(5.0))
+    await asyncio.sleep(0.01)
+    answer.spawn(release.wait())
+    await asyncio.sleep(0.01)
+    assert not late.done(), "the newcomer's place is still undecided"
+    newcomer.spawn(release.wait())
+    assert await asyncio.wait_for(late, 1.0) is None, "every place taken by work: refused at once"
+    assert await tasks.reserve_when_decided(5.0) is None
+    release.set()
+    await tasks.idle()
+
+
+async def test_slack_at_the_cap_a_post_delivered_twice_at_once_is_acked_twice_and_answered_once(
+    config: Config, fake_slack: FakeSlack, fake_anthropic: FakeAnthropic
+) -> None:
+    capped = config.model_copy(update={"max_background_tasks": CAP})
+    async with slack_service(capped, fake_slack) as slack:
+        root = mention("first")
+        await slack.send_event(root)
+        await slack.settle()
+        core = slack.service.core
+        post = mention("elsewhere")
+        twin = channel_message(post["text"], ts=post["ts"])  # Slack sends a mention as both events
+        async with core.service.locks.hold(ThreadKey("slack", "T1", "C1", root["ts"])):  # an answer running
+            assert (await slack.send_event(channel_message("one", thread_ts=root["ts"]))).status == 200
+            assert len(core.service.tasks) == 1, "one place left"
+            statuses = await asyncio.gather(
+                slack.send_event(post, event_id="EvMention"), slack.send_event(twin, event_id="EvMessage")
+            )
+        assert [r.status for r in statuses] == [200, 200], "the duplicate is no reason for Slack to deliver again"
+        await slack.settle()
+        assert len(slack.slack.bot_messages("C1", post["ts"])) == 1
+
+
 async def claimed(core: Core, event_id: str) -> bool:
     async with core.store.engine.connect() as conn:
         found = await conn.execute(select(processed_events.c.event_id).where(processed_events.c.event_id == event_id))

@@ -7,10 +7,14 @@ import itertools
 import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
 
 from bot.app import Core, open_core
 from bot.config import Config
 from bot.conversation import TurnOutcome
+from bot.domain import IncomingMessage
 from fakes.anthropic_server import FakeAnthropic
 from fakes.recording import RecordingPlatform, message, person, thread
 
@@ -98,6 +102,27 @@ async def test_two_deliveries_arriving_at_once_give_one_answer(
     outcomes = await asyncio.gather(*(adapter.deliver(core.service, event) for _ in range(4)))
     assert sum(o.answered for o in outcomes) == 1
     assert len(fake_anthropic.message_requests) == 1
+    assert len(adapter.replies) == 1
+
+
+async def test_a_delivery_that_arrives_while_its_twin_is_being_stored_never_reaches_the_database(
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stored = core.store.turns.accept_message
+    claims: list[str] = []
+
+    async def counted(message: IncomingMessage, **options: Any) -> bool:
+        claims.append(message.event_id)
+        return await stored(message, **options)
+
+    monkeypatch.setattr(core.store.turns, "accept_message", counted)
+    event = message(thread(), "hello")
+    taken = await asyncio.gather(*(core.service.submit(event, adapter.surface(event)) for _ in range(3)))
+    assert taken == [True, False, False]
+    assert claims == [event.event_id], "one claim for the three deliveries in flight together"
+    assert not await core.service.submit(event, adapter.surface(event))
+    assert len(claims) == 2, "a later delivery is checked against the database as before"
+    await core.service.tasks.idle()
     assert len(adapter.replies) == 1
 
 

@@ -88,6 +88,32 @@ async def test_each_answer_adds_its_usage_at_the_models_prices(
     assert "This channel: no limit (default)" in shown
 
 
+async def test_only_where_a_limit_applies_does_an_answer_reserve_what_it_may_cost(
+    core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
+) -> None:
+    async def reserved_while_answering(where: Any) -> int:
+        answering = asyncio.create_task(adapter.deliver(core.service, message(where, "hello")))
+        while fake_anthropic.in_flight == 0:
+            await asyncio.sleep(0.01)
+        held = await count_rows(core, spend_holds)
+        await answering
+        return held
+
+    fake_anthropic.latency = 0.3
+    free, limited = thread("1.1"), thread("2.1", channel="C2")
+    assert await reserved_while_answering(free) == 0, "no limit anywhere: nothing to reserve"
+    assert await spent(core, free.channel) == cost(fake_anthropic.usages[0]), "its spend is still added up"
+    assert await count_rows(core, rate_events) == 0, "rate limits are off here"
+    await budget(core, adapter, limited.channel, "channel 100/day")
+    assert await reserved_while_answering(limited) == 1
+    assert await count_rows(core, spend_holds) == 0, "released when the answer ended"
+
+
+async def count_rows(core: Core, table: Any) -> int:
+    async with core.store.engine.connect() as conn:
+        return int((await conn.execute(select(func.count()).select_from(table))).scalar_one())
+
+
 async def test_a_channel_limit_reached_by_answers_stops_the_next_message_with_one_line(
     core: Core, adapter: RecordingPlatform, fake_anthropic: FakeAnthropic
 ) -> None:

@@ -75,8 +75,9 @@ class SpendStore:
     async def _read_limits(self, channel: ChannelKey) -> StoredLimits:
         async with self._db.engine.connect() as conn:
             rows = await conn.execute(
-                select(spend_limits.c.scope, spend_limits.c.scope_id, spend_limits.c.period, spend_limits.c.micros)
-                .where(
+                select(
+                    spend_limits.c.scope, spend_limits.c.scope_id, spend_limits.c.period, spend_limits.c.micros
+                ).where(
                     spend_limits.c.platform == channel.platform,
                     spend_limits.c.workspace_id == channel.workspace_id,
                     spend_limits.c.scope_id.in_([channel.channel_id, EACH]),
@@ -106,9 +107,14 @@ class SpendStore:
             if limit is not None:
                 await conn.execute(
                     spend_limits.insert().values(
-                        platform=channel.platform, workspace_id=channel.workspace_id, scope=scope.value,
-                        scope_id=scope_id, period=limit.period.value, micros=limit.micros,
-                        updated_by=actor_id, updated_at=moment,
+                        platform=channel.platform,
+                        workspace_id=channel.workspace_id,
+                        scope=scope.value,
+                        scope_id=scope_id,
+                        period=limit.period.value,
+                        micros=limit.micros,
+                        updated_by=actor_id,
+                        updated_at=moment,
                     )
                 )
             before = None if old is None else f"{old.micros if old.micros is not None else 'off'}/{old.period}"
@@ -122,19 +128,30 @@ class SpendStore:
         rate_since: datetime,
         hold_until: datetime,
         choose: Callable[[SpendSnapshot], Choice[T]],
+        *,
+        spend: bool = True,
+        rates: bool = True,
     ) -> tuple[T, int | None]:
         """Read `place`'s counts, let `choose` decide, and when it asks for a reservation,
         write it (and the turn's rate event), all under the workspace's lock. Returns the
-        decision and the reservation's id."""
+        decision and the reservation's id. Without `spend` (no limit applies) spend and
+        reservations are neither read nor written; without `rates`, rate events neither."""
         async with self._db.write() as conn:
             await self._lock(conn, place)
-            snapshot = await self._snapshot(conn, place, moment, rate_since)
+            snapshot = await self._snapshot(conn, place, moment, rate_since, spend=spend, rates=rates)
             decision, micros = choose(snapshot)
             if micros is None:
                 return decision, None
-            where = {"platform": place.platform, "workspace_id": place.workspace_id,
-                     "channel_id": place.channel_id, "user_id": place.user_id}
-            await conn.execute(rate_events.insert().values(**where, at=moment))
+            where = {
+                "platform": place.platform,
+                "workspace_id": place.workspace_id,
+                "channel_id": place.channel_id,
+                "user_id": place.user_id,
+            }
+            if rates:
+                await conn.execute(rate_events.insert().values(**where, at=moment))
+            if not spend:
+                return decision, None
             inserted = spend_holds.insert().values(**where, micros=micros, expires_at=hold_until)
             hold_id = (await conn.execute(inserted.returning(spend_holds.c.id))).scalar_one()
             return decision, int(hold_id)
@@ -146,47 +163,61 @@ class SpendStore:
             await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
 
     async def _snapshot(
-        self, conn: AsyncConnection, place: SpendPlace, moment: datetime, rate_since: datetime
+        self,
+        conn: AsyncConnection,
+        place: SpendPlace,
+        moment: datetime,
+        rate_since: datetime,
+        *,
+        spend: bool,
+        rates: bool,
     ) -> SpendSnapshot:
         # Reservations past their expiry (their instance died) and events older than the rate
         # window no longer count; the pruning job deletes them (`forget_expired`).
-        live_holds = (
-            spend_holds.c.platform == place.platform,
-            spend_holds.c.workspace_id == place.workspace_id,
-            spend_holds.c.expires_at > moment,
-        )
-        recent_events = (
-            rate_events.c.platform == place.platform,
-            rate_events.c.workspace_id == place.workspace_id,
-            rate_events.c.at > rate_since,
-        )
-        keys = [(s.value, sid) for s, sid in place.scopes()]
-        spent_rows = await conn.execute(
-            select(spend_totals.c.scope, spend_totals.c.period_key, spend_totals.c.micros).where(
-                spend_totals.c.platform == place.platform,
-                spend_totals.c.workspace_id == place.workspace_id,
-                tuple_(spend_totals.c.scope, spend_totals.c.scope_id).in_(keys),
-                spend_totals.c.period_key.in_([period_key(p, moment) for p in Period]),
+        spent: dict[tuple[Scope, str], int] = {}
+        held = (0, 0, 0)
+        recent = (0, 0)
+        if spend:
+            keys = [(s.value, sid) for s, sid in place.scopes()]
+            spent_rows = await conn.execute(
+                select(spend_totals.c.scope, spend_totals.c.period_key, spend_totals.c.micros).where(
+                    spend_totals.c.platform == place.platform,
+                    spend_totals.c.workspace_id == place.workspace_id,
+                    tuple_(spend_totals.c.scope, spend_totals.c.scope_id).in_(keys),
+                    spend_totals.c.period_key.in_([period_key(p, moment) for p in Period]),
+                )
             )
-        )
-        spent = {(Scope(scope), key): int(micros) for scope, key, micros in spent_rows}
-        held = (
-            await conn.execute(
-                select(
-                    _sum_if(spend_holds.c.channel_id == place.channel_id, spend_holds.c.micros),
-                    _sum_if(spend_holds.c.user_id == place.user_id, spend_holds.c.micros),
-                    func.coalesce(func.sum(spend_holds.c.micros), 0),
-                ).where(*live_holds)
+            spent = {(Scope(scope), key): int(micros) for scope, key, micros in spent_rows}
+            held = tuple(
+                (
+                    await conn.execute(
+                        select(
+                            _sum_if(spend_holds.c.channel_id == place.channel_id, spend_holds.c.micros),
+                            _sum_if(spend_holds.c.user_id == place.user_id, spend_holds.c.micros),
+                            func.coalesce(func.sum(spend_holds.c.micros), 0),
+                        ).where(
+                            spend_holds.c.platform == place.platform,
+                            spend_holds.c.workspace_id == place.workspace_id,
+                            spend_holds.c.expires_at > moment,
+                        )
+                    )
+                ).one()
             )
-        ).one()
-        recent = (
-            await conn.execute(
-                select(
-                    _sum_if(rate_events.c.user_id == place.user_id, 1),
-                    _sum_if(rate_events.c.channel_id == place.channel_id, 1),
-                ).where(*recent_events)
+        if rates:
+            recent = tuple(
+                (
+                    await conn.execute(
+                        select(
+                            _sum_if(rate_events.c.user_id == place.user_id, 1),
+                            _sum_if(rate_events.c.channel_id == place.channel_id, 1),
+                        ).where(
+                            rate_events.c.platform == place.platform,
+                            rate_events.c.workspace_id == place.workspace_id,
+                            rate_events.c.at > rate_since,
+                        )
+                    )
+                ).one()
             )
-        ).one()
         return SpendSnapshot(
             spent,
             {Scope.CHANNEL: int(held[0]), Scope.USER: int(held[1]), Scope.WORKSPACE: int(held[2])},
@@ -206,8 +237,14 @@ class SpendStore:
             if micros <= 0:
                 return
             rows = [
-                {"platform": place.platform, "workspace_id": place.workspace_id, "scope": scope.value,
-                 "scope_id": scope_id, "period_key": period_key(period, moment), "micros": micros}
+                {
+                    "platform": place.platform,
+                    "workspace_id": place.workspace_id,
+                    "scope": scope.value,
+                    "scope_id": scope_id,
+                    "period_key": period_key(period, moment),
+                    "micros": micros,
+                }
                 for scope, scope_id in place.scopes()
                 for period in Period
             ]

@@ -259,6 +259,14 @@ class TurnStore:
                 await self._settle(conn, thread, position, ANSWERED)
             return int(result.scalar_one())
 
+    async def is_claimed(self, platform: str, event_id: str) -> bool:
+        """Whether a delivery of this event was taken already (a later one is a duplicate)."""
+        async with self._db.engine.connect() as conn:
+            claim = select(processed_events.c.event_id).where(
+                processed_events.c.platform == platform, processed_events.c.event_id == event_id
+            )
+            return (await conn.execute(claim)).first() is not None
+
     async def conversation_exists(self, thread: ThreadKey) -> bool:
         async with self._db.engine.connect() as conn:
             result = await conn.execute(select(conversations.c.id).where(thread_filter(thread)))
