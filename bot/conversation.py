@@ -289,11 +289,14 @@ class ConversationService:
         file_notes = await self.files.ingest(message, surface, settings.model)
         history = await self.store.turns.load_history(message.thread)
         if history.read_back_from is not None:  # replies may have overtaken the mention that started it
+            read_back = False
             for later in await surface.fetch_later_messages(history.read_back_from):
                 if await self.store.turns.accept_message(later, owner=self.instance_id):  # claimed: once only
+                    read_back = True
                     file_notes += await self.files.ingest(later, surface, settings.model)  # its files too
             await self.store.turns.replies_read_back(message.thread)
-            history = await self.store.turns.load_history(message.thread)
+            if read_back:
+                history = await self.store.turns.load_history(message.thread)
         if moves := in_posting_order(history):  # a retried delivery was stored after a later message
             await self.store.turns.reposition(moves)
             history = await self.store.turns.load_history(message.thread)

@@ -48,9 +48,24 @@ async def test_a_mention_is_answered_in_its_thread_by_streaming(
     assert [m.text for m in answer] == ['You said: <message from="mel">what is 2+2?</message>']
     assert slack.slack.calls_to("chat.startStream"), "native streaming was used"
     assert slack.slack.calls_to("chat.startStream")[0].params["recipient_user_id"] == "U1"
+    assert slack.slack.sessions[("C1", event["ts"])] == ["processing", "active"], "Slack's own status showed the work"
+    assert not slack.slack.calls_to("reactions.add"), "so no :eyes: reaction besides it"
+
+
+async def test_an_app_without_agent_sessions_shows_an_eyes_reaction_while_it_works(
+    slack: SlackHarness, fake_anthropic: FakeAnthropic
+) -> None:
+    slack.slack.fail_next("agents.sessions.setStatus", "not_an_agent")
+    event = mention("what is 2+2?")
+    await slack.send_event(event)
+    await slack.settle()
+    assert [m.text for m in slack.slack.bot_messages("C1", event["ts"])] == [
+        'You said: <message from="mel">what is 2+2?</message>'
+    ]
     assert slack.slack.calls_to("reactions.add") and slack.slack.calls_to("reactions.remove"), (
         "a progress cue came and went"
     )
+    assert not slack.slack.reactions.get(("C1", event["ts"]))
 
 
 async def test_a_follow_up_in_the_thread_needs_no_mention(slack: SlackHarness, fake_anthropic: FakeAnthropic) -> None:

@@ -76,17 +76,18 @@ class AgentSessions:
         self._client = client
         self.available = True  # False once Slack said this app has no agent sessions
 
-    async def processing(self, channel: str, thread_ts: str, *, title: str | None, initiator: str) -> None:
-        await self._set(channel, thread_ts, PROCESSING, title=title, initiator=initiator)
+    async def processing(self, channel: str, thread_ts: str, *, title: str | None, initiator: str) -> bool:
+        """True when Slack now shows the thread's session working (with its stop button)."""
+        return await self._set(channel, thread_ts, PROCESSING, title=title, initiator=initiator)
 
     async def active(self, channel: str, thread_ts: str) -> None:
         await self._set(channel, thread_ts, ACTIVE)
 
     async def _set(
         self, channel: str, thread_ts: str, status: str, *, title: str | None = None, initiator: str | None = None
-    ) -> None:
+    ) -> bool:
         if not self.available:
-            return
+            return False
         try:
             await self._client.agents_sessions_setStatus(
                 channel_id=channel,
@@ -95,6 +96,7 @@ class AgentSessions:
                 title=session_title(title) if title else None,
                 initiator_user_id=initiator,
             )
+            return True
         except SlackApiError as exc:
             error = str(exc.response.get("error", ""))
             if error in _NOT_AN_AGENT:
@@ -104,6 +106,7 @@ class AgentSessions:
                 log.debug("slack: agent session status failed (%s)", error)
         except Exception as exc:  # cosmetic: an answer never fails for it
             log.debug("slack: agent session status failed (%s)", type(exc).__name__)
+        return False
 
 
 def session_title(first_message: str) -> str:

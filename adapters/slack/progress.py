@@ -1,7 +1,8 @@
 """What a person sees while Claude works, and which way answers stream.
 
-"Thinking…" is the pane's status in DMs and an :eyes: reaction in channels; it
-goes away when the answer starts. Native streaming is tried until Slack says it
+"Thinking…" is the pane's status in DMs and, where the app has no agent sessions (whose
+own status shows the work), an :eyes: reaction in channels; it goes away when the answer
+starts. Native streaming is tried until Slack says it
 is not to be had (for the whole app, or in one kind of channel)."""
 
 from __future__ import annotations

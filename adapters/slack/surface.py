@@ -52,7 +52,7 @@ class SlackMessageSurface:
         thread = self.message.thread
         await self.slack.pane.title_if_new(thread.channel_id, thread.thread_id, self.message.text)
         starts_conversation = not self.message.is_thread_reply or self.message.mentions_bot
-        await self.slack.sessions.processing(
+        in_session = await self.slack.sessions.processing(
             thread.channel_id,
             thread.thread_id,
             title=self.message.text if starts_conversation else None,
@@ -63,7 +63,8 @@ class SlackMessageSurface:
             self.slack.client, target, native_streaming=self.slack.streaming.available_in(thread.channel_id)
         )
         cue = ProgressCue(self.slack.client, self.message)
-        await cue.show()
+        if self.message.is_direct or not in_session:  # a session's own status shows it in channels
+            await cue.show()
         return SessionReply(
             ReplyWithCue(reply, cue, self.slack.streaming), self.slack.sessions, thread.channel_id, thread.thread_id
         )

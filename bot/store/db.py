@@ -30,7 +30,9 @@ def create_engine(url: str) -> AsyncEngine:
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, pool_size=8, max_overflow=8, pool_timeout=60)
+        # All connections stay open: an overflow connection is a new thread and file handle
+        # each time a burst needs it (aiosqlite runs one thread per connection).
+        engine = create_async_engine(url, pool_size=16, max_overflow=0, pool_timeout=60)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     # Hosting platforms put libpq's `sslmode` on their URLs; asyncpg calls it `ssl`.
@@ -39,8 +41,10 @@ def create_engine(url: str) -> AsyncEngine:
     if "sslmode" in parsed.query:
         connect_args["ssl"] = parsed.query["sslmode"]
         parsed = parsed.difference_update_query(["sslmode"])
+    # At most 30 connections per instance, as before; 20 of them kept open between bursts
+    # (an overflow connection is a new TCP connection and login each time it is needed).
     return create_async_engine(
-        parsed, pool_size=10, max_overflow=20, pool_timeout=60, pool_pre_ping=True, connect_args=connect_args
+        parsed, pool_size=20, max_overflow=10, pool_timeout=60, pool_pre_ping=True, connect_args=connect_args
     )
 
 
