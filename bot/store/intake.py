@@ -36,11 +36,14 @@ def _key(thread: ThreadKey) -> tuple[str, str, str, str]:
 async def accept_many(db: Database, conn: AsyncConnection, intakes: Sequence[Intake]) -> list[bool]:
     moment = now()
     claims = {(i.message.thread.platform, i.message.event_id) for i in intakes}
+    # Each statement is executed with a list of rows (SQLAlchemy's "insertmanyvalues": one
+    # multi-row INSERT compiled once and cached), not built with `.values([...])`, which is
+    # compiled again for every batch.
     claimed_rows = await conn.execute(
         db.insert(processed_events)
-        .values([{"platform": p, "event_id": e, "seen_at": moment} for p, e in sorted(claims)])
         .on_conflict_do_nothing(index_elements=["platform", "event_id"])
-        .returning(processed_events.c.platform, processed_events.c.event_id)
+        .returning(processed_events.c.platform, processed_events.c.event_id),
+        [{"platform": p, "event_id": e, "seen_at": moment} for p, e in sorted(claims)],
     )
     fresh = {(str(p), str(e)) for p, e in claimed_rows}
     taken: list[bool] = []
@@ -52,25 +55,22 @@ async def accept_many(db: Database, conn: AsyncConnection, intakes: Sequence[Int
     if not accepted:
         return taken
     threads = sorted({_key(i.message.thread) for i in accepted})
+    upsert = db.insert(conversations)
     touched = await conn.execute(
-        db.insert(conversations)
-        .values(
-            [
-                {
-                    "platform": p, "workspace_id": w, "channel_id": c, "thread_id": t,
-                    "trim_noticed": False, "created_at": moment, "last_activity_at": moment,
-                }
-                for p, w, c, t in threads
-            ]
-        )
-        .on_conflict_do_update(
+        upsert.on_conflict_do_update(
             index_elements=["platform", "workspace_id", "channel_id", "thread_id"],
-            set_={"last_activity_at": moment},
-        )
-        .returning(
+            set_={"last_activity_at": upsert.excluded.last_activity_at},
+        ).returning(
             conversations.c.id, conversations.c.platform, conversations.c.workspace_id,
             conversations.c.channel_id, conversations.c.thread_id,
-        )
+        ),
+        [
+            {
+                "platform": p, "workspace_id": w, "channel_id": c, "thread_id": t,
+                "trim_noticed": False, "created_at": moment, "last_activity_at": moment,
+            }
+            for p, w, c, t in threads
+        ],
     )
     ids = {_thread_of(row): int(row[0]) for row in touched}
     read_backs = [

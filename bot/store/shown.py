@@ -35,10 +35,11 @@ class ShownMessages:
                 }
                 for message_id in dict.fromkeys(message_ids)
             ]
-            await conn.execute(
-                self._db.insert(shown_messages)
-                .values(rows)
-                .on_conflict_do_nothing(index_elements=["platform", "platform_message_id"])
+            await conn.execute(  # a list of rows: compiled once and cached (not `.values(rows)`)
+                self._db.insert(shown_messages).on_conflict_do_nothing(
+                    index_elements=["platform", "platform_message_id"]
+                ),
+                rows,
             )
 
     async def move_controls(

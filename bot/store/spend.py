@@ -248,13 +248,13 @@ class SpendStore:
                 for scope, scope_id in place.scopes()
                 for period in Period
             ]
-            await conn.execute(
-                self._db.insert(spend_totals)
-                .values(rows)
-                .on_conflict_do_update(
+            upsert = self._db.insert(spend_totals)
+            await conn.execute(  # a list of rows: compiled once and cached (not `.values(rows)`)
+                upsert.on_conflict_do_update(
                     index_elements=["platform", "workspace_id", "scope", "scope_id", "period_key"],
-                    set_={"micros": spend_totals.c.micros + micros},
-                )
+                    set_={"micros": spend_totals.c.micros + upsert.excluded.micros},
+                ),
+                rows,
             )
 
     async def spent(self, channel: ChannelKey, scope: Scope, period: Period, moment: datetime) -> int:
