@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from sqlalchemy import and_, event, exc, text
+from sqlalchemy import and_, bindparam, event, exc, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -111,6 +111,25 @@ class Database:
 def storable(text: str) -> str:
     """Text as both databases can hold it: PostgreSQL refuses NUL characters in text."""
     return text.replace("\x00", "\ufffd")
+
+
+# `thread_filter` for statements built once: the thread comes as parameters (`thread_params`).
+# (Named apart from the columns: an UPDATE reserves the column names for its SET clause.)
+THREAD_BY_PARAMS = and_(
+    conversations.c.platform == bindparam("in_platform"),
+    conversations.c.workspace_id == bindparam("in_workspace"),
+    conversations.c.channel_id == bindparam("in_channel"),
+    conversations.c.thread_id == bindparam("in_thread"),
+)
+
+
+def thread_params(thread: ThreadKey) -> dict[str, str]:
+    return {
+        "in_platform": thread.platform,
+        "in_workspace": thread.workspace_id,
+        "in_channel": thread.channel_id,
+        "in_thread": thread.thread_id,
+    }
 
 
 def thread_filter(thread: ThreadKey) -> Any:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain import IncomingMessage, ThreadKey, now
@@ -55,11 +55,17 @@ async def accept_many(db: Database, conn: AsyncConnection, intakes: Sequence[Int
     if not accepted:
         return taken
     threads = sorted({_key(i.message.thread) for i in accepted})
+    # A mention that may have later replies to read (see `policy.may_have_later_replies`)
+    # marks its conversation in the same statement that creates or touches it.
+    read_back = {_key(i.message.thread): i.message.message_id for i in accepted if i.read_back}
     upsert = db.insert(conversations)
     touched = await conn.execute(
         upsert.on_conflict_do_update(
             index_elements=["platform", "workspace_id", "channel_id", "thread_id"],
-            set_={"last_activity_at": upsert.excluded.last_activity_at},
+            set_={
+                "last_activity_at": upsert.excluded.last_activity_at,
+                "read_back_from": func.coalesce(upsert.excluded.read_back_from, conversations.c.read_back_from),
+            },
         ).returning(
             conversations.c.id, conversations.c.platform, conversations.c.workspace_id,
             conversations.c.channel_id, conversations.c.thread_id,
@@ -68,23 +74,12 @@ async def accept_many(db: Database, conn: AsyncConnection, intakes: Sequence[Int
             {
                 "platform": p, "workspace_id": w, "channel_id": c, "thread_id": t,
                 "trim_noticed": False, "created_at": moment, "last_activity_at": moment,
+                "read_back_from": read_back.get((p, w, c, t)),
             }
             for p, w, c, t in threads
         ],
     )
     ids = {_thread_of(row): int(row[0]) for row in touched}
-    read_backs = [
-        {"conversation": ids[_key(i.message.thread)], "from_message": i.message.message_id}
-        for i in accepted
-        if i.read_back
-    ]
-    if read_backs:
-        await conn.execute(
-            update(conversations)
-            .where(conversations.c.id == bindparam("conversation"))
-            .values(read_back_from=bindparam("from_message")),
-            read_backs,
-        )
     await conn.execute(
         messages.insert(),
         [

@@ -5,16 +5,48 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain import History, IncomingMessage, OrphanedTurn, StoredTurn, ThreadKey, TokenUsage, now
 from bot.schema import conversations, instances, messages, processed_events
-from bot.store.db import Database, storable, thread_filter
+from bot.store.db import THREAD_BY_PARAMS, Database, storable, thread_filter, thread_params
 from bot.store.group_commit import GroupCommit
 from bot.store.intake import Intake, accept_many
 
 PENDING, ANSWERED, FAILED = "pending", "answered", "failed"  # a user turn's state
+
+
+# The statements of every turn, built once: a statement object reused keeps its compiled
+# form's cache key, which SQLAlchemy would otherwise work out again on each call.
+_IN_CONTEXT_ORDER = func.coalesce(messages.c.position, messages.c.id)
+_HISTORY = (
+    select(
+        conversations.c.trim_noticed,
+        conversations.c.read_back_from,
+        messages.c.id,
+        messages.c.role,
+        messages.c.author,
+        messages.c.content,
+        messages.c.position,
+        messages.c.platform_message_id,
+        messages.c.stop_reason,
+        messages.c.sent_at,
+    )
+    .select_from(
+        conversations.outerjoin(  # the conversation's row even when it has no turn in context
+            messages,
+            and_(
+                messages.c.conversation_id == conversations.c.id,
+                messages.c.superseded.is_(False),
+                _IN_CONTEXT_ORDER >= func.coalesce(conversations.c.context_start_id, 0),
+            ),
+        )
+    )
+    .where(THREAD_BY_PARAMS)
+    .order_by(_IN_CONTEXT_ORDER, messages.c.rank, messages.c.id)
+)
+_READ_BACK_DONE = update(conversations).where(THREAD_BY_PARAMS).values(read_back_from=None)
 
 
 class TurnStore:
@@ -275,43 +307,19 @@ class TurnStore:
     async def load_history(self, thread: ThreadKey) -> History:
         """The turns still in context, oldest first."""
         async with self._db.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(
-                        conversations.c.id,
-                        conversations.c.context_start_id,
-                        conversations.c.trim_noticed,
-                        conversations.c.read_back_from,
-                    ).where(thread_filter(thread))
-                )
-            ).first()
-            if row is None:
-                return History([], False)
-            order = func.coalesce(messages.c.position, messages.c.id)
-            query = select(
-                messages.c.id,
-                messages.c.role,
-                messages.c.author,
-                messages.c.content,
-                messages.c.position,
-                messages.c.platform_message_id,
-                messages.c.stop_reason,
-                messages.c.sent_at,
-            ).where(messages.c.conversation_id == row.id, messages.c.superseded.is_(False))
-            if row.context_start_id is not None:
-                query = query.where(order >= row.context_start_id)
-            result = await conn.execute(query.order_by(order, messages.c.rank, messages.c.id))
-            turns = [
-                StoredTurn(
-                    r.id, r.role, r.author, r.content, r.position, r.platform_message_id, r.stop_reason, r.sent_at
-                )
-                for r in result
-            ]
-            return History(turns, bool(row.trim_noticed), row.read_back_from)
+            rows = (await conn.execute(_HISTORY, thread_params(thread))).all()
+        if not rows:
+            return History([], False)
+        turns = [
+            StoredTurn(r.id, r.role, r.author, r.content, r.position, r.platform_message_id, r.stop_reason, r.sent_at)
+            for r in rows
+            if r.id is not None
+        ]
+        return History(turns, bool(rows[0].trim_noticed), rows[0].read_back_from)
 
     async def replies_read_back(self, thread: ThreadKey) -> None:
         async with self._db.write() as conn:
-            await conn.execute(update(conversations).where(thread_filter(thread)).values(read_back_from=None))
+            await conn.execute(_READ_BACK_DONE, thread_params(thread))
 
     async def reposition(self, moves: dict[int, int]) -> None:
         """Give turns (by id) new positions (see policy.in_posting_order)."""
