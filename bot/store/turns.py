@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain import History, IncomingMessage, OrphanedTurn, StoredTurn, ThreadKey, TokenUsage, now
@@ -47,6 +47,20 @@ _HISTORY = (
     .order_by(_IN_CONTEXT_ORDER, messages.c.rank, messages.c.id)
 )
 _READ_BACK_DONE = update(conversations).where(THREAD_BY_PARAMS).values(read_back_from=None)
+_CONVERSATION_ID = select(conversations.c.id).where(THREAD_BY_PARAMS)
+_SETTLE = (
+    update(messages)
+    .where(
+        messages.c.conversation_id == _CONVERSATION_ID.scalar_subquery(),
+        messages.c.state == PENDING,
+        _IN_CONTEXT_ORDER <= bindparam("up_to"),
+    )
+    .values(state=bindparam("new_state"))
+)
+_INSERT_TURN = messages.insert().returning(messages.c.id)
+_CLAIM = select(processed_events.c.event_id).where(
+    processed_events.c.platform == bindparam("in_platform"), processed_events.c.event_id == bindparam("in_event")
+)
 
 
 class TurnStore:
@@ -56,6 +70,11 @@ class TurnStore:
         self._intake: GroupCommit[Intake, bool] = GroupCommit(
             db, self._accept, lambda conn, batch: accept_many(db, conn, batch)
         )
+        upsert = db.insert(conversations)  # the dialect's, for ON CONFLICT
+        self._touch = upsert.on_conflict_do_update(
+            index_elements=["platform", "workspace_id", "channel_id", "thread_id"],
+            set_={"last_activity_at": upsert.excluded.last_activity_at},
+        ).returning(conversations.c.id)
 
     async def accept_message(self, message: IncomingMessage, *, owner: str = "", read_back: bool = False) -> bool:
         """Claim the message's event and store it as a pending user turn owned by the
@@ -133,16 +152,7 @@ class TurnStore:
             )
 
     async def _settle(self, conn: AsyncConnection, thread: ThreadKey, up_to_order: int, state: str) -> None:
-        mine = select(conversations.c.id).where(thread_filter(thread)).scalar_subquery()
-        await conn.execute(
-            update(messages)
-            .where(
-                messages.c.conversation_id == mine,
-                messages.c.state == PENDING,
-                func.coalesce(messages.c.position, messages.c.id) <= up_to_order,
-            )
-            .values(state=state)
-        )
+        await conn.execute(_SETTLE, {**thread_params(thread), "up_to": up_to_order, "new_state": state})
 
     async def orphaned(
         self, *, alive_since: datetime, created_after: datetime, created_before: datetime
@@ -267,42 +277,36 @@ class TurnStore:
         usage = usage or TokenUsage()
         async with self._db.write() as conn:
             conversation_id = await self._touch_conversation(conn, thread)
-            result = await conn.execute(
-                messages.insert()
-                .values(
-                    conversation_id=conversation_id,
-                    role=role,
-                    position=position,
-                    rank=rank,
-                    content=storable(content),
-                    model=model,
-                    stop_reason=stop_reason,
-                    input_tokens=usage.input_tokens,
-                    output_tokens=usage.output_tokens,
-                    cache_read_tokens=usage.cache_read_tokens,
-                    cache_write_tokens=usage.cache_write_tokens,
-                    web_searches=usage.web_searches,
-                    web_fetches=usage.web_fetches,
-                    created_at=now(),
-                )
-                .returning(messages.c.id)
-            )
+            turn = {
+                "conversation_id": conversation_id,
+                "role": role,
+                "position": position,
+                "rank": rank,
+                "content": storable(content),
+                "model": model,
+                "stop_reason": stop_reason,
+                "input_tokens": usage.input_tokens,
+                "output_tokens": usage.output_tokens,
+                "cache_read_tokens": usage.cache_read_tokens,
+                "cache_write_tokens": usage.cache_write_tokens,
+                "web_searches": usage.web_searches,
+                "web_fetches": usage.web_fetches,
+                "created_at": now(),
+            }
+            turn_id = (await conn.execute(_INSERT_TURN, turn)).scalar_one()
             if role == "assistant" and position is not None:
                 await self._settle(conn, thread, position, ANSWERED)
-            return int(result.scalar_one())
+            return int(turn_id)
 
     async def is_claimed(self, platform: str, event_id: str) -> bool:
         """Whether a delivery of this event was taken already (a later one is a duplicate)."""
         async with self._db.engine.connect() as conn:
-            claim = select(processed_events.c.event_id).where(
-                processed_events.c.platform == platform, processed_events.c.event_id == event_id
-            )
-            return (await conn.execute(claim)).first() is not None
+            found = await conn.execute(_CLAIM, {"in_platform": platform, "in_event": event_id})
+            return found.first() is not None
 
     async def conversation_exists(self, thread: ThreadKey) -> bool:
         async with self._db.engine.connect() as conn:
-            result = await conn.execute(select(conversations.c.id).where(thread_filter(thread)))
-            return result.first() is not None
+            return (await conn.execute(_CONVERSATION_ID, thread_params(thread))).first() is not None
 
     async def load_history(self, thread: ThreadKey) -> History:
         """The turns still in context, oldest first."""
@@ -365,22 +369,14 @@ class TurnStore:
     async def _touch_conversation(self, conn: AsyncConnection, thread: ThreadKey) -> int:
         """Create the conversation if new, mark it active; returns its id."""
         moment = now()
-        statement = (
-            self._db.insert(conversations)
-            .values(
-                platform=thread.platform,
-                workspace_id=thread.workspace_id,
-                channel_id=thread.channel_id,
-                thread_id=thread.thread_id,
-                trim_noticed=False,
-                created_at=moment,
-                last_activity_at=moment,
-            )
-            .on_conflict_do_update(
-                index_elements=["platform", "workspace_id", "channel_id", "thread_id"],
-                set_={"last_activity_at": moment},
-            )
-            .returning(conversations.c.id)
-        )
-        return int((await conn.execute(statement)).scalar_one())
+        row = {
+            "platform": thread.platform,
+            "workspace_id": thread.workspace_id,
+            "channel_id": thread.channel_id,
+            "thread_id": thread.thread_id,
+            "trim_noticed": False,
+            "created_at": moment,
+            "last_activity_at": moment,
+        }
+        return int((await conn.execute(self._touch, row)).scalar_one())
 
