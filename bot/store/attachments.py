@@ -12,7 +12,7 @@ from sqlalchemy.engine import Row
 
 from bot.domain import Attachment, FileRef, ThreadKey, now
 from bot.schema import attachments, conversations, messages
-from bot.store.db import Database, thread_filter
+from bot.store.db import THREAD_BY_PARAMS, Database, thread_filter, thread_params
 
 _COLUMNS = (
     attachments.c.message_id,
@@ -39,6 +39,14 @@ def _attachment(row: Row[Any, *tuple[Any, ...]]) -> Attachment:
         tokens=int(m["tokens"]),
         file_id=m["file_id"],
     )
+
+
+_OF_CONVERSATION = (  # read for every answer: built once, the thread as parameters
+    select(*_COLUMNS)
+    .select_from(attachments.join(conversations))
+    .where(THREAD_BY_PARAMS, attachments.c.message_id.is_not(None))
+    .order_by(attachments.c.id)
+)
 
 
 class AttachmentStore:
@@ -109,15 +117,9 @@ class AttachmentStore:
 
     async def of_conversation(self, thread: ThreadKey) -> dict[int, list[Attachment]]:
         """The attachments of the conversation's turns, by turn id, in the order they were posted."""
-        query = (
-            select(*_COLUMNS)
-            .select_from(attachments.join(conversations))
-            .where(thread_filter(thread), attachments.c.message_id.is_not(None))
-            .order_by(attachments.c.id)
-        )
         found: dict[int, list[Attachment]] = {}
         async with self._db.engine.connect() as conn:
-            for row in await conn.execute(query):
+            for row in await conn.execute(_OF_CONVERSATION, thread_params(thread)):
                 found.setdefault(int(row.message_id), []).append(_attachment(row))
         return found
 
