@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from bench.burst import discord_burst, slack_burst
+from bench.burst import discord_burst, slack_burst, thinnest_burst
 from bench.controls import stop_latency
 from bench.core import cached_share, concurrent_conversations, overhead_per_turn
 from bench.files import file_request_bytes
@@ -106,6 +106,14 @@ MEASUREMENTS = [
         "slack burst 200 (x2 deliveries), 1 s Claude: " + BURST_FIGURES,
         slack_burst,
         _burst,
+        latency=1.0,
+        quick={"count": 3},
+    ),
+    Measurement(
+        "thinnest-burst-200",
+        "  the same against the thinnest implementation (bench/thinnest.py): " + BURST_FIGURES,
+        thinnest_burst,
+        lambda v: "n/a (SQLite only)" if v is None else _burst(v),
         latency=1.0,
         quick={"count": 3},
     ),

@@ -28,7 +28,7 @@ from typing import Any
 import aiohttp
 
 from bench.harness import ECHO_PREFIX, SIGNING_SECRET, bench_config, migrated, percentile
-from bench.service import claude_peak, cpu_seconds, service_environment, service_process, until
+from bench.service import THINNEST, claude_peak, cpu_seconds, service_environment, service_process, until
 from fakes.discord_gateway import FakeGateway
 from fakes.discord_server import FakeDiscord, guild_payload, text_channel, user_payload
 from fakes.slack_server import FakeSlack, event_body, sign_request
@@ -38,11 +38,14 @@ DISCORD_TOKEN = "bench-discord-token"
 
 
 @contextlib.asynccontextmanager
-async def _served(database_url: str, anthropic_url: str, **settings: str) -> AsyncIterator[ServeProcess]:
-    await migrated(bench_config(database_url, anthropic_url))
+async def _served(
+    database_url: str, anthropic_url: str, settings: dict[str, str], *, thinnest: bool = False
+) -> AsyncIterator[ServeProcess]:
+    if not thinnest:
+        await migrated(bench_config(database_url, anthropic_url))
     with tempfile.TemporaryDirectory() as home:
         env = service_environment(database_url, anthropic_url, Path(home), **settings)
-        async with service_process(env, Path(home)) as service:
+        async with service_process(env, Path(home), THINNEST if thinnest else None) as service:
             yield service
 
 
@@ -86,8 +89,17 @@ def _answered_threads(slack: FakeSlack) -> set[str | None]:
     return {m.thread_ts for m in slack.messages if not m.is_streaming and m.text.startswith(ECHO_PREFIX)}
 
 
-async def slack_burst(
+async def thinnest_burst(
     database_url: str, anthropic_url: str, count: int = 200
+) -> tuple[float, float, float, float, float] | None:
+    """`slack_burst` against `bench/thinnest.py` (SQLite only: None on another database)."""
+    if not database_url.startswith("sqlite"):
+        return None
+    return await slack_burst(database_url, anthropic_url, count, thinnest=True)
+
+
+async def slack_burst(
+    database_url: str, anthropic_url: str, count: int = 200, *, thinnest: bool = False
 ) -> tuple[float, float, float, float, float]:
     """(slowest ack s, p99 ack s, last answer s, peak Claude calls, service CPU ms per mention)."""
     async with FakeSlack() as slack:
@@ -98,7 +110,7 @@ async def slack_burst(
         }
         connector = aiohttp.TCPConnector(limit=0)  # Slack opens a connection per delivery
         async with (
-            _served(database_url, anthropic_url, **settings) as service,
+            _served(database_url, anthropic_url, settings, thinnest=thinnest) as service,
             aiohttp.ClientSession(connector=connector) as http,
         ):
             url = service.url + "/slack/events"
@@ -145,7 +157,7 @@ async def discord_burst(database_url: str, anthropic_url: str, count: int = 200)
             text = f"<@{rest.bot_user['id']}> question {number}"
             return await gateway.post(channel["id"], person, text, guild_id=guild_id, mentions=[rest.bot_user])
 
-        async with _served(database_url, anthropic_url, **settings) as service:
+        async with _served(database_url, anthropic_url, settings) as service:
             await mention(0)
             await until(lambda: _finished_answers(rest) >= 1, "the warm-up answer", service)
             cpu_before = cpu_seconds(service)

@@ -13,7 +13,7 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 
 import aiohttp
@@ -22,6 +22,13 @@ from bench.harness import API_KEY, NEVER_ANSWERED_SECONDS
 from tests.processes import ServeProcess, eventually, free_port, serve
 
 STARTUP_SECONDS = 120.0  # a failure guard only
+ROOT = Path(__file__).resolve().parent.parent
+# bench/thinnest.py as its own process (this checkout's, as for `bot`)
+THINNEST = [
+    sys.executable,
+    "-c",
+    f"import sys; sys.path.insert(0, {str(ROOT)!r}); from bench.thinnest import main; main()",
+]
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -55,9 +62,11 @@ def service_environment(database_url: str, anthropic_url: str, home: Path, **set
 
 
 @contextlib.asynccontextmanager
-async def service_process(env: Mapping[str, str], cwd: Path) -> AsyncIterator[ServeProcess]:
-    """`bot serve` running until it says "serving on"; SIGTERM on the way out."""
-    service = await serve(env, cwd)
+async def service_process(
+    env: Mapping[str, str], cwd: Path, command: Sequence[str] | None = None
+) -> AsyncIterator[ServeProcess]:
+    """`bot serve` (or `command`) running until it says "serving on"; SIGTERM on the way out."""
+    service = await (serve(env, cwd) if command is None else serve(env, cwd, command))
     try:
         await until(lambda: any("serving on" in line for line in service.lines), "`bot serve` to start", service)
         yield service

@@ -6,7 +6,7 @@ import asyncio
 import signal
 import socket
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,11 +75,11 @@ class ServeProcess:
         assert self.proc.returncode == -signal.SIGKILL, (self.proc.returncode, self.output())
 
 
-async def serve(env: Mapping[str, str], cwd: Path) -> ServeProcess:
-    """`bot serve` started with exactly `env` (its PORT included); `ready()` waits for it."""
+async def serve(env: Mapping[str, str], cwd: Path, command: Sequence[str] = (*BOT, "serve")) -> ServeProcess:
+    """`bot serve` (or another server that says "serving on") started with exactly `env` (its
+    PORT included); `ready()` waits for it."""
     proc = await asyncio.create_subprocess_exec(
-        *BOT,
-        "serve",
+        *command,
         cwd=cwd,
         env=dict(env),
         stdin=asyncio.subprocess.DEVNULL,
