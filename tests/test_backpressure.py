@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -19,7 +21,7 @@ from bot.tasks import TaskSet
 from fakes.anthropic_server import FakeAnthropic
 from fakes.slack_server import FakeSlack
 from tests.discord_harness import discord_service
-from tests.slack_harness import channel_message, mention, slack_service
+from tests.slack_harness import SlackHarness, channel_message, mention, slack_service
 
 CAP = 2
 
@@ -66,14 +68,22 @@ async def test_a_full_set_waits_for_places_still_undecided_and_refuses_only_when
     await tasks.idle()
 
 
-async def test_slack_at_the_cap_a_post_delivered_twice_at_once_is_acked_twice_and_answered_once(
-    config: Config, fake_slack: FakeSlack, fake_anthropic: FakeAnthropic
-) -> None:
-    capped = config.model_copy(update={"max_background_tasks": CAP})
-    async with slack_service(capped, fake_slack) as slack:
+@asynccontextmanager
+async def answered_once_under_a_cap(
+    config: Config, fake_slack: FakeSlack
+) -> AsyncIterator[tuple[SlackHarness, dict[str, Any]]]:
+    """The Slack service with room for `CAP` answers, and a thread it has answered once."""
+    async with slack_service(config.model_copy(update={"max_background_tasks": CAP}), fake_slack) as slack:
         root = mention("first")
         await slack.send_event(root)
         await slack.settle()
+        yield slack, root
+
+
+async def test_slack_at_the_cap_a_post_delivered_twice_at_once_is_acked_twice_and_answered_once(
+    config: Config, fake_slack: FakeSlack, fake_anthropic: FakeAnthropic
+) -> None:
+    async with answered_once_under_a_cap(config, fake_slack) as (slack, root):
         core = slack.service.core
         post = mention("elsewhere")
         twin = channel_message(post["text"], ts=post["ts"])  # Slack sends a mention as both events
@@ -97,11 +107,7 @@ async def claimed(core: Core, event_id: str) -> bool:
 async def test_slack_past_the_cap_a_message_gets_503_nothing_stored_and_its_retry_is_answered_once(
     config: Config, fake_slack: FakeSlack, fake_anthropic: FakeAnthropic
 ) -> None:
-    capped = config.model_copy(update={"max_background_tasks": CAP})
-    async with slack_service(capped, fake_slack) as slack:
-        root = mention("first")
-        await slack.send_event(root)
-        await slack.settle()
+    async with answered_once_under_a_cap(config, fake_slack) as (slack, root):
         core = slack.service.core
         parked = [channel_message(text, thread_ts=root["ts"]) for text in ("one", "two")]
         late = mention("elsewhere")
