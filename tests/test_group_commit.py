@@ -43,8 +43,7 @@ async def test_a_burst_of_deliveries_is_stored_once_each_in_fewer_transactions(c
     async with core.store.engine.connect() as conn:
         assert (await conn.execute(select(func.count()).select_from(messages))).scalar() == 40
         assert (await conn.execute(select(func.count()).select_from(processed_events))).scalar() == 40
-    if core.store.db.is_sqlite:  # PostgreSQL has concurrent writers: one transaction each there
-        assert commits[0] < 40, commits  # shared transactions (80 writes, one transaction each before)
+    assert commits[0] < 40, commits  # shared transactions (80 writes, one transaction each before)
 
 
 async def test_one_failing_write_leaves_the_others_of_its_batch_committed(core: Core) -> None:
@@ -85,10 +84,7 @@ async def test_deliveries_taken_together_keep_their_order_threads_and_read_back(
     assert taken == [True, True, True]
     together = await core.store.turns.load_history(first)
     contents = [turn.content for turn in together.turns]
-    if core.store.db.is_sqlite:  # one batch, in arrival order
-        assert contents == ["one", "two"]
-    else:  # PostgreSQL takes each in its own transaction, concurrently: in commit order
-        assert sorted(contents) == ["one", "two"]
+    assert contents == ["one", "two"], "queued together: one batch, in arrival order"
     assert together.read_back_from == posts[0].message_id
     apart = await core.store.turns.load_history(other)
     assert [turn.content for turn in apart.turns] == ["three"] and apart.read_back_from is None

@@ -1,15 +1,16 @@
-"""Group commit for SQLite's one writer: writes that queue while the writer lock is
-taken go together in the next transaction, written by `write_many` in a few
-multi-row statements, so a burst of intakes (each awaited before its platform's ack)
-costs a handful of statements instead of a chain of five per delivery, each waiting
-for the writer lock and for its turn of the event loop.
+"""Group commit: writes that queue while a transaction is being started (SQLite: waiting
+for its one writer; PostgreSQL: waiting for a pooled connection) go together in the next
+transaction, written by `write_many` in a few multi-row statements, so a burst of intakes
+(each awaited before its platform's ack) costs a handful of statements instead of a chain
+of five per delivery, each waiting for the writer lock or a connection and for its turn of
+the event loop. On PostgreSQL several batches may run at once; `write_many` takes its row
+locks in a sorted order, so two batches never wait on each other in a cycle.
 
 Each caller learns its own result only once the transaction holding its write has
 committed: nothing is acked before it is stored. If a shared transaction fails, its
 writes are run again one transaction each (`write_one`), so one bad write never fails
-the others. PostgreSQL has concurrent writers: there each write is its own transaction.
-(Own code: SQLAlchemy has no group commit; this is the usual leader-takes-the-queue
-scheme in a few lines.)
+the others. (Own code: SQLAlchemy has no group commit; this is the usual
+leader-takes-the-queue scheme in a few lines.)
 """
 
 from __future__ import annotations
@@ -43,9 +44,6 @@ class GroupCommit(Generic[Item, Result]):
 
     async def run(self, item: Item) -> Result:
         """`item` written inside a committed transaction; its result once that transaction committed."""
-        if not self._db.is_sqlite:
-            async with self._db.write() as conn:
-                return await self._write_one(conn, item)
         done: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._queued.append((item, done))
         if not self._forming:

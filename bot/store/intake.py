@@ -1,7 +1,9 @@
-"""Many intakes in one transaction on SQLite (`GroupCommit`'s `write_many` for
+"""Many intakes in one transaction (`GroupCommit`'s `write_many` for
 `TurnStore.accept_message`): the claims, the conversations and the pending user turns
 of a whole batch in one multi-row statement each, with the same outcome as taking
-the deliveries one by one in their order (the first delivery of an event wins)."""
+the deliveries one by one in their order (the first delivery of an event wins). Claims
+and conversations are written in sorted order, so concurrent batches on PostgreSQL lock
+their rows in one order."""
 
 from __future__ import annotations
 
