@@ -132,7 +132,7 @@ class ConversationService:
         self.asker = ClaudeAsker(store, claude, settings, self.files, self.turns, self.running)
         self.controls = ControlService(self)
         self.spend = spend  # spend limits and rate limits (None: none)
-        self._being_taken: dict[tuple[str, str], asyncio.Future[bool]] = {}  # deliveries in `submit`
+        self._being_taken: dict[tuple[str, str], asyncio.Future[bool | Exception]] = {}  # deliveries in `submit`
 
     # --- Inbox --------------------------------------------------------------
 
@@ -143,20 +143,26 @@ class ConversationService:
         claim = (message.thread.platform, message.event_id)
         first = self._being_taken.get(claim)
         if first is not None:
-            if await asyncio.shield(first):  # the usual twin of every Slack mention: not worth a line
+            outcome = await asyncio.shield(first)
+            if outcome is True:  # the usual twin of every Slack mention: not worth a line
                 metrics.DUPLICATES.inc()
                 log.debug("twin delivery dropped: event=%s thread=%s", message.event_id, message.thread)
                 return False
-            return await self._submit(message, surface)  # the first was refused or failed
-        outcome = asyncio.get_running_loop().create_future()
-        self._being_taken[claim] = outcome
-        taken = False
+            if isinstance(outcome, Overloaded | ServiceUnavailable):  # refused: the twin too, at once
+                raise outcome
+            return await self._submit(message, surface)  # not taken for another reason: see for itself
+        pending: asyncio.Future[bool | Exception] = asyncio.get_running_loop().create_future()
+        self._being_taken[claim] = pending
+        result: bool | Exception = False
         try:
-            taken = await self._submit(message, surface)
-            return taken
+            result = await self._submit(message, surface)
+            return result
+        except (Overloaded, ServiceUnavailable) as refusal:
+            result = refusal
+            raise
         finally:
             del self._being_taken[claim]
-            outcome.set_result(taken)
+            pending.set_result(result)
 
     async def _submit(self, message: IncomingMessage, surface: MessageSurface) -> bool:
         room = await self.tasks.reserve_when_decided(RESERVATION_WAIT_SECONDS)  # before storing: see bot.tasks
@@ -168,10 +174,10 @@ class ConversationService:
                     raise Overloaded(OVERLOADED_NOTE)
                 return False
             turn = await self.accept(message)
-        except Exception as error:
+        except BaseException as error:  # cancelled too: a reservation never outlives its delivery
             if room is not None:
                 room.release()
-            if is_outage(error):
+            if isinstance(error, Exception) and is_outage(error):
                 log.warning("database unavailable; the message is not taken: %s", type(error).__name__)
                 metrics.ERRORS.labels("database").inc()
                 raise ServiceUnavailable("the database is unavailable") from error
@@ -184,9 +190,9 @@ class ConversationService:
 
     async def _would_answer(self, message: IncomingMessage) -> bool:
         """Whether refusing `message` refuses work: not for a duplicate of a taken delivery."""
-        if await self.store.turns.is_claimed(message.thread.platform, message.event_id):
-            return False
         addressed = is_addressed(message)
+        if addressed is Addressed.NO or await self.store.turns.is_claimed(message.thread.platform, message.event_id):
+            return False
         if addressed is Addressed.IF_CONVERSATION:
             return await self.store.turns.conversation_exists(message.thread)
         return addressed is Addressed.YES

@@ -15,10 +15,12 @@ from sqlalchemy import select
 from bot.app import Core, open_core
 from bot.config import Config
 from bot.domain import ThreadKey
+from bot.errors import Overloaded
 from bot.policy import OVERLOADED_NOTE
 from bot.schema import processed_events
-from bot.tasks import TaskSet
+from bot.tasks import Reservation, TaskSet
 from fakes.anthropic_server import FakeAnthropic
+from fakes.recording import RecordingPlatform, message, thread
 from fakes.slack_server import FakeSlack
 from tests.discord_harness import discord_service
 from tests.slack_harness import SlackHarness, channel_message, mention, slack_service
@@ -96,6 +98,49 @@ async def test_slack_at_the_cap_a_post_delivered_twice_at_once_is_acked_twice_an
         assert [r.status for r in statuses] == [200, 200], "the duplicate is no reason for Slack to deliver again"
         await slack.settle()
         assert len(slack.slack.bot_messages("C1", post["ts"])) == 1
+
+
+async def test_a_refused_delivery_refuses_its_twin_at_once_and_a_cancelled_one_gives_its_place_back(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = core.service
+    adapter = RecordingPlatform()
+    service.tasks.max_tasks = 1
+    release = asyncio.Event()
+    busy = service.tasks.reserve()
+    assert busy is not None
+    busy.spawn(release.wait())  # the only place, taken by running work
+    asked: list[str] = []
+    reserve = service.tasks.reserve_when_decided
+
+    async def counted(within: float) -> Reservation | None:
+        asked.append("room")
+        return await reserve(within)
+
+    monkeypatch.setattr(service.tasks, "reserve_when_decided", counted)
+    post = message(thread("twins.1"), "hello")
+    outcomes = await asyncio.gather(
+        *(service.submit(post, adapter.surface(post)) for _ in range(2)), return_exceptions=True
+    )
+    assert all(isinstance(o, Overloaded) for o in outcomes), outcomes
+    assert asked == ["room"], "the twin took its refusal from the first delivery"
+
+    release.set()
+    await service.tasks.idle()
+    stored = core.store.turns.accept_message
+
+    async def stuck(*args: Any, **kwargs: Any) -> bool:
+        await asyncio.Event().wait()
+        return await stored(*args, **kwargs)
+
+    monkeypatch.setattr(core.store.turns, "accept_message", stuck)
+    other = message(thread("cancelled.1"), "hello")
+    delivery = asyncio.create_task(service.submit(other, adapter.surface(other)))
+    await asyncio.sleep(0.05)
+    delivery.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await delivery
+    assert service.tasks.reserve() is not None, "the cancelled delivery's place is free again"
 
 
 async def claimed(core: Core, event_id: str) -> bool:

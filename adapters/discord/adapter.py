@@ -92,7 +92,7 @@ class DiscordAdapter:
         self._inbox: Inbox | None = None
         self._gateway: asyncio.Task[str | None] | None = None
         self._starting = False
-        self._changes_in_flight: set[asyncio.Task[Any]] = set()
+        self._changes_in_flight: dict[int | None, set[asyncio.Task[Any]]] = {}  # by server (None: DMs)
 
     # --- lifecycle --------------------------------------------------------
 
@@ -166,7 +166,7 @@ class DiscordAdapter:
         me = self.client.user
         if self._inbox is None or me is None:
             return
-        await self._after_earlier_changes()
+        await self._after_earlier_changes(message.guild.id if message.guild is not None else None)
         if isinstance(message.channel, discord.PartialMessageable) and message.guild is not None:
             # A thread the cache has not seen (created while we were away): learn its parent.
             try:
@@ -192,27 +192,30 @@ class DiscordAdapter:
     # resends what was deleted or the text before the edit. Each change's task registers in its
     # first step, which runs before the next event's task starts.
 
-    def _change_started(self) -> None:
+    def _change_started(self, guild_id: int | None) -> None:
         task = asyncio.current_task()
         if task is not None:
-            self._changes_in_flight.add(task)
-            task.add_done_callback(self._changes_in_flight.discard)
+            in_place = self._changes_in_flight.setdefault(guild_id, set())
+            in_place.add(task)
+            task.add_done_callback(in_place.discard)
 
-    async def _after_earlier_changes(self) -> None:
-        if self._changes_in_flight:
-            await asyncio.wait(set(self._changes_in_flight), timeout=CHANGE_WAIT_SECONDS)
+    async def _after_earlier_changes(self, guild_id: int | None) -> None:
+        """(Per server, not per channel: a mention deleted in a channel is the start of a
+        thread, where the next message comes.)"""
+        if earlier := self._changes_in_flight.get(guild_id):
+            await asyncio.wait(set(earlier), timeout=CHANGE_WAIT_SECONDS)
 
     async def on_raw_message_delete(self, event: discord.RawMessageDeleteEvent) -> None:
-        self._change_started()
+        self._change_started(event.guild_id)
         await self._deleted(changes.posted(event.guild_id, event.channel_id, event.message_id))
 
     async def on_raw_bulk_message_delete(self, event: discord.RawBulkMessageDeleteEvent) -> None:
-        self._change_started()
+        self._change_started(event.guild_id)
         for message_id in sorted(event.message_ids):
             await self._deleted(changes.posted(event.guild_id, event.channel_id, message_id))
 
     async def on_raw_message_edit(self, event: discord.RawMessageUpdateEvent) -> None:
-        self._change_started()
+        self._change_started(event.guild_id)
         me = self.client.user
         edited = changes.edit(event, me) if me is not None else None
         if edited is None or self._inbox is None:

@@ -172,7 +172,7 @@ class SlackAdapter:
             if bot is None or not bot.bot_token:
                 return None
             slack = self._workspace(message.thread.workspace_id, None, bot.bot_user_id, self._client(bot.bot_token))
-        return SlackMessageSurface(slack, stored, event={})
+        return SlackMessageSurface(slack, stored, event={}, after_a_crash=True)
 
     def routes(self) -> list[web.RouteDef]:
         if self.config.app_token:

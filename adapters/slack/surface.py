@@ -47,6 +47,7 @@ class SlackMessageSurface:
     slack: SlackWorkspace
     message: IncomingMessage
     event: dict[str, Any]  # the raw Slack event, for what the translation left out
+    after_a_crash: bool = False  # answered by recovery: a dead process may have left its :eyes:
 
     async def open_reply(self) -> ReplyStream:
         thread = self.message.thread
@@ -63,7 +64,9 @@ class SlackMessageSurface:
             self.slack.client, target, native_streaming=self.slack.streaming.available_in(thread.channel_id)
         )
         cue = ProgressCue(self.slack.client, self.message)
-        if self.message.is_direct or not in_session:  # a session's own status shows it in channels
+        # A session's own status shows the work in channels. A turn another process began may
+        # carry that process's :eyes: (shown again, it is "already_reacted", then cleared).
+        if self.message.is_direct or not in_session or self.after_a_crash or self.message.redelivered:
             await cue.show()
         return SessionReply(
             ReplyWithCue(reply, cue, self.slack.streaming), self.slack.sessions, thread.channel_id, thread.thread_id
