@@ -22,6 +22,7 @@ from fakes.anthropic_server import FakeAnthropic
 from fakes.recording import RecordingPlatform
 from fakes.slack_server import FakeSlack
 from fakes.tcp_proxy import CuttableProxy
+from tests.discord_harness import DiscordHarness, discord_service
 from tests.slack_harness import SlackHarness, slack_service
 
 API_KEY = "sk-ant-test-canary-0123456789"
@@ -104,6 +105,13 @@ async def fake_slack() -> AsyncIterator[FakeSlack]:
 async def slack(config: Config, fake_slack: FakeSlack) -> AsyncIterator[SlackHarness]:
     """The whole service with Slack in HTTP mode (see tests/slack_harness.py)."""
     async with slack_service(config, fake_slack) as harness:
+        yield harness
+
+
+@pytest.fixture
+async def discord_bot(core: Core) -> AsyncIterator[DiscordHarness]:
+    """The core with the Discord adapter against the fake Discord (see tests/discord_harness.py)."""
+    async with discord_service(core) as harness:
         yield harness
 
 

