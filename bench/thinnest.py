@@ -6,7 +6,8 @@ stored in one transaction before the ack, one answer per thread at a time, the t
 history resent to Claude with a cache breakpoint, one `chat.postMessage` per answer, the
 answer stored. What it leaves out is everything else the product does (streaming, progress,
 files, tools, limits, recovery, controls, several instances, PostgreSQL): the difference in
-CPU and time is what those features cost.
+CPU and time is what those features cost. (One shared aiosqlite connection: concurrent
+deliveries' writes may share a commit, which only makes the comparison kinder to this side.)
 
 Run as its own process by `bench.burst` (`python -m bench.thinnest`), configured like
 `bot serve` from the environment: SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, SLACK_API_URL,

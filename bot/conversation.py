@@ -76,11 +76,6 @@ log = logging.getLogger(__name__)
 RESERVATION_WAIT_SECONDS = 2.5
 
 
-def _dropped_duplicate(message: IncomingMessage) -> None:
-    metrics.DUPLICATES.inc()
-    log.info("duplicate delivery dropped: event=%s thread=%s", message.event_id, message.thread)
-
-
 @dataclass(frozen=True, slots=True)
 class AcceptedTurn:
     """A message the core has stored as a turn and will answer."""
@@ -148,7 +143,7 @@ class ConversationService:
                 metrics.DUPLICATES.inc()
                 log.debug("twin delivery dropped: event=%s thread=%s", message.event_id, message.thread)
                 return False
-            if isinstance(outcome, Overloaded | ServiceUnavailable):  # refused: the twin too, at once
+            if isinstance(outcome, ServiceUnavailable):  # refused (Overloaded too): the twin as well, at once
                 raise outcome
             return await self._submit(message, surface)  # not taken for another reason: see for itself
         pending: asyncio.Future[bool | Exception] = asyncio.get_running_loop().create_future()
@@ -157,7 +152,7 @@ class ConversationService:
         try:
             result = await self._submit(message, surface)
             return result
-        except (Overloaded, ServiceUnavailable) as refusal:
+        except ServiceUnavailable as refusal:  # Overloaded included
             result = refusal
             raise
         finally:
@@ -242,7 +237,8 @@ class ConversationService:
             existed = await self.store.turns.conversation_exists(message.thread)
         read_back = may_have_later_replies(message, existed)
         if not await self.store.turns.accept_message(message, owner=self.instance_id, read_back=read_back):
-            _dropped_duplicate(message)
+            metrics.DUPLICATES.inc()
+            log.info("duplicate delivery dropped: event=%s thread=%s", message.event_id, message.thread)
             return None
         return AcceptedTurn(
             message,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import socket
 import sys
@@ -62,10 +63,8 @@ class ServeProcess:
     async def stop(self, sig: int = signal.SIGKILL) -> None:
         if self.proc.returncode is None:
             self.proc.send_signal(sig)
-        try:
+        with contextlib.suppress(TimeoutError):
             await self.exited()
-        except TimeoutError:
-            pass
 
     async def kill(self) -> None:
         """SIGKILL: no shutdown code runs, as when a machine or container dies."""
