@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot import metrics, migrate
 from bot.budgets import BudgetDefaults, usd_to_micros
 from bot.channel_settings import ChannelSettingsResolver
-from bot.claude import ClaudeClient
+from bot.claude import ClaudeClient, tracing_configured
 from bot.commands import CommandService
 from bot.config import Config
 from bot.conversation import ConversationService
@@ -72,6 +72,7 @@ async def open_core(config: Config) -> Core:
         timeout_seconds=config.claude_timeout_seconds,
         max_turn_seconds=config.max_turn_seconds,
         max_retry_wait_seconds=config.max_retry_wait_seconds,
+        traces=tracing_configured(),
     )
     defaults = ChannelSettings(
         config.default_model, config.default_system_prompt, config.max_tokens, web="web" in config.default_tools

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from bot.claude import ClaudeClient, tracing_configured
 from bot.claude.catalog import ModelInfo
 from bot.claude.request import effort_for, request_extras
 from bot.claude.tools import with_uses_left
@@ -64,3 +65,10 @@ def test_a_paused_turn_continues_with_the_uses_left(used: dict[str, int], left: 
     tools = tuple(request_extras(ChannelSettings("m", "s", 1, web=True), PLAIN, 5)["tools"])
     continued = with_uses_left(tools, used)
     assert (None if continued is None else tuple(t["max_uses"] for t in continued)) == left
+
+
+def test_the_sdks_spans_are_computed_only_where_an_opentelemetry_sdk_records_them() -> None:
+    # No OpenTelemetry SDK is installed here: the API's proxy provider records nothing.
+    assert tracing_configured() is False
+    assert ClaudeClient("key", traces=False).sdk_traces_enabled is False
+    assert ClaudeClient("key", traces=True).sdk_traces_enabled is True

@@ -2,7 +2,7 @@
 `errors` turns failures into sentences for the thread, `catalog` knows the models."""
 
 from bot.claude.catalog import DEFAULT_CONTEXT_WINDOW, FALLBACK_MODELS, ModelCatalog, ModelInfo
-from bot.claude.client import ClaudeClient, ClaudeReply, ClaudeRequest, OnText
+from bot.claude.client import ClaudeClient, ClaudeReply, ClaudeRequest, OnText, tracing_configured
 from bot.claude.errors import ClaudeError, classify
 
 __all__ = [
@@ -16,4 +16,5 @@ __all__ = [
     "ModelInfo",
     "OnText",
     "classify",
+    "tracing_configured",
 ]

@@ -40,6 +40,7 @@ import anthropic
 import httpx2
 from anthropic._models import FinalRequestOptions
 from anthropic.lib.streaming import AsyncMessageStream
+from opentelemetry import trace
 from typing_extensions import override
 
 from bot import metrics
@@ -121,6 +122,7 @@ class ClaudeClient:
         max_turn_seconds: float = 600.0,
         max_retries: int = 2,
         max_retry_wait_seconds: float = 20.0,
+        traces: bool = False,
     ) -> None:
         self._silence_seconds = timeout_seconds
         self._max_turn_seconds = max_turn_seconds
@@ -131,11 +133,19 @@ class ClaudeClient:
             # aiohttp's connection pool costs far less CPU per request than the
             # default transport's when hundreds of replies stream at once.
             http_client=anthropic.DefaultAioHttpClient(timeout=httpx2.Timeout(timeout_seconds, connect=5.0)),
+            # The SDK works out every call's span attributes before asking whether anything
+            # records them: a twentieth of a turn's CPU for nothing without a tracer provider.
+            open_telemetry=None if traces else False,
         )
         self._client.max_retry_wait_seconds = max_retry_wait_seconds
         # A reply can wait for the model list; the built-in table is good enough until it comes back.
         self.catalog = ModelCatalog(self._client.with_options(max_retries=0))
         self.files = FilesApi(self._client)
+
+    @property
+    def sdk_traces_enabled(self) -> bool:
+        """Whether the SDK makes an OpenTelemetry span of each call."""
+        return self._client.open_telemetry["traces"]["enabled"]
 
     async def close(self) -> None:
         await self._client.close()
@@ -216,6 +226,12 @@ async def _read(
         content=content_json(final),
         refusal_category=refusal_category(final),
     )
+
+
+def tracing_configured() -> bool:
+    """Whether an OpenTelemetry SDK is set up in this process (the API alone gives a proxy
+    that records nothing): then the SDK's spans of Claude calls are worth their cost."""
+    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider)
 
 
 def _retries_taken(response: httpx2.Response) -> int:
