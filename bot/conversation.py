@@ -39,6 +39,7 @@ from bot.domain import (
     IncomingMessage,
     PostedMessage,
     ThreadKey,
+    now,
 )
 from bot.errors import Overloaded, ServiceUnavailable
 from bot.files.service import Attachments
@@ -57,6 +58,8 @@ from bot.policy import (
     is_addressed,
     join_notes,
     may_have_later_replies,
+    may_have_overtaken_a_mention,
+    read_back_point,
     summoned_mid_thread,
 )
 from bot.ports import CommandSurface, MessageSurface
@@ -230,7 +233,7 @@ class ConversationService:
         addressed = is_addressed(message)
         if addressed is Addressed.NO:
             return None
-        if addressed is Addressed.IF_CONVERSATION and not await self.store.turns.conversation_exists(message.thread):
+        if addressed is Addressed.IF_CONVERSATION and not await self._in_conversation(message):
             return None
         existed = addressed is Addressed.IF_CONVERSATION  # (checked just above)
         if not existed and (summoned_mid_thread(message) or message.redelivered):
@@ -244,6 +247,18 @@ class ConversationService:
             message,
             needs_thread_context=summoned_mid_thread(message) and not existed,
         )
+
+    async def _in_conversation(self, message: IncomingMessage) -> bool:
+        """Whether the thread of an unaddressed reply is a conversation; if not, and the reply
+        may have overtaken the mention that makes it one, the thread is marked for that
+        mention's read-back first, then looked up again (the mention may have been stored in
+        between, and then this reply is taken as any other)."""
+        if await self.store.turns.conversation_exists(message.thread):
+            return True
+        if not may_have_overtaken_a_mention(message, now()):
+            return False
+        await self.store.turns.note_early_reply(message.thread)
+        return await self.store.turns.conversation_exists(message.thread)
 
     async def answer(self, turn: AcceptedTurn, surface: MessageSurface) -> TurnOutcome:
         """Answer an accepted turn, one turn at a time per thread."""
@@ -291,9 +306,10 @@ class ConversationService:
         settings = await self.settings.for_channel(message.channel)
         file_notes = await self.files.ingest(message, surface, settings.model)
         history = await self.store.turns.load_history(message.thread)
-        if history.read_back_from is not None:  # replies may have overtaken the mention that started it
+        read_from = read_back_point(history, message.thread)
+        if read_from is not None:  # replies may have overtaken the mention that started it
             read_back = False
-            for later in await surface.fetch_later_messages(history.read_back_from):
+            for later in await surface.fetch_later_messages(read_from):
                 if await self.store.turns.accept_message(later, owner=self.instance_id):  # claimed: once only
                     read_back = True
                     file_notes += await self.files.ingest(later, surface, settings.model)  # its files too

@@ -126,6 +126,7 @@ class IncomingMessage:
     is_thread_reply: bool = False
     redelivered: bool = False  # the platform delivered it again (its first delivery failed)
     sent_at: datetime | None = None  # when the platform says it was posted
+    thread_started_at: datetime | None = None  # when the thread's first message was (None: unknown)
     files: tuple[FileRef, ...] = ()
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
@@ -218,6 +219,7 @@ class History:
     turns: list[StoredTurn]
     trim_noticed: bool  # the person was already told that older turns were left out
     read_back_from: str | None = None  # the mention whose later thread replies are still to be read
+    replies_came_early: bool = False  # replies came before the thread was a conversation (not taken then)
 
 
 @dataclass(frozen=True, slots=True)

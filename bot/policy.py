@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
-from bot.domain import SETTING_NAMES, ChannelSettings, History, IncomingMessage, StoredTurn
+from bot.domain import SETTING_NAMES, ChannelSettings, History, IncomingMessage, StoredTurn, ThreadKey
 
 CUT_OFF_NOTE = "_(cut off: the answer reached its length limit)_"
 CONTEXT_FULL_NOTE = "_(cut off: the conversation filled the model's context window; older turns will be dropped)_"
@@ -69,13 +70,39 @@ def summoned_mid_thread(message: IncomingMessage) -> bool:
 
 
 def may_have_later_replies(message: IncomingMessage, conversation_existed: bool) -> bool:
-    """A mention that starts a conversation in a channel may be stored after people already
-    replied in its thread: Slack delivers the next message without waiting for the mention's
-    ack, so a reply can overtake the mention's first delivery (both in flight at once) as well
-    as its retry after a crash. Those replies found no conversation then and were not taken;
-    they are brought in now. (One read of the thread per new channel conversation; a DM is
-    always addressed, so nothing there can be left behind.)"""
-    return message.mentions_bot and not conversation_existed and not message.is_direct
+    """A mention inside a thread that is no conversation yet may be stored after people
+    replied to it: Slack delivers the next message without waiting for the mention's ack, so
+    a reply can overtake the mention's first delivery (both in flight at once) as well as its
+    retry after a crash. Those replies found no conversation then and were not taken; they
+    are read back before the answer (the thread is read for its context anyway). A mention
+    that starts its thread reads back only when a reply noted that it came early (see
+    `may_have_overtaken_a_mention`); a DM is always addressed: nothing is left behind."""
+    return summoned_mid_thread(message) and not conversation_existed and not message.is_direct
+
+
+def read_back_point(history: History, thread: ThreadKey) -> str | None:
+    """After which message the thread's replies are to be read back before an answer (None:
+    not at all): a mid-thread mention's own, or the thread's first message when replies came
+    before it was a conversation (the mention that starts a thread is its first message)."""
+    if history.read_back_from is not None:
+        return history.read_back_from
+    return thread.thread_id if history.replies_came_early else None
+
+
+EARLY_REPLY_WINDOW = timedelta(minutes=15)
+"""How long after a thread starts a reply in it may still overtake the mention that starts
+it: Slack's last retry of an event comes about 6 minutes after the first delivery."""
+
+
+def may_have_overtaken_a_mention(message: IncomingMessage, now: datetime) -> bool:
+    """An unaddressed reply in a thread that is no conversation yet came early if the mention
+    that starts the thread is still on its way: then the thread is marked, and that mention's
+    answer reads the thread's replies back (one read, only for the threads that need it: the
+    platform rate-limits reading threads). Only young threads can have such a mention."""
+    started = message.thread_started_at
+    return message.is_thread_reply and not message.is_direct and (
+        started is None or now - started < EARLY_REPLY_WINDOW
+    )
 
 
 def effective_settings(

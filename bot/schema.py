@@ -78,6 +78,19 @@ conversations = Table(
     Index("ix_conversations_channel", "platform", "workspace_id", "channel_id"),
 )
 
+# Threads where a person replied before the thread was a conversation (the reply was not
+# taken then): the mention that starts the conversation reads its thread's replies back.
+early_replies = Table(
+    "early_replies",
+    metadata,
+    Column("platform", String(32), primary_key=True),
+    Column("workspace_id", String(64), primary_key=True),
+    Column("channel_id", String(64), primary_key=True),
+    Column("thread_id", String(64), primary_key=True),
+    Column("seen_at", UTCDateTime, nullable=False),
+    Index("ix_early_replies_seen_at", "seen_at"),
+)
+
 messages = Table(
     "messages",
     metadata,

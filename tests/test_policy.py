@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -21,6 +21,8 @@ from bot.policy import (
     is_addressed,
     join_notes,
     may_have_later_replies,
+    may_have_overtaken_a_mention,
+    read_back_point,
     output_limit,
     stop_note,
     summoned_mid_thread,
@@ -138,21 +140,61 @@ def test_notes_follow_the_answer_separated_by_a_blank_line(parts: tuple[str | No
 
 
 @pytest.mark.parametrize(
-    ("redelivered", "mention", "direct", "existed", "expected"),
+    ("redelivered", "in_thread", "direct", "existed", "expected"),
     [
-        (True, True, False, False, True),  # a late mention that starts a conversation: replies may have come first
+        (True, True, False, False, True),  # a late mention inside a thread: replies may have come first
         (False, True, False, False, True),  # on time, yet a reply can overtake its first delivery in flight
         (True, True, False, True, False),  # the thread was a conversation: its replies were taken as they came
         (False, True, False, True, False),
-        (True, False, False, False, False),  # a reply delivered again reads no thread
+        (False, False, False, False, False),  # it starts its thread: read back only if a reply noted it came early
         (False, True, True, False, False),  # a DM is always addressed: nothing was left behind
     ],
 )
-def test_a_mention_starting_a_channel_conversation_reads_the_replies_that_may_have_overtaken_it(
-    redelivered: bool, mention: bool, direct: bool, existed: bool, expected: bool
+def test_a_mention_inside_a_thread_that_is_no_conversation_reads_the_replies_that_may_have_overtaken_it(
+    redelivered: bool, in_thread: bool, direct: bool, existed: bool, expected: bool
 ) -> None:
-    incoming = replace(message(thread(), "hi", mention=mention), redelivered=redelivered, is_direct=direct)
+    incoming = replace(message(thread(), "hi", in_thread=in_thread), redelivered=redelivered, is_direct=direct)
     assert may_have_later_replies(incoming, existed) is expected
+
+
+def test_a_reply_that_is_not_taken_was_not_summoned() -> None:
+    assert may_have_later_replies(message(thread(), "hi", mention=False), False) is False
+
+
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("started_minutes_ago", "in_thread", "direct", "expected"),
+    [
+        (1, True, False, True),  # a young thread: its mention may still be on its way
+        (14, True, False, True),
+        (16, False, False, False),  # a mention is retried for minutes, not a quarter of an hour
+        (16, True, False, False),
+        (None, True, False, True),  # the thread's start unknown: noted, to be safe
+        (1, False, False, False),  # top-level chatter starts no thread with a mention in it
+        (1, True, True, False),  # a DM is always addressed
+    ],
+)
+def test_an_unaddressed_reply_notes_its_thread_only_while_a_mention_may_still_be_on_its_way(
+    started_minutes_ago: int | None, in_thread: bool, direct: bool, expected: bool
+) -> None:
+    started = None if started_minutes_ago is None else NOW - timedelta(minutes=started_minutes_ago)
+    reply = replace(
+        message(thread(), "me too", mention=False, in_thread=in_thread), is_direct=direct, thread_started_at=started
+    )
+    assert may_have_overtaken_a_mention(reply, NOW) is expected
+
+
+@pytest.mark.parametrize(
+    ("read_back_from", "came_early", "expected"),
+    [("m5", False, "m5"), ("m5", True, "m5"), (None, True, "1700.5"), (None, False, None)],
+)
+def test_the_replies_are_read_back_after_the_summoning_mention_or_the_threads_first_message(
+    read_back_from: str | None, came_early: bool, expected: str | None
+) -> None:
+    history = History([], False, read_back_from, came_early)
+    assert read_back_point(history, thread("1700.5")) == expected
 
 
 def posted(number: int, second: int | None, *, role: str = "user", position: int | None = None) -> StoredTurn:

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.domain import ChannelKey
-from bot.schema import conversations, processed_events
+from bot.schema import conversations, early_replies, processed_events
 from fakes.anthropic_server import FakeAnthropic
 from fakes.slack_server import event_body, sign_request
 from tests.slack_harness import SIGNING_SECRET, SlackHarness, channel_message, dm, mention, next_ts
@@ -79,15 +79,61 @@ async def test_a_follow_up_in_the_thread_needs_no_mention(slack: SlackHarness, f
     assert len(slack.slack.bot_messages("C1", root["ts"])) == 2
 
 
+def posted_now(seconds_ago: float = 0.0) -> str:
+    """A Slack `ts` for a message posted `seconds_ago` (a thread's age is its first message's)."""
+    return f"{time.time() - seconds_ago:.6f}"
+
+
 async def test_chatter_outside_the_bots_threads_is_ignored_without_a_database_write(
     slack: SlackHarness, fake_anthropic: FakeAnthropic
 ) -> None:
     await slack.send_event(channel_message("lunch anyone?"))
-    await slack.send_event(channel_message("in someone else's thread", thread_ts=next_ts()))
+    await slack.send_event(channel_message("in someone else's thread", thread_ts=posted_now(3600)))
     await slack.settle()
     assert fake_anthropic.message_requests == []
     assert slack.slack.calls_to("chat.postMessage") == [] and slack.slack.calls_to("chat.startStream") == []
     assert await rows(slack, conversations) == 0 and await rows(slack, processed_events) == 0
+    assert await rows(slack, early_replies) == 0, "an hour-old thread can have no mention still on its way"
+
+
+async def test_a_mention_starting_its_thread_reads_no_thread_back_when_no_reply_came_first(
+    slack: SlackHarness, fake_anthropic: FakeAnthropic
+) -> None:
+    """Reading a thread is rate-limited (for some apps to one read a minute): a burst of
+    mentions must not cost one read each when nobody replied before the answer."""
+    root = mention("what is 2+2?", ts=posted_now())
+    await slack.send_event(root)
+    await slack.settle()
+    assert len(slack.slack.bot_messages("C1", root["ts"])) == 1
+    assert slack.slack.calls_to("conversations.replies") == []
+
+
+async def test_replies_that_overtook_their_mention_are_read_back_once_and_answered_with_it(
+    slack: SlackHarness, fake_anthropic: FakeAnthropic
+) -> None:
+    """Slack delivers a thread's reply without waiting for the mention's ack: the reply finds no
+    conversation and is not taken, but it notes the thread, so the mention reads it back."""
+    root_ts = posted_now(2)
+    slack.slack.seed_message("C1", "<@UBOT> what is the capital of France?", ts=root_ts)
+    reply = channel_message("and of Spain?", thread_ts=root_ts, ts=posted_now(1))
+    slack.slack.seed_message("C1", "and of Spain?", ts=reply["ts"], thread_ts=root_ts)
+    await slack.send_event(reply)
+    await slack.settle()
+    assert fake_anthropic.message_requests == [] and await rows(slack, early_replies) == 1
+
+    await slack.send_event(mention("what is the capital of France?", ts=root_ts))
+    await slack.settle()
+    asked = json.dumps(fake_anthropic.message_requests[0]["messages"])
+    assert "capital of France" in asked and "and of Spain?" in asked
+    assert len(slack.slack.calls_to("conversations.replies")) == 1
+    assert await rows(slack, early_replies) == 0, "read back: the note is gone"
+
+    await slack.send_event(channel_message("thanks", thread_ts=root_ts, ts=posted_now()))
+    await slack.settle()
+    assert len(fake_anthropic.message_requests) == 2
+    assert len(slack.slack.calls_to("conversations.replies")) == 1, "the thread is read back once only"
+    asked_by_people = [m["content"] for m in fake_anthropic.message_requests[1]["messages"] if m["role"] == "user"]
+    assert json.dumps(asked_by_people).count("and of Spain?") == 1
 
 
 async def test_a_dm_is_answered_in_the_thread_of_that_message(

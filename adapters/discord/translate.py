@@ -49,11 +49,13 @@ def incoming_message(
     channel = message.channel
     guild = message.guild
     is_thread_reply = False
+    started = message.created_at  # when the thread began: with this message, unless it is in one
     if guild is None:
         thread = ThreadKey(PLATFORM, DM_WORKSPACE, str(channel.id), str(channel.id))
     elif isinstance(channel, discord.Thread):
         thread = ThreadKey(PLATFORM, str(guild.id), str(channel.parent_id), str(channel.id))
         is_thread_reply = True
+        started = discord.utils.snowflake_time(channel.id)  # its id is its start (or its first message's)
     else:
         is_thread_reply = continued is not None
         thread = continued or ThreadKey(PLATFORM, str(guild.id), str(channel.id), str(message.id))
@@ -68,6 +70,7 @@ def incoming_message(
         mentions_bot=mentions_bot,
         is_thread_reply=is_thread_reply,
         sent_at=message.created_at,  # from the snowflake: Discord's own clock
+        thread_started_at=started,
         files=attachment_refs(message),
     )
 

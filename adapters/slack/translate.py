@@ -63,6 +63,7 @@ class SlackTranslator:
             mentions_bot=mentions_bot,
             is_thread_reply=is_thread_reply,
             sent_at=posted_at(ts),
+            thread_started_at=posted_at(thread_ts),
             files=file_refs(event),
         )
 

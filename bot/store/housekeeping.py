@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, tuple_
 
 from bot.domain import ChannelKey, ModelUsage, PruneResult, TokenUsage
-from bot.schema import conversations, instances, messages, processed_events
+from bot.schema import conversations, early_replies, instances, messages, processed_events
 from bot.store.db import Database, channel_filter
 
 
@@ -80,6 +80,8 @@ class Housekeeping:
         )
         async with self._db.write() as conn:  # instances that stopped saying they are alive long ago
             await conn.execute(delete(instances).where(instances.c.seen_at < events_before))
+            # and notes of early replies whose mention never came (one row a thread: few)
+            await conn.execute(delete(early_replies).where(early_replies.c.seen_at < events_before))
         return PruneResult(deleted_conversations, deleted_messages, deleted_events)
 
     async def expire(self, created_before: datetime, batch_size: int = 5000) -> int:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain import History, IncomingMessage, OrphanedTurn, StoredTurn, ThreadKey, TokenUsage, now
-from bot.schema import conversations, instances, messages, processed_events
+from bot.schema import conversations, early_replies, instances, messages, processed_events
 from bot.store.db import THREAD_BY_PARAMS, Database, storable, thread_filter, thread_params
 from bot.store.group_commit import GroupCommit
 from bot.store.intake import Intake, accept_many
@@ -20,10 +20,17 @@ PENDING, ANSWERED, FAILED = "pending", "answered", "failed"  # a user turn's sta
 # The statements of every turn, built once: a statement object reused keeps its compiled
 # form's cache key, which SQLAlchemy would otherwise work out again on each call.
 _IN_CONTEXT_ORDER = func.coalesce(messages.c.position, messages.c.id)
+_EARLY_REPLIES_BY_PARAMS = and_(
+    early_replies.c.platform == bindparam("in_platform"),
+    early_replies.c.workspace_id == bindparam("in_workspace"),
+    early_replies.c.channel_id == bindparam("in_channel"),
+    early_replies.c.thread_id == bindparam("in_thread"),
+)
 _HISTORY = (
     select(
         conversations.c.trim_noticed,
         conversations.c.read_back_from,
+        select(early_replies.c.seen_at).where(_EARLY_REPLIES_BY_PARAMS).exists().label("replies_came_early"),
         messages.c.id,
         messages.c.role,
         messages.c.author,
@@ -47,6 +54,7 @@ _HISTORY = (
     .order_by(_IN_CONTEXT_ORDER, messages.c.rank, messages.c.id)
 )
 _READ_BACK_DONE = update(conversations).where(THREAD_BY_PARAMS).values(read_back_from=None)
+_EARLY_REPLIES_READ = delete(early_replies).where(_EARLY_REPLIES_BY_PARAMS)
 _CONVERSATION_ID = select(conversations.c.id).where(THREAD_BY_PARAMS)
 _SETTLE = (
     update(messages)
@@ -319,11 +327,31 @@ class TurnStore:
             for r in rows
             if r.id is not None
         ]
-        return History(turns, bool(rows[0].trim_noticed), rows[0].read_back_from)
+        first = rows[0]
+        return History(turns, bool(first.trim_noticed), first.read_back_from, bool(first.replies_came_early))
+
+    async def note_early_reply(self, thread: ThreadKey) -> None:
+        """A reply came while the thread was no conversation: its mention, if one is on its
+        way, is to read the thread back. Committed before the caller looks for the conversation
+        again, so a mention stored after that look finds the note."""
+        async with self._db.write() as conn:
+            await conn.execute(
+                self._db.insert(early_replies)
+                .values(
+                    platform=thread.platform,
+                    workspace_id=thread.workspace_id,
+                    channel_id=thread.channel_id,
+                    thread_id=thread.thread_id,
+                    seen_at=now(),
+                )
+                .on_conflict_do_nothing()
+            )
 
     async def replies_read_back(self, thread: ThreadKey) -> None:
+        params = thread_params(thread)
         async with self._db.write() as conn:
-            await conn.execute(_READ_BACK_DONE, thread_params(thread))
+            await conn.execute(_READ_BACK_DONE, params)
+            await conn.execute(_EARLY_REPLIES_READ, params)
 
     async def reposition(self, moves: dict[int, int]) -> None:
         """Give turns (by id) new positions (see policy.in_posting_order)."""
