@@ -22,8 +22,8 @@ from bot.policy import (
     join_notes,
     may_have_later_replies,
     may_have_overtaken_a_mention,
-    read_back_point,
     output_limit,
+    read_back_point,
     stop_note,
     summoned_mid_thread,
 )
