@@ -220,6 +220,7 @@ class History:
     trim_noticed: bool  # the person was already told that older turns were left out
     read_back_from: str | None = None  # the mention whose later thread replies are still to be read
     replies_came_early: bool = False  # replies came before the thread was a conversation (not taken then)
+    has_attachments: bool = True  # some turn has files (False: known to have none, nothing to look up)
 
 
 @dataclass(frozen=True, slots=True)

@@ -184,7 +184,7 @@ class Attachments:
 
     async def with_attachments(self, thread: ThreadKey, history: History) -> History:
         """The history with each user turn's attachments."""
-        found = await self.store.of_conversation(thread) if history.turns else {}
+        found = await self.store.of_conversation(thread) if history.turns and history.has_attachments else {}
         if not found:
             return history
         turns = [replace(t, attachments=tuple(found[t.id])) if t.id in found else t for t in history.turns]

@@ -9,7 +9,7 @@ from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain import History, IncomingMessage, OrphanedTurn, StoredTurn, ThreadKey, TokenUsage, now
-from bot.schema import conversations, early_replies, instances, messages, processed_events
+from bot.schema import attachments, conversations, early_replies, instances, messages, processed_events
 from bot.store.db import THREAD_BY_PARAMS, Database, storable, thread_filter, thread_params
 from bot.store.group_commit import GroupCommit
 from bot.store.intake import Intake, accept_many
@@ -39,6 +39,7 @@ _HISTORY = (
         messages.c.platform_message_id,
         messages.c.stop_reason,
         messages.c.sent_at,
+        select(attachments.c.id).where(attachments.c.message_id == messages.c.id).exists().label("has_files"),
     )
     .select_from(
         conversations.outerjoin(  # the conversation's row even when it has no turn in context
@@ -328,7 +329,13 @@ class TurnStore:
             if r.id is not None
         ]
         first = rows[0]
-        return History(turns, bool(first.trim_noticed), first.read_back_from, bool(first.replies_came_early))
+        return History(
+            turns,
+            bool(first.trim_noticed),
+            first.read_back_from,
+            bool(first.replies_came_early),
+            has_attachments=any(r.has_files for r in rows),
+        )
 
     async def note_early_reply(self, thread: ThreadKey) -> None:
         """A reply came while the thread was no conversation: its mention, if one is on its
