@@ -70,13 +70,15 @@ from bot.spend import Admission, SpendGuard, stopped_usage
 from bot.store import Store
 from bot.store.db import is_outage
 from bot.store.turns import ANSWERED, FAILED
-from bot.tasks import TaskSet
+from bot.tasks import IntakesFirst, TaskSet
 
 log = logging.getLogger(__name__)
 
 # With every place taken, but some only by deliveries still being checked (a duplicate gives
 # its place back), a message waits this long for them before it is refused (within an ack).
 RESERVATION_WAIT_SECONDS = 2.5
+# The longest a new answer waits for the intakes under way when it starts (see IntakesFirst).
+INTAKES_FIRST_MAX_WAIT_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +123,7 @@ class ConversationService:
         self.settings = settings
         self.locks = locks or ThreadLocks()
         self.tasks = TaskSet(max_background_tasks)
+        self.intakes = IntakesFirst(INTAKES_FIRST_MAX_WAIT_SECONDS)
         self.instance_id = instance_id  # owns the turns this instance accepts (see bot.recovery)
         self.files = files or Attachments(store.attachments, claude.files, claude.catalog)
         self._claude_slots = asyncio.Semaphore(max_concurrent_claude_calls)
@@ -138,6 +141,10 @@ class ConversationService:
         """Take a message in (True: stored, its answer under way). A platform may deliver one
         post twice at once (Slack: as `app_mention` and as `message`): the second delivery
         waits for the first one's outcome here instead of racing it to the database."""
+        with self.intakes.taking():
+            return await self._submit_once(message, surface)
+
+    async def _submit_once(self, message: IncomingMessage, surface: MessageSurface) -> bool:
         claim = (message.thread.platform, message.event_id)
         first = self._being_taken.get(claim)
         if first is not None:
@@ -183,7 +190,7 @@ class ConversationService:
         if turn is None:
             room.release()
             return False
-        room.spawn(self.answer(turn, surface))
+        room.spawn(self._answer_after_intakes(turn, surface))
         return True
 
     async def _would_answer(self, message: IncomingMessage) -> bool:
@@ -259,6 +266,10 @@ class ConversationService:
             return False
         await self.store.turns.note_early_reply(message.thread)
         return await self.store.turns.conversation_exists(message.thread)
+
+    async def _answer_after_intakes(self, turn: AcceptedTurn, surface: MessageSurface) -> TurnOutcome:
+        await self.intakes.after_intakes_under_way()
+        return await self.answer(turn, surface)
 
     async def answer(self, turn: AcceptedTurn, surface: MessageSurface) -> TurnOutcome:
         """Answer an accepted turn, one turn at a time per thread."""

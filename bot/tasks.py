@@ -18,8 +18,11 @@ back, so a full set whose places are partly undecided makes a newcomer wait for 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import heapq
+import itertools
 import logging
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -113,3 +116,43 @@ class Reservation:
         tasks._reserved -= 1
         tasks._room_changed.set()
         return tasks
+
+
+class IntakesFirst:
+    """Acks before answers. A burst of deliveries and the answers of the first ones share
+    one event loop, and an answer is much more work than taking a message in: left in
+    arrival order, the answers push the later deliveries' acks past Slack's 3 seconds (then
+    Slack delivers them again, which is more work still). So a new answer first waits for
+    the intakes already under way when it starts, not for later ones (steady traffic
+    delays it by one intake at most), and never longer than `max_wait_seconds`."""
+
+    def __init__(self, max_wait_seconds: float) -> None:
+        self.max_wait_seconds = max_wait_seconds
+        self._started = 0
+        self._finished = 0
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []  # a heap: (intakes to finish, order, waiter)
+        self._order = itertools.count()
+
+    @contextlib.contextmanager
+    def taking(self) -> Iterator[None]:
+        """Around one delivery's intake (its check, claim and store)."""
+        self._started += 1
+        try:
+            yield
+        finally:
+            self._finished += 1
+            while self._waiting and self._waiting[0][0] <= self._finished:
+                _, _, waiter = heapq.heappop(self._waiting)
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    async def after_intakes_under_way(self) -> None:
+        """Return once as many intakes have finished as had started by now (or at the cap)."""
+        target = self._started
+        if self._finished >= target:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (target, next(self._order), waiter))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.max_wait_seconds):
+                await waiter

@@ -18,7 +18,7 @@ from bot.domain import ThreadKey
 from bot.errors import Overloaded
 from bot.policy import OVERLOADED_NOTE
 from bot.schema import processed_events
-from bot.tasks import Reservation, TaskSet
+from bot.tasks import IntakesFirst, Reservation, TaskSet
 from fakes.anthropic_server import FakeAnthropic
 from fakes.recording import RecordingPlatform, message, thread
 from fakes.slack_server import FakeSlack
@@ -80,6 +80,45 @@ async def answered_once_under_a_cap(
         await slack.send_event(root)
         await slack.settle()
         yield slack, root
+
+
+async def test_an_answer_waits_for_the_intakes_under_way_when_it_starts_but_not_for_later_ones() -> None:
+    """Acks before answers: a burst's later deliveries are not pushed past Slack's deadline."""
+    intakes = IntakesFirst(max_wait_seconds=30.0)
+    earlier, later = asyncio.Event(), asyncio.Event()
+
+    async def intake(done: asyncio.Event) -> None:
+        with intakes.taking():
+            await done.wait()
+
+    running = [asyncio.create_task(intake(earlier)) for _ in range(3)]
+    await asyncio.sleep(0)
+    answer = asyncio.create_task(intakes.after_intakes_under_way())
+    await asyncio.sleep(0)
+    running.append(asyncio.create_task(intake(later)))  # arrives after the answer started waiting
+    await asyncio.sleep(0.05)
+    assert not answer.done(), "three intakes were under way when the answer started"
+    earlier.set()
+    await asyncio.wait_for(answer, 1.0)  # the later intake is still running: not waited for
+    assert not running[-1].done()
+    later.set()
+    await asyncio.gather(*running)
+    await asyncio.wait_for(intakes.after_intakes_under_way(), 0.1)  # none under way: no wait
+
+
+async def test_an_answer_waits_for_intakes_no_longer_than_its_cap() -> None:
+    intakes = IntakesFirst(max_wait_seconds=0.05)
+    stuck = asyncio.Event()
+
+    async def intake() -> None:
+        with intakes.taking():
+            await stuck.wait()
+
+    task = asyncio.create_task(intake())
+    await asyncio.sleep(0)
+    await asyncio.wait_for(intakes.after_intakes_under_way(), 5.0)  # returns at the cap, not never
+    stuck.set()
+    await task
 
 
 async def test_slack_at_the_cap_a_post_delivered_twice_at_once_is_acked_twice_and_answered_once(
