@@ -126,6 +126,14 @@ MEASUREMENTS = [
         quick={"count": 4},
     ),
     Measurement(
+        "thinnest-burst-1000",
+        "  the same against the thinnest implementation (bench/thinnest.py): " + BURST_FIGURES,
+        partial(thinnest_burst, count=1000),
+        lambda v: "n/a (SQLite only)" if v is None else _burst(v),
+        latency=1.0,
+        quick={"count": 4},
+    ),
+    Measurement(
         "discord-burst",
         "discord burst 200 via the gateway, 1 s Claude: last answer (s) / CPU/message (ms)",
         discord_burst,

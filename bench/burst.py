@@ -53,7 +53,7 @@ async def _served(
 
 
 def _post(slack: FakeSlack, number: int) -> None:
-    """The post is in the channel before Slack delivers it (the service reads its thread back)."""
+    """The post is in the channel before Slack delivers it, as on Slack."""
     slack.seed_message("C1", f"<@UBOT> question {number}", user="U1", ts=_ts(number))
 
 
