@@ -62,6 +62,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+SLACK_SDK_CLIENT_LOGGERS = ("slack_sdk.web.async_base_client", "slack_sdk.web.base_client")
+
+
 def configure_logging(level: str, secrets: Iterable[str] = (), log_format: str = "text") -> None:
     handler = logging.StreamHandler()
     if log_format == "json":
@@ -77,3 +80,7 @@ def configure_logging(level: str, secrets: Iterable[str] = (), log_format: str =
     chosen = logging.getLevelName(level)
     for noisy in ("httpx2", "httpcore", "anthropic._base_client"):
         logging.getLogger(noisy).setLevel(logging.INFO if chosen <= logging.DEBUG else max(chosen, logging.WARNING))
+    # slack_sdk formats its debug lines of every Web API call (headers, bodies) whenever its
+    # logger's own level is unset, whatever the effective level: set, they cost nothing.
+    for formatted_eagerly in SLACK_SDK_CLIENT_LOGGERS:
+        logging.getLogger(formatted_eagerly).setLevel(chosen)

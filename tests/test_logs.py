@@ -8,7 +8,7 @@ import logging
 import anthropic
 import pytest
 
-from bot.logs import RedactingFilter, configure_logging
+from bot.logs import SLACK_SDK_CLIENT_LOGGERS, RedactingFilter, configure_logging
 from fakes.anthropic_server import FakeAnthropic
 from tests.conftest import API_KEY
 
@@ -124,3 +124,15 @@ async def test_the_http_clients_request_lines_are_logged_only_at_debug(
     finally:
         configure_logging("DEBUG")
     assert ("HTTP Request: GET" in stream.getvalue()) is logged, stream.getvalue()
+
+
+@pytest.mark.parametrize(("level", "formatted"), [("INFO", False), ("WARNING", False), ("DEBUG", True)])
+def test_the_slack_sdk_formats_its_per_call_debug_lines_only_at_debug(level: str, formatted: bool) -> None:
+    # slack_sdk decides with `logger.level <= DEBUG` (an unset level is 0), not with the
+    # effective level: every Web API call would format its headers and body for nothing.
+    configure_logging(level)
+    try:
+        for name in SLACK_SDK_CLIENT_LOGGERS:
+            assert (logging.getLogger(name).level <= logging.DEBUG) is formatted
+    finally:
+        configure_logging("DEBUG")
