@@ -67,6 +67,11 @@ class SpendStore:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._limits_cache: TtlCache[ChannelKey, StoredLimits] = TtlCache(LIMITS_CACHE_SECONDS)
+        upsert = db.insert(spend_totals)  # built once: its compiled form stays cached (see store/turns.py)
+        self._add_spend = upsert.on_conflict_do_update(
+            index_elements=["platform", "workspace_id", "scope", "scope_id", "period_key"],
+            set_={"micros": spend_totals.c.micros + upsert.excluded.micros},
+        )
 
     async def limit_rows(self, channel: ChannelKey) -> StoredLimits:
         """The limits set for `channel` and for its workspace (user and workspace rows)."""
@@ -229,10 +234,10 @@ class SpendStore:
         """A turn ended: drop its reservation and add what it cost, in one transaction (so its
         spend is never counted twice nor not at all)."""
         async with self._db.write() as conn:
-            # Under the same lock as `hold`: its reads (spend, then reservations) must never fall
-            # between this transaction's commit, or a turn would see neither the spend nor the hold.
-            await self._lock(conn, place)
             if hold_id is not None:
+                # Under the same lock as `hold`: its reads (spend, then reservations) must never fall
+                # between this transaction's commit, or a turn would see neither the spend nor the hold.
+                await self._lock(conn, place)
                 await conn.execute(delete(spend_holds).where(spend_holds.c.id == hold_id))
             if micros <= 0:
                 return
@@ -248,14 +253,7 @@ class SpendStore:
                 for scope, scope_id in place.scopes()
                 for period in Period
             ]
-            upsert = self._db.insert(spend_totals)
-            await conn.execute(  # a list of rows: compiled once and cached (not `.values(rows)`)
-                upsert.on_conflict_do_update(
-                    index_elements=["platform", "workspace_id", "scope", "scope_id", "period_key"],
-                    set_={"micros": spend_totals.c.micros + upsert.excluded.micros},
-                ),
-                rows,
-            )
+            await conn.execute(self._add_spend, rows)  # a list of rows: one cached statement, not `.values(rows)`
 
     async def spent(self, channel: ChannelKey, scope: Scope, period: Period, moment: datetime) -> int:
         """What a channel (or, with Scope.WORKSPACE, its workspace) spent in the period holding `moment`."""
