@@ -127,7 +127,7 @@ MEASUREMENTS = [
     ),
     Measurement(
         "thinnest-burst-1000",
-        "  the same against the thinnest implementation (bench/thinnest.py): " + BURST_FIGURES,
+        "  the same 1,000 against the thinnest implementation: " + BURST_FIGURES,
         partial(thinnest_burst, count=1000),
         lambda v: "n/a (SQLite only)" if v is None else _burst(v),
         latency=1.0,
@@ -173,15 +173,15 @@ async def measure(measurement: Measurement, database_url: str, *, quick: bool = 
 
 
 async def run_column(kind: str, measurements: Sequence[Measurement], *, quick: bool) -> dict[str, str]:
-    """Every measurement on a fresh database of `kind`: label -> the figure as printed."""
+    """Every measurement on a fresh database of `kind`: name -> the figure as printed."""
     column: dict[str, str] = {}
     for measurement in measurements:
         print(f"[{kind}] {measurement.name}: {measurement.label} ...", file=sys.stderr, flush=True)
         async with database(kind) as url:
             if url is None:
-                column[measurement.label] = "n/a (no server)"
+                column[measurement.name] = "n/a (no server)"
                 continue
-            column[measurement.label] = measurement.show(await measure(measurement, url, quick=quick))
+            column[measurement.name] = measurement.show(await measure(measurement, url, quick=quick))
     return column
 
 
@@ -214,14 +214,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     for kind in kinds:  # on the event loop `bot serve` runs on (uvloop where installed)
         with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
             results[kind] = runner.run(run_column(kind, measurements, quick=args.quick))
-    labels = [m.label for m in measurements]
-    width = max(len(label) for label in labels)
+    width = max(len(m.label) for m in measurements)
     if args.quick:
         print("quick run: tiny counts, so the figures only show that each benchmark runs\n")
     print(f"{'benchmark':<{width}}" + "".join(f" | {HEADINGS[kind]:>16}" for kind in kinds))
     print("-" * width + "".join(f"-|-{'-' * 16}" for _ in kinds))
-    for label in labels:
-        print(f"{label:<{width}}" + "".join(f" | {results[kind][label]:>16}" for kind in kinds))
+    for m in measurements:
+        print(f"{m.label:<{width}}" + "".join(f" | {results[kind][m.name]:>16}" for kind in kinds))
 
 
 if __name__ == "__main__":
