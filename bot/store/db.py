@@ -21,6 +21,7 @@ from bot.config import sqlite_path
 from bot.domain import ChannelKey, ThreadKey
 from bot.locks import advisory_key
 from bot.schema import conversations
+from bot.store import sqlite_driver
 from bot.store.writer_lock import FIRST, IN_TURN, WriterLock
 
 
@@ -32,7 +33,9 @@ def create_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
         # All connections stay open: an overflow connection is a new thread and file handle
         # each time a burst needs it (aiosqlite runs one thread per connection).
-        engine = create_async_engine(url, pool_size=16, max_overflow=0, pool_timeout=60)
+        engine = create_async_engine(
+            url, pool_size=16, max_overflow=0, pool_timeout=60, module=sqlite_driver.dbapi()
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     # Hosting platforms put libpq's `sslmode` on their URLs; asyncpg calls it `ssl`.
