@@ -81,6 +81,7 @@ def configure_logging(level: str, secrets: Iterable[str] = (), log_format: str =
     for noisy in ("httpx2", "httpcore", "anthropic._base_client"):
         logging.getLogger(noisy).setLevel(logging.INFO if chosen <= logging.DEBUG else max(chosen, logging.WARNING))
     # slack_sdk formats its debug lines of every Web API call (headers, bodies) whenever its
-    # logger's own level is unset, whatever the effective level: set, they cost nothing.
+    # logger's own level is unset, whatever the effective level: set above DEBUG, they cost
+    # nothing; at DEBUG left unset, so the level its parents are given still decides.
     for formatted_eagerly in SLACK_SDK_CLIENT_LOGGERS:
-        logging.getLogger(formatted_eagerly).setLevel(chosen)
+        logging.getLogger(formatted_eagerly).setLevel(chosen if chosen > logging.DEBUG else logging.NOTSET)
