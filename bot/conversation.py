@@ -199,7 +199,7 @@ class ConversationService:
         if addressed is Addressed.NO or await self.store.turns.is_claimed(message.thread.platform, message.event_id):
             return False
         if addressed is Addressed.IF_CONVERSATION:
-            return await self.store.turns.conversation_exists(message.thread)
+            return await self._in_conversation(message)  # an early reply is noted even when refusing
         return addressed is Addressed.YES
 
     async def submit_command(self, invocation: CommandInvocation, surface: CommandSurface) -> None:

@@ -230,6 +230,27 @@ async def capped_core(config: Config) -> AsyncIterator[Core]:
     await opened.close()
 
 
+async def test_a_reply_that_overtook_its_mention_while_the_bot_was_full_is_still_read_back(
+    capped_core: Core, fake_anthropic: FakeAnthropic
+) -> None:
+    """Past the cap a reply is checked, not taken; if it may have overtaken the mention that
+    starts its thread, the thread is noted all the same, so the mention (delivered again
+    later) reads it back."""
+    adapter = RecordingPlatform()
+    where = thread("1900.1")
+    held = [capped_core.service.tasks.reserve() for _ in range(CAP)]
+    reply = message(where, "and of Spain?", mention=False)
+    assert await capped_core.service.submit(reply, adapter.surface(reply)) is False  # no conversation: acked
+    for place in held:
+        assert place is not None
+        place.release()
+    adapter.later_messages[where] = [reply]
+
+    await adapter.deliver(capped_core.service, message(where, "what is the capital of France?"))
+
+    assert "and of Spain?" in str(fake_anthropic.message_requests[-1]["messages"])
+
+
 async def test_discord_past_the_cap_the_person_is_told_and_nothing_is_stored(
     capped_core: Core, fake_anthropic: FakeAnthropic
 ) -> None:

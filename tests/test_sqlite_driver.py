@@ -3,6 +3,8 @@ for one trip to the connection's thread per statement instead of three or four."
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -79,3 +81,23 @@ async def test_a_failed_write_raises_as_sqlalchemy_raises_it_and_leaves_nothing(
             await conn.execute(insert(things).values(name="taken"))
     async with engine.connect() as conn:
         assert (await conn.execute(select(things.c.name))).scalars().all() == ["taken"], "rolled back"
+
+
+async def test_a_write_whose_caller_was_cancelled_is_still_rolled_back_when_its_connection_is_returned(
+    engine: AsyncEngine,
+) -> None:
+    """The statement goes on in the connection's thread after its caller is cancelled (a
+    shutdown, a Stop), maybe before sqlite3 has begun its transaction, when no rollback is sent
+    for a connection with none open: the connection must not go back to the pool with that
+    transaction (SQLAlchemy closes it instead)."""
+    async with engine.connect() as conn:
+        driver = (await conn.get_raw_connection()).driver_connection
+        busy = asyncio.create_task(driver._execute(time.sleep, 0.3))  # the thread is busy: the insert waits
+        writing = asyncio.create_task(conn.execute(insert(things).values(name="cut")))
+        await asyncio.sleep(0.05)
+        writing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await writing
+    await busy
+    async with engine.connect() as conn:
+        assert (await conn.execute(select(things.c.name))).scalars().all() == [], "rolled back, not kept open"

@@ -24,7 +24,7 @@ class OneTripCursor:
 
     arraysize = 1
 
-    def __init__(self, connection: aiosqlite.Connection) -> None:
+    def __init__(self, connection: OneTripConnection) -> None:
         self._connection = connection
         self._cursor: sqlite3.Cursor | None = None
         self._rows: list[Any] = []
@@ -98,7 +98,8 @@ class OneTripConnection(aiosqlite.Connection):
 
     def _in_transaction(self) -> bool:
         # Read here, outside the connection's thread: sqlite3 checks only that it is open, and
-        # SQLAlchemy never uses a connection for two things at once.
+        # SQLAlchemy never uses a connection for two things at once (one whose statement was
+        # cancelled, and may still run, it closes instead of giving it back).
         connection = self._connection
         return connection is None or connection.in_transaction
 

@@ -340,8 +340,9 @@ class TurnStore:
     async def note_early_reply(self, thread: ThreadKey) -> None:
         """A reply came while the thread was no conversation: its mention, if one is on its
         way, is to read the thread back. Committed before the caller looks for the conversation
-        again, so a mention stored after that look finds the note."""
-        async with self._db.write() as conn:
+        again, so a mention stored after that look finds the note. On the ack's path: written
+        before the answers' writes, as intakes are."""
+        async with self._db.write(first=True) as conn:
             await conn.execute(
                 self._db.insert(early_replies)
                 .values(
