@@ -116,14 +116,19 @@ def storable(text: str) -> str:
     return text.replace("\x00", "\ufffd")
 
 
-# `thread_filter` for statements built once: the thread comes as parameters (`thread_params`).
-# (Named apart from the columns: an UPDATE reserves the column names for its SET clause.)
-THREAD_BY_PARAMS = and_(
-    conversations.c.platform == bindparam("in_platform"),
-    conversations.c.workspace_id == bindparam("in_workspace"),
-    conversations.c.channel_id == bindparam("in_channel"),
-    conversations.c.thread_id == bindparam("in_thread"),
-)
+def thread_by_params(table: Any) -> Any:
+    """`thread_filter` for statements built once, on any table keyed by thread: the thread
+    comes as parameters (`thread_params`). (Named apart from the columns: an UPDATE reserves
+    the column names for its SET clause.)"""
+    return and_(
+        table.c.platform == bindparam("in_platform"),
+        table.c.workspace_id == bindparam("in_workspace"),
+        table.c.channel_id == bindparam("in_channel"),
+        table.c.thread_id == bindparam("in_thread"),
+    )
+
+
+THREAD_BY_PARAMS = thread_by_params(conversations)
 
 
 def thread_params(thread: ThreadKey) -> dict[str, str]:

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain import History, IncomingMessage, OrphanedTurn, StoredTurn, ThreadKey, TokenUsage, now
 from bot.schema import attachments, conversations, early_replies, instances, messages, processed_events
-from bot.store.db import THREAD_BY_PARAMS, Database, storable, thread_filter, thread_params
+from bot.store.db import THREAD_BY_PARAMS, Database, storable, thread_by_params, thread_filter, thread_params
 from bot.store.group_commit import GroupCommit
 from bot.store.intake import Intake, accept_many
 
@@ -20,12 +20,7 @@ PENDING, ANSWERED, FAILED = "pending", "answered", "failed"  # a user turn's sta
 # The statements of every turn, built once: a statement object reused keeps its compiled
 # form's cache key, which SQLAlchemy would otherwise work out again on each call.
 _IN_CONTEXT_ORDER = func.coalesce(messages.c.position, messages.c.id)
-_EARLY_REPLIES_BY_PARAMS = and_(
-    early_replies.c.platform == bindparam("in_platform"),
-    early_replies.c.workspace_id == bindparam("in_workspace"),
-    early_replies.c.channel_id == bindparam("in_channel"),
-    early_replies.c.thread_id == bindparam("in_thread"),
-)
+_EARLY_REPLIES_BY_PARAMS = thread_by_params(early_replies)
 _HISTORY = (
     select(
         conversations.c.trim_noticed,
